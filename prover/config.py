@@ -1,0 +1,286 @@
+"""Settings for every component, in one tree.
+
+One root `ProverConfig` is passed down; each component reads only its own section
+(`config.lean`, `config.sampler`, ...), the way vLLM threads `VllmConfig` through its engine.
+Configs load from YAML or TOML; CLI flags override individual fields afterwards.
+
+The user-level file written by `prover setup lean` (default `~/.config/prover/config.toml`,
+or `$PROVER_CONFIG_HOME/config.toml`) supplies defaults such as the Lean workspace.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from prover.errors import ConfigError
+
+SECTION = ConfigDict(extra="forbid", validate_assignment=True)
+
+DEFAULT_ALLOWED_AXIOMS: tuple[str, ...] = ("propext", "Classical.choice", "Quot.sound")
+
+
+class LeanConfig(BaseModel):
+    """Where Lean lives and how REPL workers are run and pooled."""
+
+    model_config = SECTION
+
+    workspace: Path | None = None
+    """Lake project whose REPL and imports are used (created by `prover setup lean`)."""
+    repl_cmd: list[str] | None = None
+    """argv that starts one REPL process; default `lake env <workspace>/.lake/.../repl`."""
+    repl_env: dict[str, str] = Field(default_factory=dict)
+    lean_version: str = ""
+    """Recorded in cache keys and run metadata; read from the workspace's lean-toolchain if empty."""
+    workers: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 2) - 1), ge=1)
+    timeout: float = Field(default=300.0, gt=0)
+    """Wall-clock seconds per REPL request; the worker's process group is killed past it."""
+    header_timeout: float = Field(default=600.0, gt=0)
+    """Wall-clock seconds for elaborating a header (importing Mathlib is slow on a cold disk)."""
+    memory_limit_mb: int | None = 16384
+    """RLIMIT_AS per REPL process (virtual memory: mmapped Mathlib needs ~9-12 GB)."""
+    rss_limit_mb: int | None = 8192
+    """Recycle a worker whose resident memory exceeds this after a request."""
+    max_uses: int | None = 2000
+    """Recycle a worker after this many requests (REPL state arrays never shrink)."""
+    max_idle_workers: int | None = None
+    """Evict least-recently-used idle workers above this count (default: `workers`)."""
+    queue_limit: int = Field(default=10_000, ge=1)
+    """Requests waiting for a worker before callers are refused (back-pressure)."""
+    infra_retries: int = Field(default=2, ge=0)
+    """Retries of infrastructure failures (crash on a request that never reached Lean, EOF on
+    start). Lean errors, timeouts and OOM are deterministic and never retried."""
+
+
+class CheckerConfig(BaseModel):
+    """The soundness pipeline's rules."""
+
+    model_config = SECTION
+
+    allowed_axioms: tuple[str, ...] = DEFAULT_ALLOWED_AXIOMS
+    extra_allowed_axioms: tuple[str, ...] = ()
+    """Added to `allowed_axioms` (e.g. LeanGeo's `SMT_VERIF`, or `--allow-axiom`)."""
+    banned: tuple[str, ...] | None = None
+    """Override the preflight ban-list item names (None = the default list)."""
+    allow_native_decide: bool = False
+
+
+class CacheConfig(BaseModel):
+    """Content-addressed caches (verdicts, tactic results, proved goals)."""
+
+    model_config = SECTION
+
+    enabled: bool = True
+    path: Path | None = None
+    """SQLite file; default `<cache dir>/prover-cache.sqlite`."""
+
+
+SamplerBackend = Literal["vllm", "openai", "scripted"]
+
+
+class SamplerConfig(BaseModel):
+    """Which model generates, through which backend, with which prompt format."""
+
+    model_config = SECTION
+
+    backend: SamplerBackend = "vllm"
+    model: str = "deepseek-ai/DeepSeek-Prover-V2-7B"
+    prompt_format: str | None = None
+    """Prompt format name; None infers it from the model id."""
+    temperature: float = Field(default=1.0, ge=0.0)
+    top_p: float = Field(default=0.95, gt=0.0, le=1.0)
+    max_tokens: int = Field(default=8192, ge=1)
+    seed: int = 0
+    # vLLM in-process
+    tensor_parallel_size: int = Field(default=1, ge=1)
+    data_parallel_size: int = Field(default=1, ge=1)
+    gpu_memory_utilization: float = Field(default=0.9, gt=0.0, le=1.0)
+    kv_cache_memory_bytes: int | None = None
+    max_model_len: int | None = None
+    max_num_seqs: int | None = None
+    dtype: str = "auto"
+    enable_prefix_caching: bool = True
+    enforce_eager: bool = False
+    vllm_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Passed through to vLLM's engine arguments."""
+    # OpenAI-compatible
+    base_url: str = "http://127.0.0.1:8000/v1"
+    api_key_env: str = "OPENAI_API_KEY"
+    use_chat: bool | None = None
+    """Force chat or completions endpoints; None follows the prompt format."""
+    max_concurrency: int = Field(default=64, ge=1)
+    max_retries: int = Field(default=5, ge=0)
+    request_timeout: float = Field(default=600.0, gt=0)
+    # scripted
+    script: Path | None = None
+
+
+class WholeProofConfig(BaseModel):
+    """Sample whole proofs, check them, optionally self-correct."""
+
+    model_config = SECTION
+
+    passes: int = Field(default=32, ge=1)
+    """Samples per problem (the k of pass@k)."""
+    chunk: int = Field(default=8, ge=1)
+    """Samples per sampler request (n); k is requested in ceil(k/chunk) requests."""
+    rounds: int = Field(default=0, ge=0)
+    """Rounds of self-correction after the first sample of each chain."""
+    early_stop: bool = False
+    """Stop sampling a problem once one proof is accepted (breaks unbiased pass@k)."""
+    max_errors_in_feedback: int = Field(default=3, ge=1)
+
+
+class BfsConfig(BaseModel):
+    """Step-level best-first search."""
+
+    model_config = SECTION
+
+    width: int = Field(default=8, ge=1)
+    """Tactics sampled per expansion (one request with n=width)."""
+    temperature: float = Field(default=1.0, ge=0.0)
+    max_tokens: int = Field(default=256, ge=1)
+    depth_alpha: float = Field(default=0.5, ge=0.0)
+    """Priority = cumulative logprob / depth**alpha (BFS-Prover's length normalisation)."""
+    max_expansions: int = Field(default=600, ge=1)
+    time_budget: float = Field(default=600.0, gt=0)
+    lean_time_budget: float | None = None
+    max_depth: int = Field(default=64, ge=1)
+    stop_on_first: bool = True
+    """Cancel a problem's remaining attempts once one proves it."""
+    banned_tactics: tuple[str, ...] = ("apply?", "exact?", "rw?", "hint", "aesop?", "simp?")
+
+
+class EvalConfig(BaseModel):
+    """What to evaluate and where results go."""
+
+    model_config = SECTION
+
+    benchmark: str = "minif2f"
+    split: str | None = None
+    limit: int | None = None
+    names: tuple[str, ...] = ()
+    data_dir: Path | None = None
+    out: Path | None = None
+    resume: bool = False
+    strategy: Literal["whole_proof", "bfs"] = "whole_proof"
+    max_problems_in_flight: int = Field(default=16, ge=1)
+    """Problems sampled/checked concurrently; bounds memory of the pipeline."""
+    max_checks_in_flight: int | None = None
+    """Pending checks before sampling pauses (default 4 x lean.workers)."""
+
+
+class RayConfig(BaseModel):
+    """Running the same strategies on a Ray cluster."""
+
+    model_config = SECTION
+
+    enabled: bool = False
+    address: str | None = None
+    """`ray.init` address; None starts a local cluster on 127.0.0.1."""
+    num_agents: int = Field(default=4, ge=1)
+    num_llm_actors: int = Field(default=1, ge=1)
+    gpus_per_llm_actor: float = Field(default=1.0, ge=0.0)
+    lean_pools_per_node: int = Field(default=1, ge=1)
+    object_store_memory: int | None = None
+    max_restarts: int = 3
+    max_task_retries: int = 3
+
+
+class ProverConfig(BaseModel):
+    """Root of every setting; components read their own section."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    lean: LeanConfig = Field(default_factory=LeanConfig)
+    checker: CheckerConfig = Field(default_factory=CheckerConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
+    sampler: SamplerConfig = Field(default_factory=SamplerConfig)
+    whole_proof: WholeProofConfig = Field(default_factory=WholeProofConfig)
+    bfs: BfsConfig = Field(default_factory=BfsConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    ray: RayConfig = Field(default_factory=RayConfig)
+
+    @classmethod
+    def load(cls, path: Path | str | None = None, *, user_defaults: bool = True) -> ProverConfig:
+        """Load a YAML/TOML file over the user-level defaults (`prover setup lean` output)."""
+        data: dict[str, Any] = {}
+        if user_defaults:
+            data = _deep_merge(data, read_config_file(user_config_path(), missing_ok=True))
+        if path is not None:
+            data = _deep_merge(data, read_config_file(Path(path)))
+        return cls.from_dict(data, source=str(path) if path else "defaults")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "config") -> ProverConfig:
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(f"invalid settings in {source}:\n{exc}") from exc
+
+    def with_overrides(self, overrides: dict[str, Any]) -> ProverConfig:
+        """Return a copy with dotted-path overrides applied, e.g. {"lean.workers": 4}."""
+        data = self.model_dump(mode="python")
+        for dotted, value in overrides.items():
+            if value is None:
+                continue
+            node = data
+            *parents, leaf = dotted.split(".")
+            for part in parents:
+                node = node[part]
+            node[leaf] = value
+        return self.from_dict(data, source="command-line overrides")
+
+
+def user_config_dir() -> Path:
+    root = os.environ.get("PROVER_CONFIG_HOME")
+    if root:
+        return Path(root)
+    return Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "prover"
+
+
+def user_config_path() -> Path:
+    return user_config_dir() / "config.toml"
+
+
+def user_cache_dir() -> Path:
+    root = os.environ.get("PROVER_CACHE_DIR")
+    if root:
+        return Path(root)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "prover"
+
+
+def read_config_file(path: Path, *, missing_ok: bool = False) -> dict[str, Any]:
+    """Read a YAML (.yaml/.yml) or TOML (.toml) settings file into a dict."""
+    if not path.exists():
+        if missing_ok:
+            return {}
+        raise ConfigError(f"config file not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".toml":
+            data = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(text) or {}
+        else:
+            raise ConfigError(f"config file {path}: use a .toml, .yaml or .yml file")
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"config file {path} is not valid: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: expected a mapping at the top level")
+    return data
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

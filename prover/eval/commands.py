@@ -1,0 +1,13 @@
+"""`prover eval` and `prover report`."""
+
+from __future__ import annotations
+
+import argparse
+
+from prover.eval.report import register_report
+from prover.eval.run_command import register_eval
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    register_eval(subparsers)
+    register_report(subparsers)
