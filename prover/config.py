@@ -46,6 +46,9 @@ class LeanConfig(BaseModel):
     """RLIMIT_AS per REPL process (virtual memory: mmapped Mathlib needs ~9-12 GB)."""
     rss_limit_mb: int | None = 8192
     """Recycle a worker whose resident memory exceeds this after a request."""
+    rss_kill_mb: int | None = None
+    """Kill a REPL (as out of memory) whose resident memory exceeds this mid-request
+    (default: memory_limit_mb; useful where RLIMIT_AS cannot be set or is set very high)."""
     max_uses: int | None = 2000
     """Recycle a worker after this many requests (REPL state arrays never shrink)."""
     max_idle_workers: int | None = None
@@ -115,6 +118,8 @@ class SamplerConfig(BaseModel):
     """Force chat or completions endpoints; None follows the prompt format."""
     max_concurrency: int = Field(default=64, ge=1)
     max_retries: int = Field(default=5, ge=0)
+    retry_backoff: float = Field(default=1.0, ge=0.0)
+    """Seconds before the first retry; doubles per retry (with jitter, capped at 60 s)."""
     request_timeout: float = Field(default=600.0, gt=0)
     # scripted
     script: Path | None = None

@@ -1,0 +1,29 @@
+"""LeanGeo: workspace pins, geometry prompt additions and checker settings."""
+
+from prover.leangeo.settings import (
+    EXTRA_AXIOMS,
+    HEADER,
+    LEAN_TOOLCHAIN,
+    LIBRARY_AXIOM_PREFIXES,
+    MATHLIB_REV,
+    PROMPT_ADDITION,
+    SYSTEM_PROMPT,
+    LeanGeoSettings,
+    checker_overrides,
+    lakefile_text,
+    lean_toolchain_text,
+)
+
+__all__ = [
+    "EXTRA_AXIOMS",
+    "HEADER",
+    "LEAN_TOOLCHAIN",
+    "LIBRARY_AXIOM_PREFIXES",
+    "MATHLIB_REV",
+    "PROMPT_ADDITION",
+    "SYSTEM_PROMPT",
+    "LeanGeoSettings",
+    "checker_overrides",
+    "lakefile_text",
+    "lean_toolchain_text",
+]

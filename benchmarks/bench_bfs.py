@@ -1,0 +1,146 @@
+"""Best-first search bookkeeping speed and proof-cache savings, on in-process fakes.
+
+1. `expansions_per_s`: one search over a synthetic, never-ending goal graph (width 8, ~1/4 of the
+   tactics fail, ~1/8 reach an already-seen state) with a zero-latency fake sampler and fake Lean
+   (`CallbackTacticEnv`): what the search itself costs per expansion (priority queue, tree,
+   propagation, filtering, request/response plumbing). Target >= 2,000/s on one core.
+2. `cache_call_ratio`: Lean calls for a problem set whose problems share subgoals, searched with a
+   shared SQLite proof cache, divided by the calls without a cache (lower is better).
+
+Run: `python benchmarks/bench_bfs.py [--expansions N] [--problems N]`; the last line holds the
+figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import tempfile
+import time
+from pathlib import Path
+
+from prover.config import BfsConfig
+from prover.llm.base import Sampler
+from prover.search.bfs import BestFirstSearch, run_search
+from prover.search.proof_cache import ProofCache, SqliteProofCache
+from prover.search.tactic_env import CallbackTacticEnv, StepOutcome
+from prover.search.tree import EdgeOutcome
+from prover.types import Completion, GenRequest, GenResult, Problem
+
+WIDTH = 8
+
+
+class FixedSampler(Sampler):
+    """Zero-latency sampler: suggestions are a pure function of the prompt."""
+
+    backend = "bench"
+
+    def __init__(self, suggest) -> None:
+        super().__init__()
+        self._suggest = suggest
+
+    async def generate(self, request: GenRequest) -> GenResult:
+        goals = (request.prompt or "").removesuffix(":::")
+        return GenResult(completions=tuple(
+            Completion(text=t, tokens=1, cumulative_logprob=lp) for t, lp in self._suggest(goals)[: request.n]
+        ))
+
+
+# -- 1. bookkeeping throughput ------------------------------------------------------------------
+
+_TACTICS = [(f"tac_{j}", -0.05 * (j + 1)) for j in range(WIDTH)]
+
+
+def _synthetic_step(goals: str, tactic: str) -> StepOutcome:
+    h = int.from_bytes(hashlib.blake2b(f"{goals}|{tactic}".encode(), digest_size=4).digest(), "little")
+    if h % 4 == 0:
+        return StepOutcome(tactic, EdgeOutcome.ERROR, error="type mismatch")
+    if h % 8 == 1:  # a transposition: a state seen before (small state space)
+        return StepOutcome(tactic, EdgeOutcome.OK, goals=(f"⊢ shared {h % 64}",))
+    return StepOutcome(tactic, EdgeOutcome.OK, goals=(f"x : Nat\n⊢ goal {h}",))
+
+
+async def bench_throughput(expansions: int) -> float:
+    problem = Problem(name="synthetic", formal_statement="theorem synthetic : False := by")
+    config = BfsConfig(width=WIDTH, max_expansions=expansions, time_budget=600, max_depth=10_000)
+    search = BestFirstSearch(problem, config=config, use_cache=False)
+    env = CallbackTacticEnv(("⊢ False",), _synthetic_step)
+    t0 = time.perf_counter()
+    result = await run_search(search, env=env, sampler=FixedSampler(lambda g: _TACTICS), cache=None)
+    seconds = time.perf_counter() - t0
+    assert result.expansions == expansions, result.stop_reason
+    return result.expansions / seconds
+
+
+# -- 2. shared cache on problems with repeated goals -------------------------------------------
+
+CHAIN = 4  # proof steps of each shared lemma state
+SHARED = 4  # distinct shared states
+
+
+def _world_suggest(goals: str) -> list[tuple[str, float]]:
+    if goals.startswith("⊢ P"):
+        return [("simp", -0.1), ("intro h", -0.3), ("omega", -0.5)]
+    # distractors first (higher log-prob): one leads to an open dead zone, the rest fail
+    return [("split", -0.05), ("bad_a", -0.2), ("bad_b", -0.3), ("step", -0.9)]
+
+
+def _world_step(goals: str, tactic: str) -> StepOutcome:
+    if goals.startswith("⊢ P"):
+        k = int(goals.split()[1][1:]) % SHARED
+        if tactic == "intro h":
+            return StepOutcome(tactic, EdgeOutcome.OK, goals=(f"⊢ S{k} 0",))
+        return StepOutcome(tactic, EdgeOutcome.ERROR, error="failed")
+    if goals.startswith("⊢ D"):
+        return StepOutcome(tactic, EdgeOutcome.ERROR, error="failed")
+    _, name, index = goals.split()
+    j = int(index)
+    if tactic == "step":
+        if j + 1 == CHAIN:
+            return StepOutcome(tactic, EdgeOutcome.PROVED)
+        return StepOutcome(tactic, EdgeOutcome.OK, goals=(f"⊢ {name} {j + 1}",))
+    if tactic == "split":
+        return StepOutcome(tactic, EdgeOutcome.OK, goals=(f"⊢ D{name} {j}",))
+    return StepOutcome(tactic, EdgeOutcome.ERROR, error="failed")
+
+
+async def _solve_all(problems: int, cache: ProofCache | None) -> int:
+    calls = 0
+    config = BfsConfig(width=WIDTH, max_expansions=200, time_budget=600)
+    sampler = FixedSampler(_world_suggest)
+    for i in range(problems):
+        problem = Problem(name=f"p{i}", formal_statement=f"theorem p{i} : P{i} := by")
+        search = BestFirstSearch(problem, config=config, use_cache=cache is not None)
+        env = CallbackTacticEnv((f"⊢ P{i}",), _world_step)
+        result = await run_search(search, env=env, sampler=sampler, cache=cache)
+        assert result.proved, (i, result.stop_reason)
+        calls += result.lean_calls
+    return calls
+
+
+async def bench_cache(problems: int) -> float:
+    without = await _solve_all(problems, None)
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = SqliteProofCache(Path(tmp) / "proofs.sqlite")
+        try:
+            with_cache = await _solve_all(problems, cache)
+        finally:
+            await cache.close()
+    print(f"lean calls: without cache {without}, with shared cache {with_cache} ({problems} problems)")
+    return with_cache / without
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--expansions", type=int, default=20_000)
+    parser.add_argument("--problems", type=int, default=32)
+    args = parser.parse_args()
+    rate = asyncio.run(bench_throughput(args.expansions))
+    print(f"bookkeeping: {args.expansions} expansions (width {WIDTH}) at {rate:,.0f}/s")
+    ratio = asyncio.run(bench_cache(args.problems))
+    print(f"expansions_per_s={rate:.0f} cache_call_ratio={ratio:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,708 @@
+"""RL / expert-iteration data collection: run strategies, write trajectory shards (Parquet).
+
+`collect(config, problems, out_dir)` runs the configured strategy over a problem set with
+exploration settings and writes two kinds of rows:
+
+- whole-proof rows (one per sampled proof): problem, prompt, completion, extracted proof, verdict
+  status and rule, Lean error messages, token counts, log-probs;
+- step rows (one per tactic application of a best-first search tree, from
+  `SearchTree.step_records()`): state, tactic, log-prob, outcome, next state, on-proof-path, depth.
+
+Expert-iteration filters (BFS-Prover-V2): keep only proved paths, drop problems solved by every
+sample (nothing left to learn), and keep only tactics whose perplexity lies in a band (both tails
+dropped: too easy and noisy).
+
+Output layout (resumable like an eval run):
+
+    OUT/manifest.json            strategy, filters, shards, per-problem summary (atomic replace)
+    OUT/shards/steps-00000.parquet, whole_proof-00000.parquet, ...
+
+Finished problems are buffered and written `problems_per_shard` at a time: first the shard (temp
+file + rename), then the manifest that lists it. A crash loses at most the buffered problems;
+`--resume` skips every problem the manifest lists and deletes shard files it does not list.
+
+Settings live in a `collect:` section of the same YAML/TOML file as the `ProverConfig` sections;
+`load_collect_config` splits it off, so `prover/config.py` does not depend on this package.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import os
+import tempfile
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from prover.config import ProverConfig, read_config_file, user_config_path
+from prover.errors import ConfigError, RunError
+from prover.llm.base import Sampler
+from prover.types import Attempt, GenRequest, GenResult, Problem
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+SHARD_DIR = "shards"
+RowKind = Literal["whole_proof", "steps"]
+ROW_KINDS: tuple[RowKind, ...] = ("whole_proof", "steps")
+
+
+# ---------------------------------------------------------------------------------------------
+# Settings
+# ---------------------------------------------------------------------------------------------
+
+
+class FilterConfig(BaseModel):
+    """Expert-iteration filters applied before rows are written."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    proved_paths_only: bool = False
+    """Step rows: keep only tactics on a proof path. Whole-proof rows: keep only proved samples."""
+    drop_all_solved: bool = False
+    """Drop every row of a problem that every attempt proved (too easy to teach anything)."""
+    tactic_ppl_band: tuple[float, float] | None = None
+    """Keep step rows whose tactic perplexity exp(-mean token logprob) lies in [low, high]
+    (BFS-Prover-V2 drops both tails). Pick the band from `prover data stats` of an earlier round."""
+
+    @model_validator(mode="after")
+    def _band_ordered(self) -> FilterConfig:
+        if self.tactic_ppl_band is not None:
+            low, high = self.tactic_ppl_band
+            if not (1.0 <= low <= high):
+                raise ValueError(f"tactic_ppl_band must satisfy 1 <= low <= high, got {self.tactic_ppl_band}")
+        return self
+
+
+class CollectConfig(BaseModel):
+    """The `collect:` section of a config file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: Literal["whole_proof", "bfs"] | None = None
+    """Strategy to run; None uses `eval.strategy`."""
+    problems: Path | None = None
+    """A JSONL file of problems (uniform schema); None selects `eval.benchmark`/`split`/`limit`."""
+    out: Path | None = None
+    resume: bool = False
+    temperature: float | None = Field(default=None, ge=0.0)
+    """Exploration temperature for both whole-proof sampling and tactic sampling."""
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    seed: int | None = None
+    logprobs: bool = True
+    """Ask the sampler for per-token log-probs (whole-proof rows store them)."""
+    problems_per_shard: int = Field(default=64, ge=1)
+    filters: FilterConfig = Field(default_factory=FilterConfig)
+    ray: bool = False
+    """Run on the Ray cluster of the `ray:` section (same as `--ray`)."""
+
+    def apply(self, config: ProverConfig) -> ProverConfig:
+        """The run's `ProverConfig`: strategy and exploration settings applied."""
+        return config.with_overrides(
+            {
+                "eval.strategy": self.strategy,
+                "sampler.temperature": self.temperature,
+                "bfs.temperature": self.temperature,
+                "sampler.top_p": self.top_p,
+                "sampler.seed": self.seed,
+            }
+        )
+
+
+def load_collect_config(path: Path | str, *, user_defaults: bool = True) -> tuple[ProverConfig, CollectConfig]:
+    """Read one YAML/TOML file: its `collect:` section and every other (ProverConfig) section."""
+    data = read_config_file(Path(path))
+    section = data.pop("collect", None) or {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: the `collect` section must be a mapping")
+    base = read_config_file(user_config_path(), missing_ok=True) if user_defaults else {}
+    config = ProverConfig.from_dict(_merge(base, data), source=str(path))
+    try:
+        return config, CollectConfig.model_validate(section)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid `collect` settings in {path}:\n{exc}") from exc
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    return merged
+
+
+# ---------------------------------------------------------------------------------------------
+# Rows of one problem
+# ---------------------------------------------------------------------------------------------
+
+
+class ProblemRows(BaseModel):
+    """Everything one problem contributed: counts and unfiltered rows."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    problem: str
+    attempts: int = 0
+    proved: int = 0
+    whole_proof: list[dict[str, Any]] = Field(default_factory=list)
+    steps: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class ProblemSummary(BaseModel):
+    """A problem's line in the manifest (kept even when filters dropped all its rows)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    attempts: int
+    proved: int
+    rows: dict[str, int] = Field(default_factory=dict)
+    """Rows written per kind (after filters)."""
+    raw_rows: dict[str, int] = Field(default_factory=dict)
+    dropped: str = ""
+    """Why every row was dropped (e.g. `all_solved`), if so."""
+
+
+def tactic_perplexity(logprob: float, tokens: int | None = None) -> float:
+    """exp(-mean token log-prob); `logprob` is already a per-token mean when `tokens` is None."""
+    mean = logprob / tokens if tokens else logprob
+    return math.exp(-mean)
+
+
+def apply_filters(rows: ProblemRows, filters: FilterConfig) -> tuple[ProblemRows, str]:
+    """The rows to write for one problem under `filters`, and the reason if all were dropped."""
+    if filters.drop_all_solved and rows.attempts > 0 and rows.proved == rows.attempts:
+        return rows.model_copy(update={"whole_proof": [], "steps": []}), "all_solved"
+    whole = rows.whole_proof
+    steps = rows.steps
+    if filters.proved_paths_only:
+        whole = [r for r in whole if r["status"] == "proved"]
+        steps = [r for r in steps if r["on_proof_path"]]
+    if filters.tactic_ppl_band is not None:
+        low, high = filters.tactic_ppl_band
+        steps = [r for r in steps if low <= tactic_perplexity(r["logprob"], r.get("tokens")) <= high]
+    return rows.model_copy(update={"whole_proof": whole, "steps": steps}), ""
+
+
+def _arrow_schemas() -> dict[str, Any]:
+    import pyarrow as pa
+
+    return {
+        "whole_proof": pa.schema(
+            [
+                ("problem", pa.string()),
+                ("benchmark", pa.string()),
+                ("attempt", pa.int64()),
+                ("round", pa.int64()),
+                ("prompt", pa.string()),
+                ("completion", pa.string()),
+                ("proof", pa.string()),
+                ("status", pa.string()),
+                ("rule", pa.string()),
+                ("errors", pa.list_(pa.string())),
+                ("duplicate_of", pa.int64()),
+                ("prompt_tokens", pa.int64()),
+                ("completion_tokens", pa.int64()),
+                ("cumulative_logprob", pa.float64()),
+                ("token_logprobs", pa.list_(pa.float64())),
+            ]
+        ),
+        "steps": pa.schema(
+            [
+                ("problem", pa.string()),
+                ("attempt", pa.int64()),
+                ("state", pa.string()),
+                ("tactic", pa.string()),
+                ("logprob", pa.float64()),
+                ("outcome", pa.string()),
+                ("next_state", pa.string()),
+                ("on_proof_path", pa.bool_()),
+                ("depth", pa.int64()),
+            ]
+        ),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Capturing rows while a strategy runs
+# ---------------------------------------------------------------------------------------------
+
+
+def prompt_text(request: GenRequest) -> str:
+    """The prompt as one string: the raw prompt, or the chat messages as JSON."""
+    if request.prompt is not None:
+        return request.prompt
+    return json.dumps([m.model_dump() for m in request.messages or ()], ensure_ascii=False)
+
+
+class RecordingSampler(Sampler):
+    """Passes requests through and remembers each completion with its prompt.
+
+    Completions are indexed by (request seed, position in the request): whole-proof attempts
+    carry their request's seed in `Attempt.extra["seed"]`, and sample `i` of round 0 is position
+    `i % chunk` of its chunk's request (later rounds ask for n=1), so every attempt finds the
+    exact prompt and log-probs it came from. A (seed, text) index is the fallback.
+    """
+
+    def __init__(self, inner: Sampler, *, logprobs: bool = True) -> None:
+        super().__init__()
+        self.inner = inner
+        self.backend = inner.backend
+        self._logprobs = logprobs
+        self.by_position: dict[tuple[int | None, int], tuple[str, Any]] = {}
+        self.by_text: dict[tuple[int | None, str], tuple[str, Any]] = {}
+
+    async def generate(self, request: GenRequest) -> GenResult:
+        if self._logprobs and not request.logprobs:
+            request = request.model_copy(update={"logprobs": True})
+        result = await self.inner.generate(request)
+        prompt = prompt_text(request)
+        for position, completion in enumerate(result.completions):
+            self.by_position.setdefault((request.seed, position), (prompt, completion))
+            self.by_text.setdefault((request.seed, completion.text), (prompt, completion))
+        self.stats.add(request, result)
+        return result
+
+    def find(self, attempt: Attempt, chunk: int) -> tuple[str, Any]:
+        """(prompt, Completion) an attempt was sampled from; ("", None) if unknown."""
+        seed = attempt.extra.get("seed")
+        position = attempt.sample_index % chunk if attempt.round == 0 else 0
+        found = self.by_position.get((seed, position))  # type: ignore[arg-type]
+        if found is not None and found[1].text == attempt.completion:
+            return found
+        return self.by_text.get((seed, attempt.completion or ""), ("", None))  # type: ignore[arg-type]
+
+    def describe(self) -> dict[str, object]:
+        return self.inner.describe()
+
+
+def whole_proof_row(attempt: Attempt, prompt: str, completion: Any) -> dict[str, Any]:
+    errors = [m.data for m in attempt.verdict.messages if m.severity == "error"]
+    return {
+        "problem": attempt.problem,
+        "benchmark": attempt.benchmark,
+        "attempt": attempt.sample_index,
+        "round": attempt.round,
+        "prompt": prompt,
+        "completion": attempt.completion,
+        "proof": attempt.proof,
+        "status": attempt.verdict.status.value,
+        "rule": attempt.verdict.rule,
+        "errors": errors,
+        "duplicate_of": attempt.duplicate_of,
+        "prompt_tokens": attempt.prompt_tokens,
+        "completion_tokens": attempt.completion_tokens,
+        "cumulative_logprob": getattr(completion, "cumulative_logprob", None),
+        "token_logprobs": list(completion.token_logprobs) if completion is not None and completion.token_logprobs else None,
+    }
+
+
+def step_rows(trees: Iterable[Any]) -> list[dict[str, Any]]:
+    """Rows of `SearchTree.step_records()` for every tree, in attempt order."""
+    rows: list[dict[str, Any]] = []
+    for tree in sorted(trees, key=lambda t: t.attempt):
+        rows.extend(record.model_dump() for record in tree.step_records())
+    return rows
+
+
+def ensure_tree_dir(strategy: Any) -> None:
+    """Make a best-first strategy write its trees (to a private temp dir) so rows can be read back."""
+    if hasattr(strategy, "tree_dir") and strategy.tree_dir is None:
+        strategy.tree_dir = Path(tempfile.mkdtemp(prefix="prover-trees-"))
+
+
+def _read_trees(attempts: Sequence[Attempt]) -> list[Any]:
+    """Load (then delete) the tree files the attempts point to."""
+    from prover.search.tree import SearchTree
+
+    trees = []
+    for attempt in attempts:
+        name = attempt.extra.get("tree_file")
+        if not name:
+            continue
+        path = Path(str(name))
+        trees.append(SearchTree.read_json(path))
+        path.unlink(missing_ok=True)
+    return trees
+
+
+async def collect_problem(strategy: Any, ctx: Any, problem: Problem, logprobs: bool = True) -> ProblemRows:
+    """Run `strategy` on one problem and return its unfiltered rows (works in-process and in an agent)."""
+    ensure_tree_dir(strategy)
+    recorder = RecordingSampler(ctx.sampler, logprobs=logprobs)
+    attempts: list[Attempt] = []
+
+    async def record(attempt: Attempt) -> None:
+        attempts.append(attempt)
+
+    await strategy.prove(problem, replace(ctx, sampler=recorder), record, {})
+    attempts.sort(key=lambda a: (a.round, a.sample_index))
+    trees = await asyncio.to_thread(_read_trees, attempts)
+    is_steps = bool(trees) or any(a.strategy == "bfs" for a in attempts)
+    chunk = min(ctx.config.whole_proof.chunk, ctx.config.whole_proof.passes)
+    return ProblemRows(
+        problem=problem.name,
+        attempts=len(attempts),
+        proved=sum(a.verdict.proved for a in attempts),
+        whole_proof=[] if is_steps else [whole_proof_row(a, *recorder.find(a, chunk)) for a in attempts],
+        steps=step_rows(trees),
+    )
+
+
+async def collect_in_agent(strategy: Any, ctx: Any, problem: Problem, logprobs: bool) -> ProblemRows:
+    """What a Ray prover agent runs for `collect --ray` (see `ProverAgentActor.call_with_context`)."""
+    return await collect_problem(strategy, ctx, problem, logprobs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Shards + manifest
+# ---------------------------------------------------------------------------------------------
+
+
+class ShardInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    file: str
+    kind: RowKind
+    rows: int
+    problems: list[str]
+
+
+class Manifest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = 1
+    strategy: str
+    filters: FilterConfig
+    shards: list[ShardInfo] = Field(default_factory=list)
+    problems: dict[str, ProblemSummary] = Field(default_factory=dict)
+
+
+class TrajectoryWriter:
+    """Buffers finished problems and writes them as Parquet shards listed in an atomic manifest."""
+
+    def __init__(self, out_dir: Path, *, strategy: str, filters: FilterConfig, problems_per_shard: int, resume: bool) -> None:
+        self.out_dir = Path(out_dir)
+        self.shard_dir = self.out_dir / SHARD_DIR
+        self.filters = filters
+        self.problems_per_shard = problems_per_shard
+        self._buffer: list[tuple[ProblemRows, ProblemSummary]] = []
+        self.manifest = self._open(strategy, resume)
+
+    @property
+    def finished(self) -> set[str]:
+        return set(self.manifest.problems)
+
+    def _open(self, strategy: str, resume: bool) -> Manifest:
+        path = self.out_dir / MANIFEST
+        if path.exists():
+            if not resume:
+                raise RunError(f"{self.out_dir} already holds collected data; pass --resume to continue it or choose another --out")
+            try:
+                manifest = Manifest.model_validate_json(path.read_text(encoding="utf-8"))
+            except ValidationError as exc:
+                raise RunError(f"cannot resume {self.out_dir}: {MANIFEST} is invalid: {exc}") from exc
+            if manifest.strategy != strategy or manifest.filters != self.filters:
+                raise RunError(
+                    f"cannot resume {self.out_dir}: it was collected with strategy={manifest.strategy} "
+                    f"filters={manifest.filters.model_dump()}, now strategy={strategy} filters={self.filters.model_dump()}"
+                )
+        else:
+            manifest = Manifest(strategy=strategy, filters=self.filters)
+        self.shard_dir.mkdir(parents=True, exist_ok=True)
+        listed = {s.file for s in manifest.shards}
+        for stray in self.shard_dir.iterdir():
+            if stray.name not in listed:  # written before a crash, never listed: its problems rerun
+                stray.unlink()
+        if not path.exists():
+            self._write_manifest(manifest)
+        return manifest
+
+    def add(self, rows: ProblemRows) -> None:
+        """Filter and buffer one finished problem; writes shards when the buffer is full."""
+        kept, dropped = apply_filters(rows, self.filters)
+        summary = ProblemSummary(
+            attempts=rows.attempts,
+            proved=rows.proved,
+            rows={k: len(getattr(kept, k)) for k in ROW_KINDS},
+            raw_rows={k: len(getattr(rows, k)) for k in ROW_KINDS},
+            dropped=dropped,
+        )
+        self._buffer.append((kept, summary))
+        if len(self._buffer) >= self.problems_per_shard:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._buffer:
+            return
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        schemas = _arrow_schemas()
+        manifest = self.manifest.model_copy(deep=True)
+        for kind in ROW_KINDS:
+            items = [(p.problem, r) for p, _ in self._buffer for r in getattr(p, kind)]
+            if not items:
+                continue
+            name = f"{kind}-{sum(s.kind == kind for s in manifest.shards):05d}.parquet"
+            table = pa.Table.from_pylist([r for _, r in items], schema=schemas[kind])
+            tmp = self.shard_dir / f".{name}.tmp"
+            pq.write_table(table, tmp)
+            _fsync(tmp)
+            os.replace(tmp, self.shard_dir / name)
+            problems = list(dict.fromkeys(p for p, _ in items))
+            manifest.shards.append(ShardInfo(file=name, kind=kind, rows=len(items), problems=problems))
+        for rows, summary in self._buffer:
+            manifest.problems[rows.problem] = summary
+        self._write_manifest(manifest)
+        self.manifest = manifest
+        self._buffer.clear()
+
+    def _write_manifest(self, manifest: Manifest) -> None:
+        path = self.out_dir / MANIFEST
+        tmp = path.with_name(MANIFEST + ".tmp")
+        tmp.write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
+        _fsync(tmp)
+        os.replace(tmp, path)
+
+
+def _fsync(path: Path) -> None:
+    with path.open("rb") as handle:
+        os.fsync(handle.fileno())
+
+
+# ---------------------------------------------------------------------------------------------
+# Running a collection
+# ---------------------------------------------------------------------------------------------
+
+
+class CollectSummary(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    out_dir: Path
+    problems: int
+    collected: int
+    """Problems run by this invocation (the rest were already in the manifest)."""
+    rows: dict[str, int]
+    proved_problems: int
+
+
+def collect(
+    config: ProverConfig,
+    problems: Sequence[Problem],
+    out_dir: Path | str,
+    settings: CollectConfig | None = None,
+    *,
+    resume: bool | None = None,
+    use_ray: bool | None = None,
+    services: Any = None,
+) -> CollectSummary:
+    """Collect trajectories for `problems` into `out_dir` (blocking; see `acollect`).
+
+    Args:
+        config: settings of every component (the sampler, Lean, strategy budgets, `ray`).
+        problems: problems with unique names.
+        out_dir: the collect directory (manifest + shards).
+        settings: the `collect:` section (exploration, filters, sharding); defaults if None.
+        resume: continue `out_dir` (default `settings.resume`).
+        use_ray: run on Ray (default `settings.ray`).
+        services: local runs only: an async factory of `prover.eval.pipeline.Services`
+            instead of `prover.api.open_services` (tests, custom engines).
+    """
+    from prover.api import _run_sync
+
+    return _run_sync(
+        acollect(config, problems, out_dir, settings, resume=resume, use_ray=use_ray, services=services)
+    )
+
+
+async def acollect(
+    config: ProverConfig,
+    problems: Sequence[Problem],
+    out_dir: Path | str,
+    settings: CollectConfig | None = None,
+    *,
+    resume: bool | None = None,
+    use_ray: bool | None = None,
+    services: Any = None,
+) -> CollectSummary:
+    settings = settings or CollectConfig()
+    resume = settings.resume if resume is None else resume
+    use_ray = settings.ray if use_ray is None else use_ray
+    config = settings.apply(config)
+    names = [p.name for p in problems]
+    if len(set(names)) != len(names):
+        dup = next(n for n, c in Counter(names).items() if c > 1)
+        raise ConfigError(f"problem names must be unique; {dup!r} appears more than once")
+    writer = TrajectoryWriter(
+        Path(out_dir),
+        strategy=config.eval.strategy,
+        filters=settings.filters,
+        problems_per_shard=settings.problems_per_shard,
+        resume=resume,
+    )
+    todo = [p for p in problems if p.name not in writer.finished]
+    try:
+        if use_ray:
+            from prover.cluster.driver import collect_on_ray
+
+            await collect_on_ray(config, todo, writer.add, logprobs=settings.logprobs)
+        else:
+            await _collect_local(config, todo, writer.add, logprobs=settings.logprobs, services=services)
+    finally:
+        writer.flush()
+    manifest = writer.manifest
+    rows = Counter[str]()
+    for shard in manifest.shards:
+        rows[shard.kind] += shard.rows
+    return CollectSummary(
+        out_dir=Path(out_dir),
+        problems=len(manifest.problems),
+        collected=len(todo),
+        rows={k: rows.get(k, 0) for k in ROW_KINDS},
+        proved_problems=sum(s.proved > 0 for s in manifest.problems.values()),
+    )
+
+
+async def _collect_local(
+    config: ProverConfig, problems: Sequence[Problem], sink: Any, *, logprobs: bool, services: Any = None
+) -> None:
+    """In-process: the same services as a local eval, `eval.max_problems_in_flight` problems at a time."""
+    from prover.search.registry import make_strategy
+
+    strategy = make_strategy(config)
+    getattr(strategy, "validate", lambda _c: None)(config)
+    limit = asyncio.Semaphore(config.eval.max_problems_in_flight)
+    async with local_context(config, services) as ctx:
+
+        async def one(problem: Problem) -> None:
+            async with limit:
+                sink(await collect_problem(strategy, ctx, problem, logprobs))
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for problem in problems:
+                    group.create_task(one(problem))
+        except BaseExceptionGroup as group_error:
+            from prover.cluster.driver import first_error
+
+            raise first_error(group_error) from None
+
+
+@contextlib.asynccontextmanager
+async def local_context(config: ProverConfig, services: Any = None) -> AsyncIterator[Any]:
+    """The in-process `StrategyContext` of a local run (`prover.api.open_services` by default)."""
+    from prover.api import open_services
+    from prover.search.base import StrategyContext
+
+    opened = await (services or open_services)(config)
+    try:
+        yield StrategyContext(
+            config=config,
+            sampler=opened.sampler,
+            checker=opened.checker,
+            pool=opened.pool,
+            proof_cache=opened.proof_cache,
+        )
+    finally:
+        await opened.aclose()
+
+
+# ---------------------------------------------------------------------------------------------
+# `prover data stats`
+# ---------------------------------------------------------------------------------------------
+
+
+class DataStats(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    problems: int
+    proved_problems: int
+    rows: dict[str, int]
+    outcomes: dict[str, int]
+    """Step rows per outcome, whole-proof rows per `status:rule`."""
+    logprob_quantiles: dict[str, float]
+    perplexity_quantiles: dict[str, float]
+    on_proof_path: int
+    dropped: dict[str, int]
+
+    @property
+    def proved_fraction(self) -> float:
+        return self.proved_problems / self.problems if self.problems else 0.0
+
+
+QUANTILES: tuple[float, ...] = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+def data_stats(out_dir: Path | str) -> DataStats:
+    """Summarise a collect directory from its manifest and shards."""
+    import pyarrow.parquet as pq
+
+    out_dir = Path(out_dir)
+    path = out_dir / MANIFEST
+    if not path.exists():
+        raise RunError(f"{out_dir} is not a collect directory (no {MANIFEST})")
+    manifest = Manifest.model_validate_json(path.read_text(encoding="utf-8"))
+    rows = Counter[str]()
+    outcomes = Counter[str]()
+    logprobs: list[float] = []
+    on_path = 0
+    for shard in manifest.shards:
+        table = pq.read_table(out_dir / SHARD_DIR / shard.file)
+        rows[shard.kind] += table.num_rows
+        if shard.kind == "steps":
+            outcomes.update(table.column("outcome").to_pylist())
+            logprobs.extend(table.column("logprob").to_pylist())
+            on_path += sum(table.column("on_proof_path").to_pylist())
+        else:
+            statuses = table.column("status").to_pylist()
+            rules = table.column("rule").to_pylist()
+            outcomes.update(f"{s}:{r}" for s, r in zip(statuses, rules, strict=True))
+    return DataStats(
+        problems=len(manifest.problems),
+        proved_problems=sum(s.proved > 0 for s in manifest.problems.values()),
+        rows={k: rows.get(k, 0) for k in ROW_KINDS},
+        outcomes=dict(sorted(outcomes.items())),
+        logprob_quantiles=_quantiles(logprobs),
+        perplexity_quantiles=_quantiles([tactic_perplexity(x) for x in logprobs]),
+        on_proof_path=on_path,
+        dropped=dict(Counter(s.dropped for s in manifest.problems.values() if s.dropped)),
+    )
+
+
+def _quantiles(values: Sequence[float]) -> dict[str, float]:
+    """Nearest-rank-with-interpolation quantiles (numpy's default 'linear')."""
+    if not values:
+        return {}
+    ordered = sorted(values)
+    out: dict[str, float] = {}
+    for q in QUANTILES:
+        pos = q * (len(ordered) - 1)
+        lo, hi = math.floor(pos), math.ceil(pos)
+        out[f"p{round(q * 100)}"] = ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+    return out
+
+
+def format_stats(stats: DataStats, out_dir: Path | str) -> str:
+    lines = [
+        f"collect dir: {out_dir}",
+        f"problems: {stats.problems}  proved: {stats.proved_problems} ({stats.proved_fraction:.1%})",
+        "rows: " + "  ".join(f"{k}={v}" for k, v in stats.rows.items()) + f"  on_proof_path={stats.on_proof_path}",
+    ]
+    if stats.dropped:
+        lines.append("problems dropped by filters: " + "  ".join(f"{k}={v}" for k, v in stats.dropped.items()))
+    if stats.outcomes:
+        lines.append("outcomes:")
+        lines.extend(f"  {k}: {v}" for k, v in stats.outcomes.items())
+    if stats.logprob_quantiles:
+        lines.append("tactic logprob quantiles: " + "  ".join(f"{k}={v:.3f}" for k, v in stats.logprob_quantiles.items()))
+        lines.append(
+            "tactic perplexity quantiles: " + "  ".join(f"{k}={v:.3f}" for k, v in stats.perplexity_quantiles.items())
+        )
+    return "\n".join(lines)

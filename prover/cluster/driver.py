@@ -1,0 +1,511 @@
+"""Drive an eval (or a collect job) on a Ray cluster; the run directory is a local run's.
+
+    driver (this process)                              cluster
+    ---------------------                              -------
+    ResultsStore <- attempts <- stream --------------- ProverAgentActor x num_agents
+       |                                                 | StrategyContext of proxies
+    scheduler: problems -> agents (<= k in flight each)  +--> LLMActor x num_llm_actors (GPU groups)
+    re-queue on agent / pool death, dedupe by key        +--> LeanPoolActor per node (+ checker)
+                                                         +--> ProofCacheActor (driver's node)
+
+The run directory, resume and report are exactly those of `prover.api.aevaluate`: the same
+`RunInfo`, `ResultsStore` (which skips an already-recorded `Attempt.key`), `pending_problems`
+and `render_report`; only where strategies run differs.
+
+Fault tolerance, on purpose:
+- every actor gets `max_restarts` from `RayConfig`; idempotent calls (generate, check, cache
+  operations, lease operations) get `max_task_retries`, so Ray re-sends them to the restarted actor;
+- the `prove` stream of an agent is never retried by Ray (it would redo recorded attempts):
+  when an agent or the Lean pool it uses dies, the driver re-queues the problem with the attempts
+  already recorded as `done`, up to `max_task_retries + 1` tries per problem;
+- an LLM engine death is absorbed by the sampler proxy while another engine is alive; when none
+  is, the strategy fails with `SamplerUnavailable` and the driver stops the run with that message
+  (everything recorded stays; `--resume` continues).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prover.config import ProverConfig
+from prover.errors import ConfigError, DataError, RunError, SamplerUnavailable
+from prover.cluster.proxies import first_line
+from prover.types import Attempt, Problem
+
+log = logging.getLogger(__name__)
+
+DEFAULT_REPL_MEMORY_MB = 12_288
+"""Planning figure for one Mathlib REPL when no memory limit is configured (10-16 GB observed)."""
+RESTART_WAIT = 120.0
+"""Seconds to wait for a restarted agent to answer before giving up on it."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Session
+# ---------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def ray_session(config: ProverConfig, *, num_cpus: int | None = None) -> Iterator[None]:
+    """Connect to `config.ray.address`, or start a local cluster bound to 127.0.0.1.
+
+    An already initialised Ray (a test fixture, a notebook) is used as is and left running.
+    """
+    import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    if config.ray.address:
+        ray.init(address=config.ray.address, log_to_driver=False)
+    else:
+        ray.init(
+            _node_ip_address="127.0.0.1",
+            include_dashboard=False,
+            num_cpus=num_cpus or os.cpu_count() or 1,
+            object_store_memory=config.ray.object_store_memory,
+            log_to_driver=False,
+        )
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+# ---------------------------------------------------------------------------------------------
+# Sizing and starting the actors
+# ---------------------------------------------------------------------------------------------
+
+
+def repl_memory_mb(config: ProverConfig) -> int:
+    """Memory one REPL may use before it is recycled or killed (the pool's own limits)."""
+    return config.lean.rss_limit_mb or config.lean.memory_limit_mb or DEFAULT_REPL_MEMORY_MB
+
+
+def pool_workers_for_node(cpus: float, memory_bytes: float, config: ProverConfig) -> int:
+    """REPL workers of one Lean pool actor on a node: ~1 per core, bounded by memory.
+
+    The node's CPUs and memory are split over `ray.lean_pools_per_node` pools. Always at least 1.
+    `lean.workers` is not used on Ray: its default describes the driver's machine, not the node.
+    """
+    pools = config.ray.lean_pools_per_node
+    by_cpu = math.floor(cpus / pools)
+    by_memory = math.floor(memory_bytes / (repl_memory_mb(config) * 1024 * 1024) / pools)
+    return max(1, min(by_cpu, by_memory))
+
+
+@dataclass
+class ClusterHandles:
+    """Every actor of a run (for shutdown, tests and benchmarks)."""
+
+    services: Any  # actors.ClusterServices
+    agents: list[Any]
+    pools: list[Any]
+    pool_workers: list[int] = field(default_factory=list)
+
+    @property
+    def llm(self) -> list[Any]:
+        return self.services.llm
+
+    def all(self) -> list[Any]:
+        cache = [self.services.proof_cache] if self.services.proof_cache is not None else []
+        return [*self.agents, *self.llm, *self.pools, *cache]
+
+
+def _fault_options(config: ProverConfig) -> dict[str, Any]:
+    return {"max_restarts": config.ray.max_restarts, "max_task_retries": config.ray.max_task_retries}
+
+
+def proof_cache_path(config: ProverConfig) -> Path | None:
+    """Where the cluster's proof cache lives: SQLite at an explicit `cache.path` (persists across
+    runs), else None = memory for this run only (what a local best-first run uses)."""
+    if config.cache.enabled and config.cache.path is not None:
+        return config.cache.path
+    return None
+
+
+def start_cluster(config: ProverConfig, *, num_agents: int | None = None) -> ClusterHandles:
+    """Create LLM, Lean pool, proof-cache and agent actors and wait until they answer.
+
+    Actors reserve no Ray CPUs: Lean pools are sized from each node's CPUs themselves (their REPL
+    processes are outside Ray's accounting), and agents and engines are I/O-bound coordinators.
+    LLM actors reserve `gpus_per_llm_actor` GPUs, so Ray places one per GPU group.
+    """
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    from prover.cluster.actors import (
+        ClusterServices,
+        LeanPoolActor,
+        LLMActor,
+        ProofCacheActor,
+        ProverAgentActor,
+        remote_class,
+    )
+    from prover.cluster.proxies import unwrap
+
+    fault = _fault_options(config)
+    llm = [
+        remote_class(LLMActor)
+        .options(num_cpus=0, num_gpus=config.ray.gpus_per_llm_actor, **fault)
+        .remote(config, f"llm-{i}")
+        for i in range(config.ray.num_llm_actors)
+    ]
+    pools_by_node: dict[str, list[Any]] = {}
+    pools: list[Any] = []
+    workers: list[int] = []
+    for node in (n for n in ray.nodes() if n.get("Alive")):
+        resources = node.get("Resources", {})
+        size = pool_workers_for_node(resources.get("CPU", 1), resources.get("memory", 2**34), config)
+        for j in range(config.ray.lean_pools_per_node):
+            handle = (
+                remote_class(LeanPoolActor)
+                .options(
+                    num_cpus=0,
+                    scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False),
+                    **fault,
+                )
+                .remote(config, size, f"lean-pool-{len(pools)}")
+            )
+            pools_by_node.setdefault(node["NodeID"], []).append(handle)
+            pools.append(handle)
+            workers.append(size)
+    cache = None
+    if config.eval.strategy == "bfs":
+        here = ray.get_runtime_context().get_node_id()
+        cache = (
+            remote_class(ProofCacheActor)
+            .options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False), **fault)
+            .remote(proof_cache_path(config))
+        )
+    template = unwrap(ray.get(pools[0].env_key.remote("")))
+    services = ClusterServices(llm=llm, pools_by_node=pools_by_node, proof_cache=cache, env_key_template=template)
+    agents = [
+        remote_class(ProverAgentActor)
+        .options(num_cpus=0, scheduling_strategy="SPREAD", **fault)
+        .remote(config, services, f"agent-{i}")
+        for i in range(num_agents or config.ray.num_agents)
+    ]
+    handles = ClusterHandles(services=services, agents=agents, pools=pools, pool_workers=workers)
+    for reply in ray.get([h.ready.remote() for h in handles.all()]):
+        unwrap(reply)
+    return handles
+
+
+def stop_cluster(handles: ClusterHandles) -> None:
+    """Close pools and engines politely, then kill every actor of the run."""
+    import ray
+
+    closing = [h.close.remote() for h in [*handles.pools, *handles.llm]]
+    with contextlib.suppress(Exception):
+        ray.wait(closing, num_returns=len(closing), timeout=30)
+    for handle in handles.all():
+        with contextlib.suppress(Exception):
+            ray.kill(handle, no_restart=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Scheduling with back-pressure and re-queueing
+# ---------------------------------------------------------------------------------------------
+
+
+class AgentLost(Exception):
+    """The agent (or a service it needed) died while working on a problem: re-queue it."""
+
+
+RunOne = Callable[[Any, Problem], Awaitable[None]]
+
+
+async def schedule(
+    problems: Sequence[Problem],
+    agents: Sequence[Any],
+    run_one: RunOne,
+    *,
+    per_agent: int,
+    max_tries: int,
+    ping: Callable[[Any], Awaitable[Any]] | None = None,
+) -> None:
+    """Run every problem on some agent, at most `per_agent` at a time on each.
+
+    `run_one` raises `AgentLost` to re-queue a problem (counted against `max_tries`); any other
+    exception stops the run. An agent that does not answer `ping` after a loss is retired.
+    """
+    queue: deque[Problem] = deque(problems)
+    tries: dict[str, int] = {}
+    retired: set[int] = set()
+
+    async def slot(index: int, agent: Any) -> None:
+        while queue and index not in retired:
+            problem = queue.popleft()
+            try:
+                await run_one(agent, problem)
+            except AgentLost as exc:
+                tries[problem.name] = tries.get(problem.name, 0) + 1
+                if tries[problem.name] >= max_tries:
+                    raise RunError(
+                        f"problem {problem.name!r} failed on {tries[problem.name]} agents in a row "
+                        f"(last: {exc}); giving up"
+                    ) from exc
+                log.warning("re-queueing %s after: %s", problem.name, exc)
+                queue.append(problem)
+                if ping is not None and not await _alive(ping, agent):
+                    retired.add(index)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for index, agent in enumerate(agents):
+                for _ in range(per_agent):
+                    group.create_task(slot(index, agent))
+    except BaseExceptionGroup as group_error:
+        raise first_error(group_error) from None
+    if queue:
+        raise RunError(
+            f"every prover agent died; {len(queue)} problem(s) not finished "
+            f"({', '.join(p.name for p in list(queue)[:5])}); the run can be resumed"
+        )
+
+
+def first_error(group: BaseExceptionGroup) -> BaseException:
+    """The first real error of a TaskGroup failure (the others are cancellations it caused)."""
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            return first_error(exc)
+        if not isinstance(exc, asyncio.CancelledError):
+            return exc
+    return group.exceptions[0]
+
+
+async def _alive(ping: Callable[[Any], Awaitable[Any]], agent: Any) -> bool:
+    try:
+        await asyncio.wait_for(ping(agent), timeout=RESTART_WAIT)
+        return True
+    except Exception as exc:  # noqa: BLE001 - any failure means the agent is gone
+        log.warning("retiring an agent that does not answer: %s", exc)
+        return False
+
+
+def per_agent_in_flight(config: ProverConfig, agents: int) -> int:
+    """Problems each agent works on at once: `eval.max_problems_in_flight` split over agents."""
+    return max(1, math.ceil(config.eval.max_problems_in_flight / max(agents, 1)))
+
+
+def failure_to_exception(failure: Any, problem: Problem) -> Exception:
+    """Map an agent's failure event: engine gone -> stop; Lean trouble -> re-queue; bug -> re-queue."""
+    exc = failure.to_exception()
+    if isinstance(exc, SamplerUnavailable):
+        return SamplerUnavailable(f"while proving {problem.name!r} on {failure.origin}: {exc}")
+    if isinstance(exc, (ConfigError, DataError)):
+        return exc  # the same on every agent: stop
+    return AgentLost(f"{failure.origin}: {failure.error_type}: {failure.message}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Eval
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunHooks:
+    """Optional callbacks (tests use them to kill actors mid-run)."""
+
+    on_cluster: Callable[[ClusterHandles], None] | None = None
+    on_attempt: Callable[[Attempt], Awaitable[None] | None] | None = None
+
+
+def run_eval_on_ray(
+    config: ProverConfig,
+    problems: Sequence[Problem],
+    out_dir: Path | str,
+    *,
+    resume: bool | None = None,
+    hooks: RunHooks | None = None,
+) -> Any:
+    """Evaluate `problems` on Ray into `out_dir`; returns the report's `Summary`.
+
+    Raises:
+        SamplerUnavailable: no LLM engine is left (the run is resumable).
+        RunError: the run directory cannot be used, or every agent died.
+    """
+    from prover.api import _run_sync
+
+    return _run_sync(arun_eval_on_ray(config, problems, out_dir, resume=resume, hooks=hooks))
+
+
+async def arun_eval_on_ray(
+    config: ProverConfig,
+    problems: Sequence[Problem],
+    out_dir: Path | str,
+    *,
+    resume: bool | None = None,
+    hooks: RunHooks | None = None,
+) -> Any:
+    from prover.api import _with_benchmark_axioms, write_report
+    from prover.eval.pipeline import pending_problems
+    from prover.eval.store import ResultsStore, RunInfo
+    from prover.search.registry import make_strategy
+
+    problems = list(problems)
+    if not problems:
+        raise DataError("no problems to evaluate")
+    if len({p.name for p in problems}) != len(problems):
+        raise DataError("problem names must be unique within a run")
+    config = _with_benchmark_axioms(config, problems)
+    resume = config.eval.resume if resume is None else resume
+    out_dir = Path(out_dir)
+    strategy = make_strategy(config)
+    if not (resume and (out_dir / "run.json").is_file()):
+        getattr(strategy, "validate", lambda _c: None)(config)
+    store = ResultsStore.open(out_dir, RunInfo.from_config(config, problems), resume=resume)
+    before = len(store)
+    started = time.monotonic()
+    outcome = "finished"
+    try:
+        done = {p.name: store.done(p) for p in problems}
+        todo = pending_problems(problems, config, strategy, done)
+        if todo:
+            with ray_session(config):
+                await _eval_todo(config, todo, store, hooks or RunHooks())
+    except SamplerUnavailable as exc:
+        store.event("failed", error=f"SamplerUnavailable: {exc}", attempts=len(store))
+        outcome = "failed"
+        raise SamplerUnavailable(
+            f"{exc}. {len(store)} attempts are kept in {out_dir}; continue with --resume --out {out_dir}"
+        ) from exc
+    except BaseException as exc:
+        outcome = "interrupted" if isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)) else "failed"
+        store.event(outcome, error=f"{type(exc).__name__}: {exc}", attempts=len(store))
+        raise
+    finally:
+        store.event(
+            "pipeline", outcome=outcome, new_attempts=len(store) - before, seconds=round(time.monotonic() - started, 3),
+            executor="ray",
+        )
+        store.close()
+    return write_report(out_dir)
+
+
+async def _eval_todo(config: ProverConfig, todo: Sequence[Problem], store: Any, hooks: RunHooks) -> None:
+    handles = await asyncio.to_thread(start_cluster, config)
+    try:
+        if hooks.on_cluster is not None:
+            hooks.on_cluster(handles)
+
+        async def record(attempt: Attempt) -> None:
+            new = await asyncio.shield(asyncio.to_thread(store.append, attempt))
+            if new and hooks.on_attempt is not None:
+                outcome = hooks.on_attempt(attempt)
+                if asyncio.iscoroutine(outcome):
+                    await outcome
+
+        async def run_one(agent: Any, problem: Problem) -> None:
+            await stream_problem(agent, problem, store.done(problem), record)
+
+        await schedule(
+            todo,
+            handles.agents,
+            run_one,
+            per_agent=per_agent_in_flight(config, len(handles.agents)),
+            max_tries=config.ray.max_task_retries + 1,
+            ping=_ping,
+        )
+    finally:
+        await asyncio.to_thread(stop_cluster, handles)
+
+
+async def _ping(agent: Any) -> Any:
+    return await agent.ready.remote()
+
+
+async def stream_problem(
+    agent: Any,
+    problem: Problem,
+    done: dict[tuple[int, int], Attempt],
+    record: Callable[[Attempt], Awaitable[None]],
+) -> None:
+    """Run one problem on `agent`, recording attempts as they stream in."""
+    from ray.exceptions import RayActorError, RayTaskError
+
+    try:
+        stream = agent.prove.remote(problem, list(done.values()))
+        async for ref in stream:
+            event = await ref
+            if event.kind == "attempt":
+                await record(event.attempt)
+            elif event.kind == "failed":
+                raise failure_to_exception(event.failure, problem)
+            else:
+                return
+    except RayActorError as exc:
+        raise AgentLost(f"agent died while proving {problem.name!r}: {first_line(exc)}") from exc
+    except RayTaskError as exc:
+        raise AgentLost(f"agent task failed on {problem.name!r}: {first_line(exc)}") from exc
+    raise AgentLost(f"agent stream of {problem.name!r} ended without a final event")
+
+
+# ---------------------------------------------------------------------------------------------
+# Collect
+# ---------------------------------------------------------------------------------------------
+
+
+async def collect_on_ray(
+    config: ProverConfig,
+    problems: Sequence[Problem],
+    sink: Callable[[Any], None],
+    *,
+    logprobs: bool = True,
+) -> None:
+    """Run `collect_problem` for every problem inside the agents; `sink` gets each `ProblemRows`."""
+    if not problems:
+        return
+    from ray.exceptions import RayActorError, RayTaskError
+
+    from prover.cluster.collect import collect_in_agent
+
+    with ray_session(config):
+        handles = await asyncio.to_thread(start_cluster, config)
+        try:
+
+            async def run_one(agent: Any, problem: Problem) -> None:
+                try:
+                    reply = await agent.call_with_context.remote(collect_in_agent, problem, logprobs)
+                except (RayActorError, RayTaskError) as exc:
+                    raise AgentLost(f"agent died while collecting {problem.name!r}: {first_line(exc)}") from exc
+                if reply.failure is not None:
+                    raise failure_to_exception(reply.failure, problem)
+                sink(reply.value)
+
+            await schedule(
+                problems,
+                handles.agents,
+                run_one,
+                per_agent=per_agent_in_flight(config, len(handles.agents)),
+                max_tries=config.ray.max_task_retries + 1,
+                ping=_ping,
+            )
+        finally:
+            await asyncio.to_thread(stop_cluster, handles)
+
+
+__all__ = [
+    "AgentLost",
+    "ClusterHandles",
+    "RunHooks",
+    "arun_eval_on_ray",
+    "collect_on_ray",
+    "pool_workers_for_node",
+    "ray_session",
+    "run_eval_on_ray",
+    "schedule",
+    "start_cluster",
+    "stop_cluster",
+]

@@ -1,0 +1,431 @@
+"""Client-side stand-ins for services that live in Ray actors.
+
+A strategy running in a prover-agent actor gets a `StrategyContext` whose sampler, checker, pool
+and proof cache are the proxies below; they implement the same interfaces as the in-process
+objects (`Sampler`, `CheckerLike`, the `LeanPool` subset best-first search uses, `ProofCache`),
+so nothing in `prover.search` knows it runs on Ray (vLLM's `InprocClient` / `AsyncMPClient` split).
+
+Wire format: actor methods never raise across the process boundary on purpose. They return a
+`Reply` carrying either the value or a `RemoteFailure` (error class name + message), and
+`unwrap` re-raises it here as the same `prover.errors` type. Ray's own failures (actor died,
+actor restarting) are mapped at one place per proxy: LLM engines -> re-route to another engine or
+`SamplerUnavailable`; Lean pool actors -> fail over to another pool or `PoolClosed`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+import prover.errors as errors_module
+from prover.errors import (
+    PoolClosed,
+    ProverError,
+    SamplerUnavailable,
+    StaleHandleError,
+)
+from prover.llm.base import Sampler
+from prover.search.proof_cache import CacheEntry, CacheKey, ProofCache, ProofCacheStats
+from prover.types import Attempt, GenRequest, GenResult, Problem, Verdict
+
+log = logging.getLogger(__name__)
+
+ActorHandle = Any
+"""A `ray.actor.ActorHandle` (or a test double whose methods have `.remote(...)`)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Typed payloads
+# ---------------------------------------------------------------------------------------------
+
+
+class RemoteFailure(BaseModel):
+    """An exception raised inside an actor, carried back as data."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    error_type: str
+    """Class name; a `prover.errors` name is re-raised as that class."""
+    message: str
+    origin: str = ""
+    """Which actor raised it (e.g. `llm-0`, `lean-pool-1`)."""
+    traceback: str = ""
+
+    @classmethod
+    def from_exception(cls, exc: BaseException, origin: str) -> RemoteFailure:
+        tb = "" if isinstance(exc, ProverError) else "".join(traceback.format_exception(exc))
+        return cls(error_type=type(exc).__name__, message=str(exc), origin=origin, traceback=tb)
+
+    @property
+    def is_prover_error(self) -> bool:
+        cls = getattr(errors_module, self.error_type, None)
+        return isinstance(cls, type) and issubclass(cls, ProverError)
+
+    def to_exception(self) -> Exception:
+        """The same `prover.errors` class when known; otherwise a RuntimeError naming the type."""
+        cls = getattr(errors_module, self.error_type, None)
+        if isinstance(cls, type) and issubclass(cls, ProverError):
+            return cls(self.message)
+        detail = f"\n{self.traceback}" if self.traceback else ""
+        return RuntimeError(f"{self.origin}: {self.error_type}: {self.message}{detail}")
+
+
+class Reply(BaseModel):
+    """Result of one actor call: a value or a failure, never both."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    value: Any = None
+    failure: RemoteFailure | None = None
+
+
+async def serve(origin: str, call: Awaitable[Any]) -> Reply:
+    """Actor side: await `call` and wrap its outcome (exceptions included) in a `Reply`."""
+    try:
+        return Reply(value=await call)
+    except Exception as exc:  # noqa: BLE001 - every failure travels back as data
+        if not isinstance(exc, ProverError):
+            log.exception("%s: unexpected error", origin)
+        return Reply(failure=RemoteFailure.from_exception(exc, origin))
+
+
+def unwrap(reply: Reply) -> Any:
+    """Client side: the value, or the remote exception re-raised with its own type."""
+    if reply.failure is not None:
+        raise reply.failure.to_exception()
+    return reply.value
+
+
+class AgentEvent(BaseModel):
+    """What a prover agent streams back while proving one problem."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    kind: Literal["attempt", "finished", "failed"]
+    attempt: Attempt | None = None
+    failure: RemoteFailure | None = None
+    payload: Any = None
+    """Extra data for `finished` (e.g. trajectory rows of a collect job)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Routing over a set of actors
+# ---------------------------------------------------------------------------------------------
+
+
+def first_line(exc: BaseException | None) -> str:
+    """A one-line description of an error (Ray's actor errors span many lines)."""
+    if exc is None:
+        return "none"
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+def _ray_exceptions() -> tuple[type[BaseException], type[BaseException]]:
+    """(actor died, actor temporarily unavailable) classes; imported lazily so tests can use fakes."""
+    from ray.exceptions import ActorUnavailableError, RayActorError
+
+    return RayActorError, ActorUnavailableError
+
+
+class ActorSet:
+    """A fixed list of equivalent actors: least-loaded choice, in-flight counts, dead marking.
+
+    In-flight counts are this client's own view (each agent routes its own requests); with many
+    agents every engine still sees a balanced share because each agent balances its own load.
+    """
+
+    def __init__(self, handles: Sequence[ActorHandle], names: Sequence[str] | None = None) -> None:
+        if not handles:
+            raise ValueError("ActorSet needs at least one actor")
+        self.handles = list(handles)
+        self.names = list(names) if names is not None else [f"actor-{i}" for i in range(len(handles))]
+        self.in_flight = [0] * len(self.handles)
+        self.dead: set[int] = set()
+        self._tiebreak = itertools.count()
+        self._last_used = [0] * len(self.handles)
+
+    @property
+    def alive(self) -> list[int]:
+        return [i for i in range(len(self.handles)) if i not in self.dead]
+
+    def pick(self) -> int | None:
+        """Index of the alive actor with the fewest in-flight calls (ties: least recently used)."""
+        alive = self.alive
+        if not alive:
+            return None
+        best = min(alive, key=lambda i: (self.in_flight[i], self._last_used[i]))
+        self._last_used[best] = next(self._tiebreak) + 1
+        return best
+
+    def mark_dead(self, index: int, reason: BaseException | str) -> None:
+        if index not in self.dead:
+            log.warning("%s is dead: %s", self.names[index], reason)
+        self.dead.add(index)
+
+    async def call(self, index: int, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call `method` on actor `index`, counting it in flight; returns the unwrapped value."""
+        self.in_flight[index] += 1
+        try:
+            reply = await getattr(self.handles[index], method).remote(*args, **kwargs)
+        finally:
+            self.in_flight[index] -= 1
+        return unwrap(reply) if isinstance(reply, Reply) else reply
+
+
+async def call_any(
+    actors: ActorSet,
+    method: str,
+    *args: Any,
+    on_exhausted: Callable[[BaseException | None], Exception],
+    unavailable_wait: float = 30.0,
+    **kwargs: Any,
+) -> Any:
+    """Call `method` on the least-loaded alive actor, re-routing when one dies.
+
+    A dead actor (restarts exhausted, or killed without restart) is marked and the call goes to the
+    next one; an actor that is restarting is retried (on any actor) for up to `unavailable_wait`
+    seconds. When no actor is left, raises `on_exhausted(last_error)`.
+    """
+    died, unavailable = _ray_exceptions()
+    deadline = time.monotonic() + unavailable_wait
+    last: BaseException | None = None
+    while True:
+        index = actors.pick()
+        if index is None:
+            raise on_exhausted(last)
+        try:
+            return await actors.call(index, method, *args, **kwargs)
+        except unavailable as exc:
+            last = exc
+            if time.monotonic() > deadline:
+                actors.mark_dead(index, exc)
+            else:
+                await asyncio.sleep(0.2)
+        except died as exc:
+            last = exc
+            actors.mark_dead(index, exc)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sampler
+# ---------------------------------------------------------------------------------------------
+
+
+class RaySamplerProxy(Sampler):
+    """A `Sampler` whose requests go to the least-loaded of several LLM engine actors."""
+
+    backend = "ray"
+
+    def __init__(self, engines: Sequence[ActorHandle], *, unavailable_wait: float = 30.0) -> None:
+        super().__init__()
+        self.engines = ActorSet(engines, [f"llm-{i}" for i in range(len(engines))])
+        self._unavailable_wait = unavailable_wait
+
+    def _exhausted(self, last: BaseException | None) -> Exception:
+        n = len(self.engines.handles)
+        return SamplerUnavailable(
+            f"all {n} LLM engine actor(s) are dead (last error: {first_line(last)}); "
+            "the run stopped and can be resumed once an engine is available"
+        )
+
+    async def generate(self, request: GenRequest) -> GenResult:
+        try:
+            result: GenResult = await call_any(
+                self.engines,
+                "generate",
+                request,
+                on_exhausted=self._exhausted,
+                unavailable_wait=self._unavailable_wait,
+            )
+        except Exception:
+            self.stats.errors += 1
+            raise
+        self.stats.add(request, result)
+        return result
+
+    def describe(self) -> dict[str, object]:
+        return {"backend": self.backend, "engines": len(self.engines.handles)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Lean: checker and pool
+# ---------------------------------------------------------------------------------------------
+
+
+def _pool_exhausted(last: BaseException | None) -> Exception:
+    return PoolClosed(f"every Lean pool actor this agent can use is dead (last error: {first_line(last)})")
+
+
+class RayCheckerProxy:
+    """`CheckerLike` over Lean pool actors (preferred ones first, e.g. those on this node)."""
+
+    def __init__(self, pools: ActorSet, *, unavailable_wait: float = 60.0) -> None:
+        self.pools = pools
+        self._unavailable_wait = unavailable_wait
+
+    async def check(self, problem: Problem, proof: str, **kwargs: Any) -> Verdict:
+        return await call_any(
+            self.pools,
+            "check",
+            problem,
+            proof,
+            on_exhausted=_pool_exhausted,
+            unavailable_wait=self._unavailable_wait,
+            **kwargs,
+        )
+
+
+class LeaseInfo(BaseModel):
+    """What opening a lease on a pool actor returns."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    lease_id: int
+    worker: Any
+    """`prover.lean_env.pool.WorkerRef`."""
+    header_env: Any = None
+    """`prover.lean_env.pool.EnvHandle | None`."""
+
+
+class RemoteLease:
+    """The `WorkerLease` API (command / tactic) of a lease held open inside a pool actor."""
+
+    def __init__(self, pools: ActorSet, index: int, info: LeaseInfo) -> None:
+        self._pools = pools
+        self._index = index
+        self._lease_id = info.lease_id
+        self.worker = info.worker
+        self.header_env = info.header_env
+
+    async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        died, _ = _ray_exceptions()
+        try:
+            return await self._pools.call(self._index, method, self._lease_id, *args, **kwargs)
+        except died as exc:
+            # The lease's proof states lived in that actor's REPLs: they are gone for good.
+            raise StaleHandleError(
+                f"Lean pool actor {self._pools.names[self._index]} died while holding lease "
+                f"{self._lease_id}: {first_line(exc)}"
+            ) from exc
+
+    async def command(self, cmd: str, **kwargs: Any) -> Any:
+        return await self._call("lease_command", cmd, **kwargs)
+
+    async def tactic(self, state: Any, tactic: str, **kwargs: Any) -> Any:
+        return await self._call("lease_tactic", state, tactic, **kwargs)
+
+    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Any other `WorkerLease` method (pickle helpers ...), by name."""
+        return await self._call("lease_call", method, *args, **kwargs)
+
+
+class RayPoolProxy:
+    """The subset of `LeanPool` that step-level search uses, backed by pool actors.
+
+    A lease stays on the actor that opened it (its proof states live in that actor's REPLs);
+    `affinity` is only meaningful on the actor that issued the `WorkerRef`, so this proxy pins
+    leases to the actor that last served a given worker.
+    """
+
+    def __init__(self, pools: ActorSet, key_template: Any, owner: str) -> None:
+        self.pools = pools
+        self._key_template = key_template
+        self.owner = owner
+        self._worker_home: dict[Any, int] = {}
+
+    def env_key(self, header: str) -> Any:
+        """Same key the pool actor computes (workspace and Lean version come from its config)."""
+        return self._key_template.model_copy(update={"header": header})
+
+    async def _open(self, key: Any, affinity: Any) -> tuple[int, LeaseInfo]:
+        home = self._worker_home.get(affinity) if affinity is not None else None
+        if home is not None and home not in self.pools.dead:
+            died, _ = _ray_exceptions()
+            try:
+                return home, await self.pools.call(home, "open_lease", self.owner, key, affinity)
+            except died as exc:
+                self.pools.mark_dead(home, exc)
+        # Any pool: affinity refers to a worker elsewhere, so drop it (handles are stale anyway).
+        died, _ = _ray_exceptions()
+        while True:
+            index = self.pools.pick()
+            if index is None:
+                raise _pool_exhausted(None)
+            try:
+                return index, await self.pools.call(index, "open_lease", self.owner, key, None)
+            except died as exc:
+                self.pools.mark_dead(index, exc)
+
+    @contextlib.asynccontextmanager
+    async def lease(self, key: Any, *, affinity: Any | None = None) -> AsyncIterator[RemoteLease]:
+        index, info = await self._open(key, affinity)
+        self._worker_home[info.worker] = index
+        try:
+            yield RemoteLease(self.pools, index, info)
+        finally:
+            with contextlib.suppress(Exception):
+                await self.pools.call(index, "close_lease", info.lease_id)
+
+    async def stats(self) -> list[Any]:
+        """Pool statistics of every alive pool actor (async here, unlike `LeanPool.stats`)."""
+        return [await self.pools.call(i, "stats") for i in self.pools.alive]
+
+
+# ---------------------------------------------------------------------------------------------
+# Proof cache
+# ---------------------------------------------------------------------------------------------
+
+
+def _cache_exhausted(last: BaseException | None) -> Exception:
+    return PoolClosed(f"the proof-cache actor is dead (last error: {first_line(last)})")
+
+
+class RayProofCacheProxy(ProofCache):
+    """The `ProofCache` interface served by the proof-cache actor.
+
+    Public methods are forwarded whole, so `stats()` are the cluster-wide figures of the actor's
+    cache, not this agent's share.
+    """
+
+    def __init__(self, cache: ActorHandle) -> None:
+        super().__init__()
+        self._actors = ActorSet([cache], ["proof-cache"])
+
+    async def _call(self, method: str, *args: Any) -> Any:
+        return await call_any(self._actors, "call", method, *args, on_exhausted=_cache_exhausted)
+
+    async def lookup(self, key: CacheKey) -> CacheEntry | None:
+        return await self._call("lookup", key)
+
+    async def publish_proof(self, key: CacheKey, tactics: Sequence[str]) -> None:
+        if not tactics:
+            raise ValueError("publish_proof: an empty tactic script proves nothing")
+        await self._call("publish_proof", key, tuple(tactics))
+
+    async def publish_dead(self, key: CacheKey) -> None:
+        await self._call("publish_dead", key)
+
+    async def stats(self) -> ProofCacheStats:
+        return await self._call("stats")
+
+    # The abstract storage hooks map onto the same remote calls (never used by the methods above).
+    async def _get(self, key: CacheKey) -> CacheEntry | None:
+        return await self.lookup(key)
+
+    async def _put_proof(self, key: CacheKey, tactics: tuple[str, ...]) -> None:
+        await self.publish_proof(key, tactics)
+
+    async def _put_dead(self, key: CacheKey) -> None:
+        await self.publish_dead(key)
+
+    async def _count(self) -> int:
+        return (await self.stats()).entries

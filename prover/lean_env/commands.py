@@ -1,0 +1,239 @@
+"""`prover check FILE.jsonl` and `prover setup lean`: thin CLI layers over the checker and setup.
+
+`prover check` reads one problem per line (the schema of `../shared/datasets/README.md`) plus a
+field `proof` (a tactic body, or complete Lean code containing the theorem), checks them
+concurrently through the pool, and writes one JSON line per input to stdout, in input order:
+
+    {"line": 3, "name": "...", "proved": false, "status": "rejected", "rule": "preflight:sorry",
+     "detail": "...", "messages": [...], "axioms": null, "lean_seconds": 0.0, "cached": false}
+
+Malformed lines get `"status": "error", "rule": "malformed_input"` (and a message on stderr naming
+the line); the rest are still checked. Exit code: 0 when every line was checked (proved or not),
+1 when a line was malformed or a check ended in an infrastructure error, 2 for usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import json
+import shlex
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+from pydantic import ValidationError
+
+from prover.config import ProverConfig
+from prover.errors import DataError, WorkspaceError
+from prover.lean_env.checker import ProofChecker
+from prover.lean_env.launcher import ReplLauncher
+from prover.lean_env.pool import LeanPool
+from prover.lean_env.setup import add_setup_lean_arguments, run_setup_lean
+from prover.lean_env.verdict_cache import VerdictCache
+from prover.types import CheckStatus, Problem, Verdict
+
+PROGRESS_EVERY = 5.0
+"""Seconds between progress lines on stderr (only for runs that last longer than that)."""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `check` and `setup lean` to the `prover` command."""
+    check = subparsers.add_parser(
+        "check",
+        help="check proofs from a JSONL file (one problem + `proof` per line)",
+        description="Check each line's `proof` against its own statement with the sound checker; "
+        "one JSON result per input line on stdout (input order), a summary on stderr.",
+    )
+    check.add_argument("file", help="JSONL file of problems with a `proof` field (`-` = stdin)")
+    check.add_argument("--repl-cmd", metavar="CMD", help="command line that starts one REPL process (shell-quoted)")
+    check.add_argument("--workspace", type=Path, metavar="DIR", help="Lean workspace (the REPL's working directory)")
+    check.add_argument("--workers", type=int, metavar="N", help="REPL processes")
+    check.add_argument("--timeout", type=float, metavar="S", help="wall-clock seconds per REPL request")
+    check.add_argument("--allow-axiom", action="append", default=[], metavar="NAME",
+                       help="also allow this axiom (repeatable), e.g. SMT_VERIF for LeanGeo")
+    check.add_argument("--config", type=Path, metavar="FILE", help="settings file (.toml/.yaml)")
+    check.add_argument("--cache", action=argparse.BooleanOptionalAction, default=None,
+                       help="use the verdict cache (default: the config's cache.enabled)")
+    check.add_argument("--with-code", action="store_true", help="include the assembled Lean code in each result")
+    check.set_defaults(run=run_check)
+
+    setup = subparsers.add_parser("setup", help="set up external tools")
+    targets = setup.add_subparsers(dest="target", required=True, metavar="TARGET")
+    lean = targets.add_parser(
+        "lean",
+        help="create a Lean workspace with Mathlib and the REPL, and record it in the user config",
+        description="Write a Lake workspace (toolchain, Mathlib, leanprover-community/repl at matching "
+        "versions), build it with elan/lake, and record it in the user config file.",
+    )
+    add_setup_lean_arguments(lean)
+    lean.set_defaults(run=run_setup_lean)
+
+
+# ---------------------------------------------------------------------------------------------
+# prover check
+# ---------------------------------------------------------------------------------------------
+
+
+def run_check(args: argparse.Namespace) -> int:
+    config = _config(args)
+    _require_repl(config)
+    source = sys.stdin if args.file == "-" else _open(Path(args.file))
+    try:
+        return asyncio.run(_check_file(config, source, args))
+    finally:
+        if source is not sys.stdin:
+            source.close()
+
+
+def _config(args: argparse.Namespace) -> ProverConfig:
+    config = ProverConfig.load(args.config)
+    overrides: dict[str, Any] = {
+        "lean.repl_cmd": shlex.split(args.repl_cmd) if args.repl_cmd else None,
+        "lean.workspace": args.workspace,
+        "lean.workers": args.workers,
+        "lean.timeout": args.timeout,
+        "cache.enabled": args.cache,
+    }
+    if args.allow_axiom:
+        overrides["checker.extra_allowed_axioms"] = (*config.checker.extra_allowed_axioms, *args.allow_axiom)
+    return config.with_overrides(overrides)
+
+
+def _require_repl(config: ProverConfig) -> None:
+    """WorkspaceError with a remedy when there is no REPL to start."""
+    launcher = ReplLauncher.from_config(config.lean)
+    if config.lean.workspace is not None and not Path(config.lean.workspace).is_dir():
+        raise WorkspaceError(f"Lean workspace {config.lean.workspace} does not exist (run `prover setup lean`)")
+    program = launcher.argv[0]
+    if shutil.which(program) is None and not Path(program).is_file():
+        raise WorkspaceError(
+            f"cannot start the Lean REPL: `{program}` not found (command: {shlex.join(launcher.argv)}); "
+            "run `prover setup lean` or pass --repl-cmd"
+        )
+
+
+def _open(path: Path) -> TextIO:
+    if not path.is_file():
+        raise DataError(f"input file not found: {path}")
+    return path.open(encoding="utf-8")
+
+
+def _read_items(source: TextIO) -> Iterator[tuple[int, Problem | None, str, str]]:
+    """(line number, problem or None, proof, error) for every non-blank input line."""
+    for number, raw in enumerate(source, start=1):
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            yield number, None, "", f"line {number}: not valid JSON ({exc.msg} at column {exc.colno})"
+            continue
+        if not isinstance(obj, dict):
+            yield number, None, "", f"line {number}: expected a JSON object"
+            continue
+        proof = obj.get("proof")
+        if not isinstance(proof, str):
+            yield number, None, "", f"line {number}: missing string field `proof`"
+            continue
+        try:
+            problem = Problem.model_validate(obj)
+            problem.theorem_name  # noqa: B018 - validates the statement has a declaration name
+        except (ValidationError, ValueError) as exc:
+            first = str(exc).splitlines()
+            yield number, None, "", f"line {number}: not a problem ({' '.join(first[:3])})"
+            continue
+        yield number, problem, proof, ""
+
+
+def _result(number: int, problem: Problem | None, verdict: Verdict, with_code: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "line": number,
+        "name": problem.name if problem else None,
+        "proved": verdict.proved,
+        "status": verdict.status.value,
+        "rule": verdict.rule,
+        "detail": verdict.detail,
+        "messages": [m.model_dump(mode="json", by_alias=True) for m in verdict.messages],
+        "axioms": list(verdict.axioms) if verdict.axioms is not None else None,
+        "lean_seconds": round(verdict.lean_seconds, 4),
+        "cached": verdict.cached,
+    }
+    if with_code:
+        out["code"] = verdict.code
+    return out
+
+
+class _Progress:
+    """Counts by status; prints a progress line every PROGRESS_EVERY seconds and a summary."""
+
+    def __init__(self) -> None:
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.started = time.monotonic()
+        self.last = self.started
+        self.done = 0
+
+    def add(self, status: str) -> None:
+        self.counts[status] += 1
+        self.done += 1
+        now = time.monotonic()
+        if now - self.last >= PROGRESS_EVERY:
+            self.last = now
+            rate = self.done / max(now - self.started, 1e-9)
+            print(f"prover check: {self.done} checked, {self.counts['proved']} proved ({rate:.1f}/s)",
+                  file=sys.stderr, flush=True)
+
+    def summary(self, malformed: int) -> str:
+        parts = ", ".join(f"{s.value} {self.counts[s.value]}" for s in CheckStatus)
+        extra = f" ({malformed} malformed)" if malformed else ""
+        return f"prover check: {self.done} lines: {parts}{extra} in {time.monotonic() - self.started:.1f} s"
+
+
+async def _check_file(config: ProverConfig, source: TextIO, args: argparse.Namespace) -> int:
+    cache = VerdictCache.from_config(config.cache)
+    window = max(4 * config.lean.workers, 16)
+    progress, malformed, errors = _Progress(), 0, 0
+    pending: collections.deque[tuple[int, Problem | None, asyncio.Future[Verdict]]] = collections.deque()
+
+    def emit(number: int, problem: Problem | None, verdict: Verdict) -> None:
+        nonlocal errors
+        print(json.dumps(_result(number, problem, verdict, args.with_code), ensure_ascii=False), flush=True)
+        progress.add(verdict.status.value)
+        errors += verdict.status is CheckStatus.ERROR and verdict.rule != "malformed_input"
+
+    async def flush(block: bool) -> None:
+        while pending and (block or pending[0][2].done()):
+            number, problem, future = pending.popleft()
+            emit(number, problem, await future)
+
+    try:
+        async with LeanPool(config.lean) as pool:
+            checker = ProofChecker(pool, config.checker, cache=cache)
+            loop = asyncio.get_running_loop()
+            for number, problem, proof, error in _read_items(source):
+                if problem is None:
+                    malformed += 1
+                    print(f"prover check: {error}", file=sys.stderr, flush=True)
+                    done: asyncio.Future[Verdict] = loop.create_future()
+                    done.set_result(Verdict(status=CheckStatus.ERROR, rule="malformed_input", detail=error))
+                    pending.append((number, None, done))
+                else:
+                    pending.append((number, problem, asyncio.ensure_future(checker.check(problem, proof))))
+                await flush(block=False)
+                while len(pending) >= window:
+                    number0, problem0, future0 = pending.popleft()
+                    emit(number0, problem0, await future0)
+                    await flush(block=False)
+                await asyncio.sleep(0)
+            await flush(block=True)
+    finally:
+        for _, _, future in pending:
+            future.cancel()
+        if cache is not None:
+            cache.close()
+    print(progress.summary(malformed), file=sys.stderr, flush=True)
+    return 1 if malformed or errors else 0

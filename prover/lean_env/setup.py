@@ -1,0 +1,289 @@
+"""`prover setup lean`: create a Lean workspace with Mathlib and the REPL, record it in the config.
+
+Steps: write a Lake workspace (lean-toolchain, lakefile.lean requiring Mathlib and
+leanprover-community/repl at tags matching the toolchain, a tiny test file), then
+`elan toolchain install`, `lake update`, `lake exe cache get` (Mathlib's prebuilt .oleans),
+`lake build` (compiles the test file against Mathlib) and `lake build repl`; finally the workspace,
+REPL command and Lean version go into the user config file (`prover.config.user_config_path()`),
+which every later command reads.
+
+Nothing here reaches the network before checking that the tools exist; without elan/lake or
+without network it stops with a message saying what is missing and how to get it.
+`--skip-build` writes files and config only; `--dry-run` only prints the plan.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from prover.config import read_config_file, user_config_path
+from prover.errors import WorkspaceError
+from prover.lean_env.launcher import REPL_BINARY
+
+DEFAULT_LEAN_VERSION = "v4.15.0"
+"""Kimina-Prover's and LeanGeo's toolchain; Mathlib and the REPL both have this tag."""
+
+MATHLIB_GIT = "https://github.com/leanprover-community/mathlib4"
+REPL_GIT = "https://github.com/leanprover-community/repl"
+ELAN_INSTALL = (
+    "curl https://raw.githubusercontent.com/leanprover/elan/master/elan-init.sh -sSf | sh -s -- -y "
+    "--default-toolchain none && source ~/.elan/env   (or run scripts/setup_lean.sh)"
+)
+TEST_MODULE = "ProverWorkspace"
+TEST_FILE = (
+    "import Mathlib\n\n"
+    "/-- Smoke test: compiling this checks that Mathlib's cache and the toolchain work. -/\n"
+    "theorem prover_workspace_smoke (a b : ℕ) : a + b = b + a := by\n"
+    "  omega\n"
+)
+
+
+class WorkspaceSpec(BaseModel):
+    """What `prover setup lean` creates."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    dir: Path
+    lean_version: str = DEFAULT_LEAN_VERSION
+    mathlib_rev: str | None = None
+    """Mathlib git revision; default: the tag equal to `lean_version`."""
+    repl_rev: str | None = None
+    """leanprover-community/repl revision; default: the tag equal to `lean_version`."""
+
+    @field_validator("lean_version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        value = value.strip()
+        if not value.startswith("v"):
+            value = "v" + value
+        if not value[1:2].isdigit():
+            raise ValueError(f"Lean version should look like v4.15.0, got {value!r}")
+        return value
+
+    @property
+    def toolchain(self) -> str:
+        return f"leanprover/lean4:{self.lean_version}"
+
+    @property
+    def mathlib(self) -> str:
+        return self.mathlib_rev or self.lean_version
+
+    @property
+    def repl(self) -> str:
+        return self.repl_rev or self.lean_version
+
+    @property
+    def repl_binary(self) -> Path:
+        return self.dir.resolve() / REPL_BINARY
+
+
+def default_workspace_dir(lean_version: str) -> Path:
+    root = os.environ.get("PROVER_DATA_HOME") or Path(
+        os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")
+    ) / "prover"
+    return Path(root) / f"lean-{lean_version}"
+
+
+def workspace_files(spec: WorkspaceSpec) -> dict[str, str]:
+    """Relative path -> content of every file the workspace needs."""
+    lakefile = (
+        "import Lake\nopen Lake DSL\n\n"
+        "package prover_workspace\n\n"
+        f'require mathlib from git\n  "{MATHLIB_GIT}" @ "{spec.mathlib}"\n\n'
+        f'require REPL from git\n  "{REPL_GIT}" @ "{spec.repl}"\n\n'
+        f"@[default_target]\nlean_lib {TEST_MODULE}\n"
+    )
+    return {
+        "lean-toolchain": spec.toolchain + "\n",
+        "lakefile.lean": lakefile,
+        f"{TEST_MODULE}.lean": TEST_FILE,
+        ".gitignore": ".lake/\n",
+    }
+
+
+def write_workspace(spec: WorkspaceSpec, *, force: bool = False) -> list[Path]:
+    """Write the workspace files; refuses to overwrite different files unless `force`."""
+    spec.dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    files = workspace_files(spec)
+    clashes = [
+        rel for rel, text in files.items()
+        if (spec.dir / rel).exists() and (spec.dir / rel).read_text(encoding="utf-8") != text
+    ]
+    if clashes and not force:
+        raise WorkspaceError(
+            f"{spec.dir} already has different {', '.join(clashes)}; pass --force to overwrite or choose --dir"
+        )
+    for rel, text in files.items():
+        path = spec.dir / rel
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def build_commands(spec: WorkspaceSpec) -> list[list[str]]:
+    """The commands that fetch and build everything, run inside the workspace."""
+    return [
+        ["elan", "toolchain", "install", spec.toolchain],
+        ["lake", "update"],
+        ["lake", "exe", "cache", "get"],
+        ["lake", "build"],
+        ["lake", "build", "repl"],
+    ]
+
+
+def missing_tools(tools: Sequence[str] = ("elan", "lake")) -> list[str]:
+    """Tools not found on PATH (nor in ~/.elan/bin)."""
+    elan_bin = Path.home() / ".elan" / "bin"
+    return [t for t in tools if shutil.which(t) is None and not (elan_bin / t).is_file()]
+
+
+def network_available(host: str = "github.com", port: int = 443, timeout: float = 5.0) -> bool:
+    """Can we open a TCP connection to GitHub (where Mathlib, the REPL and elan live)?"""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def repl_command(spec: WorkspaceSpec) -> list[str]:
+    """argv recorded in the config: `lake env <REPL binary>` (run with cwd = workspace)."""
+    lake = shutil.which("lake") or str(Path.home() / ".elan" / "bin" / "lake")
+    return [lake, "env", str(spec.repl_binary)]
+
+
+def record_config(spec: WorkspaceSpec, repl_cmd: list[str], path: Path | None = None) -> Path:
+    """Merge lean.workspace / repl_cmd / lean_version into the user TOML config file."""
+    path = path or user_config_path()
+    data = read_config_file(path, missing_ok=True)
+    lean = dict(data.get("lean", {}))
+    lean.update(workspace=str(spec.dir.resolve()), repl_cmd=list(repl_cmd), lean_version=spec.lean_version)
+    data["lean"] = lean
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(to_toml(data), encoding="utf-8")
+    return path
+
+
+def to_toml(data: dict[str, Any]) -> str:
+    """Small TOML writer for config dicts (tables, strings, numbers, booleans, lists)."""
+    lines: list[str] = []
+
+    def table(prefix: str, node: dict[str, Any]) -> None:
+        scalars = {k: v for k, v in node.items() if not isinstance(v, dict) and v is not None}
+        if prefix and (scalars or not any(isinstance(v, dict) for v in node.values())):
+            lines.append(f"[{prefix}]")
+        for key, value in scalars.items():
+            lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
+        if prefix and scalars:
+            lines.append("")
+        for key, value in node.items():
+            if isinstance(value, dict):
+                table(f"{prefix}.{_toml_key(key)}" if prefix else _toml_key(key), value)
+
+    table("", data)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _toml_key(key: str) -> str:
+    return key if key.replace("_", "").replace("-", "").isalnum() else _toml_value(key)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{text}"'
+
+
+Runner = Callable[[list[str], Path], int]
+
+
+def _run(cmd: list[str], cwd: Path) -> int:
+    print(f"prover setup lean: $ {' '.join(cmd)}", file=sys.stderr, flush=True)
+    return subprocess.run(cmd, cwd=cwd, check=False).returncode
+
+
+def setup_lean(
+    spec: WorkspaceSpec,
+    *,
+    skip_build: bool = False,
+    dry_run: bool = False,
+    force: bool = False,
+    config_path: Path | None = None,
+    run: Runner = _run,
+    network_probe: Callable[[], bool] = network_available,
+) -> Path | None:
+    """Create, build and record a workspace (see the module docstring); returns the config path.
+
+    Raises:
+        WorkspaceError: tools or network missing (with how to fix it), existing different files,
+            or a failed build step.
+    """
+    if dry_run:
+        print(f"would write in {spec.dir}: {', '.join(workspace_files(spec))}")
+        for cmd in [] if skip_build else build_commands(spec):
+            print(f"would run: {' '.join(cmd)}")
+        print(f"would record lean.workspace/repl_cmd/lean_version in {config_path or user_config_path()}")
+        return None
+    if not skip_build:
+        missing = missing_tools()
+        if missing:
+            raise WorkspaceError(
+                f"cannot build the Lean workspace: {' and '.join(missing)} not found on PATH. Install elan "
+                f"(it provides lean and lake): {ELAN_INSTALL}; then re-run `prover setup lean`. "
+                "(`--skip-build` writes the workspace files only.)"
+            )
+        if not network_probe():
+            raise WorkspaceError(
+                "cannot reach github.com: the first build downloads the Lean toolchain, Mathlib (and its "
+                "~5 GB .olean cache) and the REPL. Connect to the internet (or set HTTPS_PROXY) and re-run; "
+                "`--skip-build` writes the workspace files only."
+            )
+    write_workspace(spec, force=force)
+    if not skip_build:
+        for cmd in build_commands(spec):
+            code = run(cmd, spec.dir)
+            if code != 0:
+                raise WorkspaceError(f"`{' '.join(cmd)}` failed with exit code {code} in {spec.dir}")
+    return record_config(spec, repl_command(spec), config_path)
+
+
+def add_setup_lean_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dir", type=Path, help="workspace folder (default: ~/.local/share/prover/lean-<version>)")
+    parser.add_argument("--lean-version", default=DEFAULT_LEAN_VERSION, help=f"toolchain tag (default {DEFAULT_LEAN_VERSION})")
+    parser.add_argument("--mathlib-rev", help="Mathlib revision (default: the tag of --lean-version)")
+    parser.add_argument("--repl-rev", help="leanprover-community/repl revision (default: the tag of --lean-version)")
+    parser.add_argument("--skip-build", action="store_true", help="write files and config, run nothing")
+    parser.add_argument("--dry-run", action="store_true", help="print what would be done")
+    parser.add_argument("--force", action="store_true", help="overwrite different existing workspace files")
+
+
+def run_setup_lean(args: argparse.Namespace) -> int:
+    try:
+        spec = WorkspaceSpec(
+            dir=args.dir or default_workspace_dir(args.lean_version),
+            lean_version=args.lean_version,
+            mathlib_rev=args.mathlib_rev,
+            repl_rev=args.repl_rev,
+        )
+    except ValueError as exc:
+        raise WorkspaceError(str(exc)) from exc
+    path = setup_lean(spec, skip_build=args.skip_build, dry_run=args.dry_run, force=args.force)
+    if path is not None:
+        state = "written (not built)" if args.skip_build else "ready"
+        print(f"Lean workspace {spec.dir} {state}; recorded in {path}")
+    return 0

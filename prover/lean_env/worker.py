@@ -1,0 +1,340 @@
+"""One REPL process and everything that can go wrong with it.
+
+A `ReplWorker` starts the REPL in its own session (so a timeout can SIGKILL the whole process
+group, `lake env` wrapper included), caps its address space (RLIMIT_AS) and watches its RSS,
+drains stderr continuously (a full pipe would wedge the REPL) keeping a bounded tail for
+diagnostics, writes validated requests and reads blank-line-framed replies. Every request ends
+as an `Outcome` with an `OutcomeKind`: REPL failures are classified here, in one place, and the
+process is restarted (new generation, header re-elaborated) so the caller never sees a wedged
+worker. Exceptions are reserved for misuse and for failures to start at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import resource
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import psutil
+
+from prover.config import LeanConfig
+from prover.errors import LeanError, PoolClosed, ReplCrashed, ReplError, ReplMemoryExceeded, ReplProtocolError, ReplTimeout
+from prover.lean_env.launcher import ReplLauncher
+from prover.lean_env.protocol import (
+    CommandRequest,
+    CommandResponse,
+    ProofStepResponse,
+    Reply,
+    ReplErrorResponse,
+    Request,
+    decode_reply,
+    encode_request,
+)
+from prover.lean_env.results import OutcomeKind, WorkerRef
+
+READ_LIMIT = 1 << 26  # bytes buffered per reply; infotrees can be large
+STDERR_TAIL = 16 * 1024
+RSS_INTERVAL = 0.2
+OOM_MARKERS = (b"out of memory", b"std::bad_alloc", b"memoryerror", b"cannot allocate memory", b"rlimit")
+FAILURE_ERRORS: dict[OutcomeKind, type[ReplError]] = {
+    OutcomeKind.TIMEOUT: ReplTimeout,
+    OutcomeKind.OUT_OF_MEMORY: ReplMemoryExceeded,
+    OutcomeKind.CRASH: ReplCrashed,
+    OutcomeKind.INFRASTRUCTURE: ReplCrashed,
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A request's end as the worker saw it (the lease turns it into a ReplResult)."""
+
+    kind: OutcomeKind
+    response: Reply | None
+    seconds: float
+    detail: str = ""
+    generation: int = 0
+
+
+def classify(reply: Reply) -> tuple[OutcomeKind, str]:
+    """Lean's answer -> kind. Tactic replies with open goals are OK (a good step)."""
+    if isinstance(reply, ReplErrorResponse):
+        return OutcomeKind.LEAN_ERROR, reply.message
+    if reply.has_errors():
+        return OutcomeKind.LEAN_ERROR, reply.errors()[0].data
+    if isinstance(reply, ProofStepResponse):
+        status = reply.proof_status or ""
+        if status.startswith("Error"):
+            return OutcomeKind.LEAN_ERROR, status
+        if reply.sorries or status.startswith("Incomplete: contains"):
+            return OutcomeKind.INCOMPLETE, status or "contains sorry"
+        return OutcomeKind.OK, ""
+    if reply.has_sorry():
+        return OutcomeKind.INCOMPLETE, "declaration uses sorry"
+    return OutcomeKind.OK, ""
+
+
+def _limit_memory(limit_mb: int | None) -> Callable[[], None] | None:
+    if not limit_mb:
+        return None
+    size = limit_mb * 2**20
+
+    def apply() -> None:  # runs in the child between fork and exec
+        resource.setrlimit(resource.RLIMIT_AS, (size, size))
+
+    return apply
+
+
+class ReplWorker:
+    """Owns one REPL process at a time; `generation` increments at every (re)start."""
+
+    def __init__(
+        self,
+        worker_id: int,
+        launcher: ReplLauncher,
+        config: LeanConfig,
+        header: str,
+        counters: collections.Counter[str] | None = None,
+    ) -> None:
+        self.worker_id = worker_id
+        self.launcher = launcher
+        self.config = config
+        self.header = header
+        self.counters = counters if counters is not None else collections.Counter()
+        self.generation = 0
+        self.header_env: int | None = None
+        self.last_rss_mb = 0.0
+        self.closed = False
+        self._proc: asyncio.subprocess.Process | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._stderr_tail = bytearray()
+        self._kill_reason = ""
+        self._children: list[psutil.Process] = []
+
+    # -- lifecycle --------------------------------------------------------------------------
+    @property
+    def ref(self) -> WorkerRef:
+        return WorkerRef(worker_id=self.worker_id, generation=self.generation)
+
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.returncode is None and not self._kill_reason
+
+    @property
+    def stderr_tail(self) -> str:
+        return self._stderr_tail.decode("utf-8", errors="replace")
+
+    async def start(self) -> None:
+        """Spawn a new process generation and elaborate the header once (its env is reused)."""
+        if self.closed:
+            raise PoolClosed(f"worker {self.worker_id} is closed")
+        await self.kill()
+        self.generation += 1
+        self.header_env = None
+        self._kill_reason = ""
+        self._stderr_tail.clear()
+        self.counters["starts"] += 1
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                *self.launcher.argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                cwd=self.launcher.cwd,
+                env=self.launcher.process_env(),
+                start_new_session=True,
+                preexec_fn=_limit_memory(self.config.memory_limit_mb),
+                limit=READ_LIMIT,
+            )
+        except OSError as exc:
+            raise ReplCrashed(f"cannot start REPL {self.launcher.argv!r}: {exc}") from exc
+        self._tasks = [asyncio.create_task(self._drain_stderr(self._proc)), asyncio.create_task(self._watch_rss(self._proc))]
+        if self.header.strip():
+            await self._elaborate_header()
+
+    async def _elaborate_header(self) -> None:
+        out = await self.run(CommandRequest(cmd=self.header), timeout=self.config.header_timeout, recover=False)
+        if out.kind in FAILURE_ERRORS:
+            await self.kill()
+            raise FAILURE_ERRORS[out.kind](f"worker {self.worker_id}: header failed ({out.kind.value}): {out.detail}")
+        if not isinstance(out.response, CommandResponse) or out.response.has_errors():
+            await self.kill()
+            detail = out.detail or (out.response.message if isinstance(out.response, ReplErrorResponse) else "")
+            raise LeanError(f"the header does not elaborate: {detail}\n--- header ---\n{self.header}")
+        self.header_env = out.response.env
+
+    async def restart(self) -> None:
+        self.counters["restarts"] += 1
+        await self.start()
+
+    async def kill(self, reason: str = "") -> None:
+        """SIGKILL the whole process group and reap it."""
+        proc = self._proc
+        if proc is None:
+            return
+        self._kill_now(reason or "killed")
+        try:
+            await asyncio.wait_for(proc.wait(), 5.0)
+        except asyncio.TimeoutError:
+            pass
+        for task in self._tasks:
+            task.cancel()
+        self._tasks = []
+
+    def _kill_now(self, reason: str) -> None:
+        """Synchronous part of kill (usable while being cancelled)."""
+        proc = self._proc
+        if proc is None:
+            return
+        self._kill_reason = self._kill_reason or reason
+        if proc.returncode is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        if proc.stdin is not None:
+            proc.stdin.close()
+
+    async def close(self) -> None:
+        self.closed = True
+        await self.kill("closed")
+        self._proc = None
+
+    # -- requests ---------------------------------------------------------------------------
+    async def run(self, req: Request, *, timeout: float, recover: bool = True) -> Outcome:
+        """Send one request; classify how it ended; restart the process after a failure."""
+        if self.closed:
+            raise PoolClosed(f"worker {self.worker_id} is closed")
+        generation, start = self.generation, time.monotonic()
+        if isinstance(req, CommandRequest) and req.env is None and req.cmd.lstrip().startswith("import"):
+            self.counters["imports"] += 1
+        try:
+            kind, reply, detail = await self._exchange(req, timeout)
+        except asyncio.CancelledError:
+            self._kill_now("cancelled mid-request")
+            raise
+        if self.closed:
+            raise PoolClosed(f"worker {self.worker_id} was closed during the request")
+        out = Outcome(kind, reply, time.monotonic() - start, detail, generation)
+        if kind in FAILURE_ERRORS and recover:
+            await self._recover()
+        return out
+
+    async def _exchange(self, req: Request, timeout: float) -> tuple[OutcomeKind, Reply | None, str]:
+        proc = self._proc
+        if proc is None or not self.alive:
+            return OutcomeKind.INFRASTRUCTURE, None, "REPL process was not running"
+        try:
+            assert proc.stdin is not None
+            proc.stdin.write(encode_request(req).encode("utf-8"))
+            await proc.stdin.drain()
+            if proc.stdin.is_closing():  # EPIPE is swallowed by the transport: the REPL was gone
+                raise BrokenPipeError("REPL stdin closed before the request was written")
+        except (BrokenPipeError, ConnectionResetError, RuntimeError) as exc:
+            await self.kill("stdin closed")
+            return OutcomeKind.INFRASTRUCTURE, None, f"request not delivered: {exc!r}"
+        try:
+            text = await asyncio.wait_for(self._read_reply(proc), timeout)
+        except asyncio.TimeoutError:
+            await self.kill("timeout")
+            return OutcomeKind.TIMEOUT, None, f"no reply within {timeout:g} s; process group killed"
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+            return await self._died(proc)
+        try:
+            reply = decode_reply(text)
+        except ReplProtocolError as exc:
+            await self.kill("garbage")
+            return OutcomeKind.CRASH, None, f"garbage output, process killed: {exc}"
+        kind, detail = classify(reply)
+        return kind, reply, detail
+
+    async def _read_reply(self, proc: asyncio.subprocess.Process) -> str:
+        assert proc.stdout is not None
+        while True:
+            chunk = await proc.stdout.readuntil(b"\n\n")
+            text = chunk.decode("utf-8", errors="replace").strip()
+            if text:
+                return text
+
+    async def _died(self, proc: asyncio.subprocess.Process) -> tuple[OutcomeKind, None, str]:
+        """EOF on stdout: wait for exit and stderr, then tell OOM from a crash."""
+        reason = self._kill_reason
+        try:
+            await asyncio.wait_for(proc.wait(), 2.0)
+        except asyncio.TimeoutError:
+            await self.kill("EOF without exit")
+        if self._tasks:
+            await asyncio.wait(self._tasks[:1], timeout=1.0)
+        await self.kill(reason or "exited")
+        tail = self.stderr_tail[-600:].strip()
+        cap = self.config.rss_kill_mb or self.config.memory_limit_mb
+        oom = reason.startswith("oom") or any(m in self._stderr_tail.lower() for m in OOM_MARKERS)
+        sigkilled_big = proc.returncode == -signal.SIGKILL and cap and self.last_rss_mb > 0.9 * cap
+        if oom or sigkilled_big:
+            return OutcomeKind.OUT_OF_MEMORY, None, f"out of memory ({reason or 'REPL reported it'}); stderr: {tail}"
+        return OutcomeKind.CRASH, None, f"REPL exited with code {proc.returncode}; stderr: {tail}"
+
+    async def _recover(self) -> None:
+        """Transparent restart after a failure; a failed restart leaves the worker dead."""
+        try:
+            await self.restart()
+        except (ReplError, LeanError):
+            await self.kill("restart failed")
+
+    # -- background tasks -------------------------------------------------------------------
+    async def _drain_stderr(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stderr is not None
+        while chunk := await proc.stderr.read(65536):
+            self.counters["stderr_bytes"] += len(chunk)
+            if proc is self._proc:
+                self._stderr_tail += chunk
+                del self._stderr_tail[:-STDERR_TAIL]
+
+    async def _watch_rss(self, proc: asyncio.subprocess.Process) -> None:
+        """Sample the process group's RSS; past memory_limit_mb kill it as out of memory."""
+        try:
+            root = psutil.Process(proc.pid)
+        except psutil.Error:
+            return
+        cap, samples = self.config.rss_kill_mb or self.config.memory_limit_mb, 0
+        while proc.returncode is None:
+            if samples % 10 == 0:
+                self._children = _children(root)
+            self.last_rss_mb = _rss_mb([root, *self._children])
+            if cap and self.last_rss_mb > cap and proc is self._proc:
+                self._kill_now(f"oom: RSS {self.last_rss_mb:.0f} MB above {cap} MB")
+                return
+            samples += 1
+            await asyncio.sleep(RSS_INTERVAL)
+
+    def rss_mb(self) -> float:
+        """Fresh RSS sample of the process group (MB)."""
+        if self._proc is None or self._proc.returncode is not None:
+            return 0.0
+        try:
+            root = psutil.Process(self._proc.pid)
+        except psutil.Error:
+            return 0.0
+        self.last_rss_mb = _rss_mb([root, *self._children])
+        return self.last_rss_mb
+
+
+def _children(root: psutil.Process) -> list[psutil.Process]:
+    try:
+        return root.children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def _rss_mb(procs: list[psutil.Process]) -> float:
+    total = 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total / 2**20

@@ -1,0 +1,92 @@
+"""LeanGeo (project-numina/LeanGeo): workspace pins, prompt additions and checker settings.
+
+Facts from `../shared/reference/leangeo.md` (LeanGeo @ 9212b89e). LeanGeo-Bench problems import
+`SystemE` and `LeanGeo`, so they can only be checked in a Lake project that requires LeanGeo on
+Lean v4.15.0, with the SMT solvers (cvc5, z3, smt-portfolio) on PATH.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+LEAN_TOOLCHAIN = "leanprover/lean4:v4.15.0"
+LEAN_VERSION = "v4.15.0"
+MATHLIB_REV = "9837ca9d65d9de6fad1ef4381750ca688774e608"
+LEANGEO_GIT = "https://github.com/project-numina/LeanGeo"
+LEANGEO_REV = "9212b89ef0cb08adb049b32f6332a1f2b9e551ab"
+LEANGEO_PACKAGE = "lib"
+"""LeanGeo's lakefile names its package `lib` (libraries SystemE, LeanGeo, Book)."""
+LEAN_SMT_GIT = "https://github.com/ufmg-smite/lean-smt"
+LEAN_SMT_REV = "9b81e91cc9ea3833203317a7f425267112083672"
+
+HEADER = "import Mathlib\nimport SystemE\nimport LeanGeo\nnamespace LeanGeo\n\n"
+"""The header of almost every LeanGeo-Bench problem."""
+
+EXTRA_AXIOMS: tuple[str, ...] = ("SMT_VERIF", "Smt.SMT_VERIF")
+"""The unsound axiom through which `euclid_*` tactics admit SMT results. The source declares it
+inside `namespace Smt`, so `#print axioms` may show either spelling."""
+
+LIBRARY_AXIOM_PREFIXES: tuple[str, ...] = ("SystemE.", "LeanGeo.")
+"""SystemE/LeanGeo declare their geometry (`axiom Point : Type`, the ~100 inference rules, 9
+LeanGeo axioms) as Lean axioms, so every LeanGeo statement depends on axioms with these prefixes.
+A checker with a plain name allow-list rejects every LeanGeo proof unless it also accepts
+library axioms; it must still reject `sorryAx` and axioms the proof declares itself (the problem
+header opens `namespace LeanGeo`, so a prefix test alone would accept a model's own `axiom`)."""
+
+SYSTEM_PROMPT = "You are an expert in mathematics and proving theorems in Lean 4."
+"""System prompt of the authors' eval config (`eval_config/geometry_template.json5`)."""
+
+PROMPT_ADDITION = (
+    "The theorem uses the LeanGeo library (Lean 4 v4.15.0, Mathlib, SystemE): points, lines and "
+    "circles (`Point`, `Line`, `Circle`), lengths `|(A─B)|`, angles `∠ A:B:C` measured in right "
+    "angles `∟`, triangle areas `(△A:B:C).area`, and predicates such as `Triangle`, `Coll`, "
+    "`Cyclic`, `MidPoint`, `Foot`, `Circumcentre`. Besides ordinary Lean tactics you can use "
+    "`euclid_intros`, `euclid_apply <rule> <args> as X`, `euclid_assert P` and `euclid_finish` "
+    "(SMT-backed). Answer with a complete Lean file that starts with\n"
+    "```lean\nimport Mathlib\nimport SystemE\nimport LeanGeo\nnamespace LeanGeo\n\ntheorem ...\n```"
+)
+"""Short stand-in for the authors' ~87 kB prompt (DSL description, library theorem list,
+few-shot examples), which is not shipped here."""
+
+BUILD_STEPS: tuple[str, ...] = (
+    "lake update",
+    "lake run cvc5/downloadRelease",
+    "lake exe cache get",
+    "lake build",
+)
+"""Run in the workspace (needs network, clang/libc++ with CC=CXX=clang, and `pip install
+smt-portfolio`; `z3` and `cvc5` must be on PATH)."""
+
+
+class LeanGeoSettings(BaseModel):
+    """Everything a checker or `prover setup` needs to know about LeanGeo."""
+
+    model_config = ConfigDict(frozen=True)
+
+    lean_toolchain: str = LEAN_TOOLCHAIN
+    mathlib_rev: str = MATHLIB_REV
+    leangeo_rev: str = LEANGEO_REV
+    extra_axioms: tuple[str, ...] = EXTRA_AXIOMS
+    library_axiom_prefixes: tuple[str, ...] = LIBRARY_AXIOM_PREFIXES
+    header: str = HEADER
+
+
+def lakefile_text(package: str = "leangeo_workspace") -> str:
+    """`lakefile.lean` of a workspace that requires LeanGeo (which pins Mathlib 9837ca9d and
+    lean-smt itself, so they are not required again here)."""
+    return (
+        "import Lake\nopen Lake DSL\n\n"
+        f"package «{package}» where\n"
+        "  leanOptions := #[⟨`relaxedAutoImplicit, true⟩]\n\n"
+        f'require «{LEANGEO_PACKAGE}» from git\n  "{LEANGEO_GIT}" @ "{LEANGEO_REV}"\n'
+    )
+
+
+def lean_toolchain_text() -> str:
+    """Contents of the workspace's `lean-toolchain` file."""
+    return LEAN_TOOLCHAIN + "\n"
+
+
+def checker_overrides() -> dict[str, object]:
+    """Dotted config overrides for checking LeanGeo proofs (see `ProverConfig.with_overrides`)."""
+    return {"checker.extra_allowed_axioms": EXTRA_AXIOMS}

@@ -1,0 +1,578 @@
+"""Prompt formats and proof extraction for the prover model families in use today.
+
+Each model family was trained on one prompt shape and answers in one output shape; getting either
+wrong costs far more pass@k than any search trick. One `PromptFormat` per family keeps both halves
+(building the request, reading the answer) side by side:
+
+==================  ==========  =============================================================
+name                kind        prompt -> answer
+==================  ==========  =============================================================
+``deepseek-v1.5``   completion  "Complete the following Lean 4 code" + code prefix; the model
+                                continues after ``:= by``; the continuation up to ``` is the body
+``deepseek-v2``     chat        DS-V2 plan-then-code user prompt; last ```lean4 block
+``goedel-v2``       chat        same prompt as DS-V2 (Goedel's ``dpskcot`` handler); Goedel's
+                                error-feedback turns for self-correction
+``kimina``          chat        system prompt + "# Problem / # Formal statement"; ``<think>``
+                                block, then the last ```lean4 block; Kimina's error-fix turns
+``bfs``             completion  ``{state}:::`` -> one tactic (BFS-Prover)
+``chat``            chat        generic instruction prompt for any chat model
+==================  ==========  =============================================================
+
+Extraction rules (shared by the chat formats, see `extract_code_answer`):
+
+* Reasoning: the answer is the text after the last ``</think>``. Code inside a closed
+  ``<think>…</think>`` is used only when the answer holds no usable block (some models put the
+  final code just before closing the think block). An unclosed ``<think>`` means the model was cut
+  off while reasoning: its drafts are never used and extraction returns None.
+* Fences: ```` ```lean4 ````, ```` ```lean ```` and bare ```` ``` ```` blocks count; other languages
+  do not. The last *complete* block that declares the target theorem wins; an unclosed final block
+  (truncated output) is used only when no complete block declares the theorem.
+* "Declares the target theorem" means a `theorem`/`lemma` line with the problem's declaration
+  name; unlike Kimina's harness, the block need not repeat the `import` header.
+* The result is complete Lean code, header lines included, exactly as the model wrote it: the
+  checker rebuilds the file from the benchmark statement and never trusts the model's text, so
+  nothing is verified or repaired here.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+from pydantic import BaseModel, ConfigDict
+
+from prover.errors import ConfigError
+from prover.types import ChatMessage, GenRequest, LeanMessage, Problem
+
+__all__ = [
+    "FORMAT_NAMES",
+    "BfsFormat",
+    "ChatFormat",
+    "CodeBlock",
+    "DeepSeekV15Format",
+    "DeepSeekV2Format",
+    "Feedback",
+    "GoedelV2Format",
+    "KiminaFormat",
+    "PromptFormat",
+    "extract_code_answer",
+    "find_code_blocks",
+    "get_format",
+    "infer_format_name",
+    "split_thinking",
+]
+
+
+class Feedback(BaseModel):
+    """One failed attempt of a self-correction chain, as the next prompt needs it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    proof: str
+    """The extracted proof that was checked (tactic body or complete code)."""
+    completion: str
+    """The model's full reply that produced `proof`; replayed as the assistant turn."""
+    messages: tuple[LeanMessage, ...] = ()
+    """Lean's diagnostics for the checked code."""
+    code: str = ""
+    """The exact code the message positions refer to (the checker's `Verdict.code`). When empty,
+    positions are taken to refer to `header + formal_statement + proof` (or `proof` itself when it
+    is complete code)."""
+    detail: str = ""
+    """The checker's reason when Lean's messages alone do not explain the rejection (sorry,
+    forbidden axioms, altered statement, ...)."""
+
+
+class CodeBlock(BaseModel):
+    """A fenced code block found in model output."""
+
+    model_config = ConfigDict(frozen=True)
+
+    lang: str
+    code: str
+    closed: bool
+    start: int
+    """Offset of the opening fence in the searched text."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing helpers
+# ---------------------------------------------------------------------------------------------
+
+_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+\-]*)[^\n]*\n")
+_CLOSE = re.compile(r"^[ \t]*```", re.MULTILINE)
+_LEAN_LANGS = frozenset({"lean4", "lean", ""})
+_THINK_OPEN = "<think>"
+_THINK_CLOSE = "</think>"
+_SPECIAL_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|end▁of▁sentence|>", "</s>")
+_ANY_DECL = re.compile(r"^\s*(?:@\[[^\]]*\]\s*)?(?:[a-z]+\s+)*(?:theorem|lemma|example|def)\b", re.M)
+
+
+def split_thinking(text: str) -> tuple[str, str, bool]:
+    """Split `text` into (thinking, answer, thinking_closed).
+
+    No think tags: everything is the answer. `<think>` without `</think>`: everything after it is
+    unfinished thinking and the answer is only what precedes the tag (normally nothing).
+    """
+    close = text.rfind(_THINK_CLOSE)
+    if close >= 0:
+        thinking = text[:close]
+        open_at = thinking.find(_THINK_OPEN)
+        if open_at >= 0:
+            thinking = thinking[open_at + len(_THINK_OPEN) :]
+        return thinking, text[close + len(_THINK_CLOSE) :], True
+    open_at = text.find(_THINK_OPEN)
+    if open_at >= 0:
+        return text[open_at + len(_THINK_OPEN) :], text[:open_at], False
+    return "", text, True
+
+
+def find_code_blocks(text: str) -> list[CodeBlock]:
+    """All fenced blocks in order; a final block without a closing fence has `closed=False`."""
+    blocks: list[CodeBlock] = []
+    pos = 0
+    while True:
+        opening = _FENCE.search(text, pos)
+        if opening is None:  # includes a bare fence on the last line: an empty block
+            return blocks
+        body_start = opening.end()
+        closing = _CLOSE.search(text, body_start)
+        lang = opening.group(1).lower()
+        if closing is None:
+            blocks.append(CodeBlock(lang=lang, code=text[body_start:], closed=False, start=opening.start()))
+            return blocks
+        blocks.append(
+            CodeBlock(lang=lang, code=text[body_start : closing.start()], closed=True, start=opening.start())
+        )
+        pos = text.find("```", closing.start()) + 3
+
+
+def _declares(code: str, theorem: str) -> bool:
+    pattern = rf"(?:^|[\s(])(?:theorem|lemma)\s+{re.escape(theorem)}(?=[\s:({{\[]|$)"
+    return re.search(pattern, code, re.MULTILINE) is not None
+
+
+def _theorem_name(problem: Problem) -> str:
+    try:
+        return problem.theorem_name
+    except ValueError:
+        return problem.name
+
+
+def _pick_block(blocks: Sequence[CodeBlock], theorem: str) -> str | None:
+    lean_blocks = [b for b in blocks if b.lang in _LEAN_LANGS]
+    for block in reversed(lean_blocks):
+        if block.closed and _declares(block.code, theorem):
+            return block.code.strip("\n").rstrip()
+    for block in reversed(lean_blocks):
+        if not block.closed and _declares(block.code, theorem):
+            return block.code.strip("\n").rstrip()
+    return None
+
+
+def extract_code_answer(text: str, theorem: str) -> str | None:
+    """The complete Lean code for `theorem` in a chat answer, by the rules in the module docstring."""
+    thinking, answer, closed = split_thinking(text)
+    found = _pick_block(find_code_blocks(answer), theorem)
+    if found is None and closed and thinking:
+        found = _pick_block(find_code_blocks(thinking), theorem)
+    return found
+
+
+def _bare_tactic_block(text: str) -> str | None:
+    """The last closed Lean block that holds tactics only (no declaration, no import)."""
+    _, answer, closed = split_thinking(text)
+    if not closed:
+        return None
+    for block in reversed(find_code_blocks(answer)):
+        code = block.code.strip("\n").rstrip()
+        if block.closed and block.lang in _LEAN_LANGS and code.strip():
+            if _ANY_DECL.search(code) or re.search(r"^\s*import\s", code, re.M):
+                return None
+            return code
+    return None
+
+
+def _clean_tactic(text: str) -> str | None:
+    """The tactic in `text`: the last Lean block if there is one, special tokens and blank edges
+    removed; multi-line tactics (`have ... := by` + indented lines) are kept whole."""
+    blocks = [b for b in find_code_blocks(text) if b.lang in _LEAN_LANGS]
+    if blocks:
+        text = blocks[-1].code
+    for token in _SPECIAL_TOKENS:
+        text = text.replace(token, "")
+    tactic = "\n".join(line.rstrip() for line in text.strip("\n").split("\n")).strip()
+    return tactic or None
+
+
+def _statement_code(problem: Problem, *, sorry: bool) -> str:
+    """Header + statement as the model sees it (optionally closed with `sorry`, as in DS-V2)."""
+    statement = problem.formal_statement.rstrip()
+    if sorry:
+        statement += " sorry"
+    return f"{problem.header}{statement}".strip("\n")
+
+
+def _checked_code(problem: Problem, feedback: Feedback) -> str:
+    """The code `feedback.messages` positions refer to (see `Feedback.code`)."""
+    if feedback.code:
+        return feedback.code
+    if _declares(feedback.proof, _theorem_name(problem)):
+        return feedback.proof
+    return f"{problem.header}{problem.formal_statement}{feedback.proof}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering Lean feedback
+# ---------------------------------------------------------------------------------------------
+
+
+def _select_messages(feedback: Feedback, limit: int) -> tuple[list[LeanMessage], int]:
+    """Errors first (warnings when there are none), in source order, at most `limit`."""
+    errors = [m for m in feedback.messages if m.severity == "error"]
+    chosen = errors or [m for m in feedback.messages if m.severity == "warning"]
+    chosen.sort(key=lambda m: (m.pos.line, m.pos.column))
+    return chosen[:limit], max(0, len(chosen) - limit)
+
+
+def _mark_error(lines: list[str], message: LeanMessage) -> list[str]:
+    """Copy of `lines` with `<error>` / `</error>` around the message's range (Goedel style)."""
+    marked = list(lines)
+    start_line, start_col = message.pos.line - 1, message.pos.column
+    end = message.end_pos or message.pos
+    end_line, end_col = end.line - 1, end.column
+    if not 0 <= start_line < len(marked):
+        return marked
+    end_line = min(max(end_line, start_line), len(marked) - 1)
+    if end_line == start_line:
+        end_col = max(end_col, start_col)
+        if end_col == start_col:
+            end_col = len(marked[start_line])
+    row = marked[end_line]
+    marked[end_line] = row[:end_col] + "</error>" + row[end_col:]
+    row = marked[start_line]
+    marked[start_line] = row[:start_col] + "<error>" + row[start_col:]
+    return marked
+
+
+def _goals_of(message: LeanMessage) -> str | None:
+    """The goal text of an "unsolved goals" error (Lean prints it after the first line)."""
+    head, _, rest = message.data.partition("\n")
+    if head.strip().startswith("unsolved goals") and rest.strip():
+        return rest.strip("\n")
+    return None
+
+
+def _no_message_note(feedback: Feedback) -> str:
+    detail = feedback.detail or "Lean reported no error, but the proof was not accepted"
+    return f"The checker rejected the proof: {detail}."
+
+
+def goedel_feedback_text(problem: Problem, feedback: Feedback, round_no: int, max_errors: int) -> str:
+    """Goedel-Prover-V2's correction turn: errors marked with <error></error> in code context."""
+    chosen, hidden = _select_messages(feedback, max_errors)
+    lines = _checked_code(problem, feedback).split("\n")
+    parts = [
+        f"The proof (Round {round_no}) is not correct. Following is the compilation error message, "
+        "where we use <error></error> to signal the position of the error."
+    ]
+    for i, message in enumerate(chosen, 1):
+        marked = _mark_error(lines, message)
+        first = max(0, message.pos.line - 1 - 2)
+        last = min(len(marked), (message.end_pos or message.pos).line + 2)
+        context = "\n".join(marked[first:last])
+        where = f"line {message.pos.line}, column {message.pos.column}"
+        parts.append(
+            f"Error {i} ({message.severity} at {where}):\n\nCorresponding Code:\n```lean4\n{context}\n```"
+            f"\n\nError Message: {message.data.strip()}"
+        )
+    if hidden:
+        parts.append(f"({hidden} more not shown.)")
+    if not chosen:
+        parts.append(_no_message_note(feedback))
+    parts.append(
+        "Before producing the Lean 4 code to formally prove the given theorem, provide a detailed "
+        "analysis of the error message."
+    )
+    return "\n\n".join(parts)
+
+
+def kimina_feedback_text(problem: Problem, feedback: Feedback, max_errors: int) -> str:
+    """Kimina-Prover's error-fix turn: per error the goals, the message and a numbered snippet."""
+    chosen, hidden = _select_messages(feedback, max_errors)
+    lines = _checked_code(problem, feedback).split("\n")
+    out: list[str] = []
+    for i, message in enumerate(chosen, 1):
+        out.append(f"# Error {i}:\n")
+        goals = _goals_of(message)
+        text = message.data.strip()
+        if goals:
+            # Lean prints the goals inside the message; show them once, where Kimina expects them.
+            out.append(f"Goals state before error position: \n{goals}\n\n")
+            text = text.partition("\n")[0]
+        out.append(f"Error message: \n{text}\n\n")
+        line_no = message.pos.line - 1
+        if 0 <= line_no < len(lines):
+            snippet = "".join(
+                f"{n + 1:03d}{' >' if n == line_no else '  '}| {lines[n]}\n"
+                for n in range(max(0, line_no - 2), min(len(lines), line_no + 3))
+            )
+            out.append(f"Lean 4 code snippet with error:\n```lean4\n{snippet}```\n")
+    if hidden:
+        out.append(f"({hidden} more not shown.)\n")
+    if not chosen:
+        out.append(f"# System Error:\nError message: \n{_no_message_note(feedback)}\n\n")
+    return "".join(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# Formats
+# ---------------------------------------------------------------------------------------------
+
+_DEFAULT_TACTIC_STOP: tuple[str, ...] = ()
+
+
+class PromptFormat(ABC):
+    """How one model family is prompted and how its answers are read."""
+
+    name: str = "abstract"
+    #: whether whole_proof_request can build self-correction turns from `Feedback`
+    supports_feedback: bool = True
+    #: errors shown per correction turn when the caller does not say
+    default_max_errors: int = 3
+
+    @abstractmethod
+    def whole_proof_request(
+        self, problem: Problem, feedback: Sequence[Feedback] = (), *, max_errors: int | None = None
+    ) -> GenRequest:
+        """The request for a whole proof; with `feedback`, the follow-up of a correction chain.
+
+        The caller sets n, temperature, max_tokens, tag, ... with `model_copy(update=...)`.
+
+        Args:
+            problem: the theorem.
+            feedback: earlier failed attempts of this chain, oldest first.
+            max_errors: Lean messages shown per failed attempt (default: the family's own).
+
+        Raises:
+            ConfigError: the format cannot self-correct (completion formats) but feedback was given.
+        """
+
+    @abstractmethod
+    def extract_proof(self, problem: Problem, completion: str) -> str | None:
+        """Tactic body or complete Lean code for `problem` from a completion; None if unusable."""
+
+    def tactic_request(self, goals: str) -> GenRequest:
+        """BFS-Prover style step prompt: the pretty-printed goals then `:::`."""
+        return GenRequest(prompt=f"{goals.strip()}:::", stop=_DEFAULT_TACTIC_STOP)
+
+    def extract_tactic(self, completion: str) -> str | None:
+        """One tactic from a step completion (text after the last `:::` if the state was echoed)."""
+        text = completion.rpartition(":::")[2]
+        return _clean_tactic(text)
+
+    def _max_errors(self, max_errors: int | None) -> int:
+        return self.default_max_errors if max_errors is None else max(1, max_errors)
+
+
+class DeepSeekV15Format(PromptFormat):
+    """DeepSeek-Prover-V1.5 (non-CoT): the model completes a Lean code block."""
+
+    name = "deepseek-v1.5"
+    supports_feedback = False
+    instruction = "Complete the following Lean 4 code:"
+
+    def whole_proof_request(
+        self, problem: Problem, feedback: Sequence[Feedback] = (), *, max_errors: int | None = None
+    ) -> GenRequest:
+        if feedback:
+            raise ConfigError(
+                f"prompt format {self.name!r} is a completion format without self-correction; "
+                "set whole_proof.rounds = 0 or use a chat format"
+            )
+        informal = ""
+        if problem.informal_statement:
+            informal = f"/-- {problem.informal_statement.strip()} -/\n"
+        prompt = (
+            f"{self.instruction}\n\n```lean4\n{problem.header}{informal}{problem.formal_statement}"
+        )
+        return GenRequest(prompt=prompt, stop=("```",))
+
+    def extract_proof(self, problem: Problem, completion: str) -> str | None:
+        body = completion.split("```", 1)[0]
+        for token in _SPECIAL_TOKENS:
+            body = body.replace(token, "")
+        body = body.rstrip()
+        return body if body.strip() else None
+
+
+class _ChatProofFormat(PromptFormat):
+    """Shared machinery of chat formats: conversation building and last-block extraction."""
+
+    system_prompt: str | None = None
+
+    @abstractmethod
+    def user_prompt(self, problem: Problem) -> str:
+        """The first user turn."""
+
+    def feedback_turn(self, problem: Problem, feedback: Feedback, round_no: int, max_errors: int) -> str:
+        return goedel_feedback_text(problem, feedback, round_no, max_errors)
+
+    def whole_proof_request(
+        self, problem: Problem, feedback: Sequence[Feedback] = (), *, max_errors: int | None = None
+    ) -> GenRequest:
+        limit = self._max_errors(max_errors)
+        messages: list[ChatMessage] = []
+        if self.system_prompt:
+            messages.append(ChatMessage(role="system", content=self.system_prompt))
+        messages.append(ChatMessage(role="user", content=self.user_prompt(problem)))
+        for round_no, item in enumerate(feedback, 1):
+            messages.append(ChatMessage(role="assistant", content=item.completion))
+            messages.append(
+                ChatMessage(role="user", content=self.feedback_turn(problem, item, round_no, limit))
+            )
+        return GenRequest(messages=tuple(messages))
+
+    def extract_proof(self, problem: Problem, completion: str) -> str | None:
+        return extract_code_answer(completion, _theorem_name(problem))
+
+
+class DeepSeekV2Format(_ChatProofFormat):
+    """DeepSeek-Prover-V2 CoT: plan first, then the final ```lean4 block (model card prompt)."""
+
+    name = "deepseek-v2"
+    default_max_errors = 8
+    plan_request = (
+        "Before producing the Lean 4 code to formally prove the given theorem, provide a detailed "
+        "proof plan outlining the main proof steps and strategies.\n"
+        "The plan should highlight key ideas, intermediate lemmas, and proof structures that will "
+        "guide the construction of the final formal proof."
+    )
+
+    def user_prompt(self, problem: Problem) -> str:
+        code = _statement_code(problem, sorry=True)
+        return f"Complete the following Lean 4 code:\n\n```lean4\n{code}\n```\n\n{self.plan_request}"
+
+
+class GoedelV2Format(DeepSeekV2Format):
+    """Goedel-Prover-V2: DS-V2's prompt, Goedel's self-correction turns (errors capped at 8)."""
+
+    name = "goedel-v2"
+
+
+class KiminaFormat(_ChatProofFormat):
+    """Kimina-Prover: system prompt, problem + formal statement, `<think>` then the final block."""
+
+    name = "kimina"
+    system_prompt = "You are an expert in mathematics and Lean 4."
+
+    def user_prompt(self, problem: Problem) -> str:
+        prompt = "Think about and solve the following problem step by step in Lean 4."
+        if problem.informal_statement:
+            prompt += f"\n# Problem: {problem.informal_statement.strip()}"
+        code = _statement_code(problem, sorry=False)
+        return prompt + f"\n# Formal statement:\n```lean4\n{code}\n```\n"
+
+    def feedback_turn(self, problem: Problem, feedback: Feedback, round_no: int, max_errors: int) -> str:
+        return kimina_feedback_text(problem, feedback, max_errors)
+
+
+class ChatFormat(_ChatProofFormat):
+    """Generic chat models: ask for the complete code in one block; accept a bare tactic block."""
+
+    name = "chat"
+    system_prompt = "You are an expert in mathematics and the Lean 4 theorem prover with Mathlib."
+
+    def user_prompt(self, problem: Problem) -> str:
+        parts = ["Prove the following theorem in Lean 4."]
+        if problem.informal_statement:
+            parts.append(f"Informal statement: {problem.informal_statement.strip()}")
+        code = _statement_code(problem, sorry=True)
+        parts.append(f"```lean4\n{code}\n```")
+        parts.append(
+            "Replace `sorry` with a proof. Reply with the complete Lean 4 code, including the "
+            "theorem statement unchanged, in a single ```lean4 code block at the end of your answer."
+        )
+        return "\n\n".join(parts)
+
+    def extract_proof(self, problem: Problem, completion: str) -> str | None:
+        found = super().extract_proof(problem, completion)
+        return found if found is not None else _bare_tactic_block(completion)
+
+    def tactic_request(self, goals: str) -> GenRequest:
+        content = (
+            "Here is a Lean 4 tactic state:\n\n```lean4\n"
+            f"{goals.strip()}\n```\n\n"
+            "Reply with exactly one Lean 4 tactic that makes progress on the first goal, in a "
+            "single ```lean4 code block, and nothing else."
+        )
+        return GenRequest(
+            messages=(
+                ChatMessage(role="system", content=self.system_prompt or ""),
+                ChatMessage(role="user", content=content),
+            )
+        )
+
+    def extract_tactic(self, completion: str) -> str | None:
+        """The tactic in the answer's last Lean block, or a one-line answer without a block."""
+        _, answer, closed = split_thinking(completion)
+        if not closed:
+            return None
+        if not any(b.lang in _LEAN_LANGS for b in find_code_blocks(answer)):
+            lines = [line for line in answer.strip().split("\n") if line.strip()]
+            if len(lines) != 1:
+                return None
+            answer = lines[0].strip().strip("`")
+        return _clean_tactic(answer)
+
+
+class BfsFormat(ChatFormat):
+    """BFS-Prover: a step model prompted with `{state}:::`; whole proofs use the generic chat
+    prompt (BFS-Prover has none of its own)."""
+
+    name = "bfs"
+
+    def tactic_request(self, goals: str) -> GenRequest:
+        return PromptFormat.tactic_request(self, goals)
+
+    def extract_tactic(self, completion: str) -> str | None:
+        return PromptFormat.extract_tactic(self, completion)
+
+
+_FORMATS: dict[str, type[PromptFormat]] = {
+    cls.name: cls
+    for cls in (DeepSeekV15Format, DeepSeekV2Format, GoedelV2Format, KiminaFormat, BfsFormat, ChatFormat)
+}
+FORMAT_NAMES: tuple[str, ...] = tuple(_FORMATS)
+
+# Checked in order against the lower-cased model id (a Hugging Face id or a local path).
+_MODEL_PATTERNS: tuple[tuple[str, str], ...] = (
+    (r"deepseek[-_]?prover[-_]?v1[._-]?5", "deepseek-v1.5"),
+    (r"deepseek[-_]?prover[-_]?v2", "deepseek-v2"),
+    (r"goedel[-_]?prover[-_]?v2", "goedel-v2"),
+    (r"kimina[-_]?prover", "kimina"),
+    (r"bfs[-_]?prover", "bfs"),
+)
+
+
+def infer_format_name(model: str) -> str:
+    """Format name for a model id or path, `chat` when the family is not recognised."""
+    lowered = model.lower()
+    for pattern, name in _MODEL_PATTERNS:
+        if re.search(pattern, lowered):
+            return name
+    return "chat"
+
+
+def get_format(name: str | None, model: str = "") -> PromptFormat:
+    """The format called `name`, or the one inferred from `model` when `name` is None/empty.
+
+    Raises:
+        ConfigError: unknown format name.
+    """
+    chosen = name or infer_format_name(model)
+    cls = _FORMATS.get(chosen.lower())
+    if cls is None:
+        raise ConfigError(f"unknown prompt format {chosen!r}; choose one of {', '.join(FORMAT_NAMES)}")
+    return cls()

@@ -1,0 +1,712 @@
+"""Step-level best-first search (BFS-Prover / ReProver style) as a `Strategy`.
+
+Three layers, one job each:
+
+- `BestFirstSearch` -- the search itself, written without I/O like httpx's `auth_flow`: `run()` is
+  a generator that *yields* requests (`StartLean`, `SampleTactics`, `ApplyTactics`,
+  `ReplayTactics`, `LookupProof`, `PublishProof`, `RetractProof`, `PublishDead`) and receives their responses. The
+  same core runs under a test driver, the asyncio driver below, or inside a Ray actor.
+- `run_search` -- the asyncio driver: serves each request with a `TacticEnv`, a `Sampler` and an
+  optional `ProofCache`.
+- `BestFirstStrategy` -- `passes` independent attempts (different seeds) per problem, stop on the
+  first checked proof, the found tactic path assembled into a whole proof and re-checked by the
+  checker (command mode, full soundness pipeline) before it counts; one `Attempt` per search, its
+  tree written as JSON.
+
+Search rules (provers.md section 2): pop the open node with the best priority
+`cumulative logprob / depth**alpha` (per-tactic score = mean token log-prob, as BFS-Prover-V2);
+consult the proof cache (replay a cached proof through Lean, or skip a known dead end); sample
+`width` tactics in one request; drop unparsable, banned and duplicate tactics; apply the rest in
+score order, stopping when one completes the proof; merge identical states; propagate statuses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import re
+import time
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from prover.config import BfsConfig
+from prover.errors import ConfigError, SamplerRequestError
+from prover.llm.base import Sampler
+from prover.search.base import RecordAttempt, Strategy, StrategyContext
+from prover.search.proof_cache import CacheEntry, CacheKey, ProofCache
+from prover.search.tactic_env import PoolTacticEnv, StartOutcome, StepBatch, TacticEnv
+from prover.search.tree import EdgeOutcome, NodeStatus, SearchTree
+from prover.types import Attempt, CheckStatus, GenRequest, GenResult, Problem, Verdict
+
+log = logging.getLogger(__name__)
+
+_LEAN_VERDICTS = frozenset({
+    EdgeOutcome.OK, EdgeOutcome.PROVED, EdgeOutcome.ERROR, EdgeOutcome.INCOMPLETE, EdgeOutcome.NO_PROGRESS
+})
+
+ALWAYS_BANNED: tuple[str, ...] = ("sorry", "admit", "native_decide", "apply?", "exact?")
+"""Never applied in search: they fake progress or depend on the checker rejecting them later."""
+
+# ---------------------------------------------------------------------------------------------
+# Requests the core yields (responses in brackets)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StartLean:
+    """Start the theorem in tactic mode [StartOutcome]."""
+
+    problem: Problem
+
+
+@dataclass(frozen=True, slots=True)
+class SampleTactics:
+    """One sampler request with n = width [GenResult, or None if `timeout` passed]."""
+
+    request: GenRequest
+    timeout: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyTactics:
+    """Apply sibling tactics to the state at `path`, stop when one proves it [StepBatch]."""
+
+    path: tuple[str, ...]
+    tactics: tuple[str, ...]
+    timeout: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayTactics:
+    """Apply a tactic chain from `path` (a cached proof) [StepBatch]."""
+
+    path: tuple[str, ...]
+    tactics: tuple[str, ...]
+    timeout: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class LookupProof:
+    key: CacheKey  # [CacheEntry | None]
+
+
+@dataclass(frozen=True, slots=True)
+class PublishProof:
+    key: CacheKey  # [None]
+    tactics: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RetractProof:
+    key: CacheKey  # [None]
+    tactics: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PublishDead:
+    key: CacheKey  # [None]
+
+
+SearchRequest = (
+    StartLean | SampleTactics | ApplyTactics | ReplayTactics | LookupProof | PublishProof | RetractProof | PublishDead
+)
+
+StopReason = Literal[
+    "proved", "exhausted", "max_expansions", "time_budget", "lean_time_budget", "stopped", "start_failed"
+]
+
+
+@dataclass
+class SearchResult:
+    """What one search did; `tactics` is the proof script when `proved`."""
+
+    tree: SearchTree
+    stop_reason: StopReason
+    tactics: list[str] | None = None
+    start_error: str = ""
+    start_infrastructure: bool = False
+    expansions: int = 0
+    lean_calls: int = 0
+    lean_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    gen_seconds: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    sampled: int = 0
+    dropped: dict[str, int] = field(default_factory=lambda: {"unparsed": 0, "banned": 0, "duplicate": 0})
+    cache_proof_hits: int = 0
+    cache_dead_hits: int = 0
+    cache_stale: int = 0
+
+    @property
+    def proved(self) -> bool:
+        return self.stop_reason == "proved"
+
+
+# ---------------------------------------------------------------------------------------------
+# Tactic formats and filters
+# ---------------------------------------------------------------------------------------------
+
+
+def default_tactic_format() -> Any:
+    """The llm layer's `bfs` prompt format (`tactic_request`, `extract_tactic`)."""
+    from prover.llm.formats import get_format
+
+    return get_format("bfs")
+
+
+def checker_ban_check(config: Any) -> Callable[[str], bool]:
+    """True for a tactic the checker's preflight would reject (its ban list for `config.checker`)."""
+    from prover.lean_env.preflight import banned_items, preflight
+
+    names = banned_items(config.checker)
+    return lambda tactic: not preflight(tactic, banned=names).ok
+
+
+class TacticFilter:
+    """Rejects tactics that mention a banned token (word-boundary match, `?` included) or that the
+    optional `extra` check (the checker's preflight) rejects. Verdicts are memoised per string."""
+
+    def __init__(self, banned: Iterable[str], extra: Callable[[str], bool] | None = None) -> None:
+        tokens = sorted({b for b in banned if b}, key=len, reverse=True)
+        self.banned = tuple(tokens)
+        alternatives = "|".join(re.escape(t) for t in tokens)
+        self._regex = re.compile(rf"(?<![\w.'?])(?:{alternatives})(?![\w'?!])") if tokens else None
+        self._extra = extra
+        self._memo: dict[str, bool] = {}
+
+    def is_banned(self, tactic: str) -> bool:
+        verdict = self._memo.get(tactic)
+        if verdict is None:
+            verdict = (self._regex is not None and self._regex.search(tactic) is not None) or (
+                self._extra is not None and self._extra(tactic)
+            )
+            if len(self._memo) < 100_000:
+                self._memo[tactic] = verdict
+        return verdict
+
+
+def assemble_proof(tactics: Sequence[str]) -> str:
+    """A tactic block body for `statement := by` + body: each tactic on its own line, indented."""
+    lines = [f"  {line}" if line.strip() else "" for tactic in tactics for line in tactic.splitlines()]
+    return "\n" + "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# The I/O-free core
+# ---------------------------------------------------------------------------------------------
+
+
+class BestFirstSearch:
+    """One best-first search attempt as a request/response generator (`run()`).
+
+    Args:
+        problem: the theorem.
+        config: the `bfs` config section.
+        fmt: prompt format with `tactic_request(goals)` and `extract_tactic(text)`.
+        attempt: attempt index (recorded in the tree).
+        seed: base sampler seed; request k of this search uses `seed + k`.
+        banned: tactics never applied, besides `ALWAYS_BANNED` and `config.banned_tactics`.
+        ban_check: extra rejection test (the strategy passes the checker's preflight).
+        use_cache: consult and publish to the proof cache.
+        use_dead_ends: skip states the cache knows as dead ends.
+        score: per-tactic score, "mean" token log-prob (BFS-Prover-V2) or the "sum".
+        clock: monotonic seconds (injectable for tests).
+        should_stop: polled before each expansion (another attempt proved the problem).
+    """
+
+    def __init__(
+        self,
+        problem: Problem,
+        *,
+        config: BfsConfig | None = None,
+        fmt: Any = None,
+        attempt: int = 0,
+        seed: int | None = None,
+        banned: Iterable[str] = (),
+        ban_check: Callable[[str], bool] | None = None,
+        use_cache: bool = True,
+        use_dead_ends: bool = True,
+        score: Literal["mean", "sum"] = "mean",
+        clock: Callable[[], float] = time.monotonic,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.problem = problem
+        self.config = config or BfsConfig()
+        self.fmt = fmt or default_tactic_format()
+        self.seed = seed
+        self.filter = TacticFilter((*ALWAYS_BANNED, *self.config.banned_tactics, *banned), ban_check)
+        self.use_cache = use_cache
+        self.use_dead_ends = use_dead_ends
+        self.score = score
+        self.clock = clock
+        self.should_stop = should_stop
+        self.tree = SearchTree(problem.name, attempt)
+        self.result = SearchResult(self.tree, "exhausted")
+        self._heap: list[tuple[float, int, str]] = []
+        self._counter = 0
+        self._t0 = 0.0
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _key(self, node: str) -> CacheKey:
+        return CacheKey(header=self.problem.header, goals=self.tree.goals(node))
+
+    def _push(self, node: str) -> None:
+        attrs = self.tree.graph.nodes[node]
+        priority = attrs["logprob"] / max(attrs["depth"], 1) ** self.config.depth_alpha
+        attrs["priority"] = priority
+        self._counter += 1
+        heapq.heappush(self._heap, (-priority, self._counter, node))
+
+    def _pop(self) -> str | None:
+        nodes = self.tree.graph.nodes
+        while self._heap:
+            _, _, node = heapq.heappop(self._heap)
+            attrs = nodes[node]
+            if attrs["status"] is NodeStatus.OPEN and not attrs["expanded"]:
+                return node
+        return None
+
+    def _elapsed(self) -> float:
+        return self.clock() - self._t0
+
+    def _remaining(self) -> float:
+        return max(self.config.time_budget - self._elapsed(), 0.0)
+
+    def _lean_timeout(self) -> float:
+        remaining = self._remaining()
+        if self.config.lean_time_budget is not None:
+            remaining = min(remaining, max(self.config.lean_time_budget - self.result.lean_seconds, 0.0))
+        return max(remaining, 0.001)
+
+    def _budget_stop(self) -> StopReason | None:
+        cfg = self.config
+        if self.should_stop():
+            return "stopped"
+        if self.result.expansions >= cfg.max_expansions:
+            return "max_expansions"
+        if self._elapsed() >= cfg.time_budget:
+            return "time_budget"
+        if cfg.lean_time_budget is not None and self.result.lean_seconds >= cfg.lean_time_budget:
+            return "lean_time_budget"
+        return None
+
+    def _account(self, batch: StepBatch | StartOutcome) -> None:
+        self.result.lean_calls += batch.lean_calls
+        self.result.lean_seconds += batch.lean_seconds
+
+    def _publish(self, changed: Iterable[str]) -> Generator[SearchRequest, Any, None]:
+        if not self.use_cache:
+            return
+        nodes = self.tree.graph.nodes
+        for node in changed:
+            attrs = nodes[node]
+            if attrs.get("kind") != "state":
+                continue
+            if attrs["status"] is NodeStatus.PROVED:
+                script = self.tree.proof_path(node)
+                if script:
+                    yield PublishProof(self._key(node), tuple(script))
+            elif attrs["status"] is NodeStatus.FAILED and attrs["definitive"]:
+                yield PublishDead(self._key(node))
+
+    # -- the search -------------------------------------------------------------------------
+
+    def run(self) -> Generator[SearchRequest, Any, SearchResult]:
+        """Yield requests until the search ends; returns the `SearchResult`.
+
+        The wall-time budget starts once the root state exists: waiting for a warm worker (a
+        Mathlib import on a cold one) is not search time. Lean time counts every call.
+        """
+        self._t0 = self.clock()
+        result = self.result
+        start: StartOutcome = yield StartLean(self.problem)
+        self._account(start)
+        self._t0 = self.clock()
+        if start.goals is None:
+            result.stop_reason = "start_failed"
+            result.start_error = start.error
+            result.start_infrastructure = start.infrastructure
+            return self._finish()
+        root = self.tree.add_root(start.goals)
+        self._push(root)
+        while True:
+            if self.tree.status(root) is NodeStatus.PROVED:
+                result.stop_reason = "proved"
+                break
+            reason = self._budget_stop()
+            if reason is not None:
+                result.stop_reason = reason
+                break
+            node = self._pop()
+            if node is None:
+                result.stop_reason = "exhausted"
+                break
+            if self.use_cache and (yield from self._consult_cache(node)):
+                continue
+            if not (yield from self._expand(node)):
+                result.stop_reason = "time_budget"
+                break
+        return self._finish()
+
+    def _finish(self) -> SearchResult:
+        result = self.result
+        result.wall_seconds = self._elapsed()
+        if result.stop_reason == "proved":
+            result.tactics = self.tree.proof_path()
+        return result
+
+    def _consult_cache(self, node: str) -> Generator[SearchRequest, Any, bool]:
+        """True when the cache settled the node (proved by a confirmed replay, or dead)."""
+        entry: CacheEntry | None = yield LookupProof(self._key(node))
+        if entry is None:
+            return False
+        if entry.kind == "dead":
+            if not self.use_dead_ends:
+                return False
+            self.result.cache_dead_hits += 1
+            changed = self.tree.mark_dead(node, "cache_dead", definitive=True)
+            yield from self._publish(n for n in changed if n != node)
+            return True
+        batch: StepBatch = yield ReplayTactics(self.tree.path_to(node), entry.tactics, self._lean_timeout())
+        self._account(batch)
+        outcomes = batch.outcomes
+        confirmed = (
+            len(outcomes) == len(entry.tactics)
+            and all(o.outcome is EdgeOutcome.OK for o in outcomes[:-1])
+            and outcomes[-1].outcome is EdgeOutcome.PROVED
+        )
+        if not confirmed:
+            self.result.cache_stale += 1
+            if all(o.outcome in _LEAN_VERDICTS for o in outcomes):  # Lean's word, not an accident
+                yield RetractProof(self._key(node), entry.tactics)
+            return False
+        self.result.cache_proof_hits += 1
+        current = node
+        for outcome in outcomes:
+            goals = outcome.goals if outcome.outcome is EdgeOutcome.OK else None
+            last_state = current
+            current, _ = self.tree.add_success(current, outcome.tactic, 0.0, goals, outcome.seconds, cached=True)
+        changed = self.tree.propagate(last_state)
+        # `node`'s script is the cache entry itself; its new sub-states and closed ancestors are news.
+        yield from self._publish(n for n in changed if n != node)
+        return True
+
+    def _candidates(self, gen: GenResult) -> list[tuple[str, float]]:
+        dropped = self.result.dropped
+        seen: set[str] = set()
+        out: list[tuple[str, float]] = []
+        for completion in gen.completions:
+            self.result.sampled += 1
+            tactic = self.fmt.extract_tactic(completion.text)
+            tactic = tactic.strip() if tactic else ""
+            if not tactic:
+                dropped["unparsed"] += 1
+                continue
+            if self.filter.is_banned(tactic):
+                dropped["banned"] += 1
+                continue
+            if tactic in seen:
+                dropped["duplicate"] += 1
+                continue
+            seen.add(tactic)
+            logprob = completion.cumulative_logprob or 0.0
+            if self.score == "mean":
+                logprob /= max(completion.tokens, 1)
+            out.append((tactic, logprob))
+        out.sort(key=lambda item: -item[1])  # stable: ties keep the sampler's order
+        return out
+
+    def _expand(self, node: str) -> Generator[SearchRequest, Any, bool]:
+        """Sample, filter, apply; False when the sampler ran out of wall time."""
+        cfg, result, tree = self.config, self.result, self.tree
+        request = self.fmt.tactic_request(tree.goals(node)).model_copy(
+            update={
+                "n": cfg.width,
+                "temperature": cfg.temperature,
+                "max_tokens": cfg.max_tokens,
+                "seed": None if self.seed is None else self.seed + result.expansions,
+                "tag": self.problem.name,
+            }
+        )
+        gen: GenResult | None = yield SampleTactics(request, self._remaining())
+        if gen is None:
+            return False
+        result.expansions += 1
+        result.gen_seconds += gen.seconds
+        result.prompt_tokens += gen.prompt_tokens
+        result.completion_tokens += gen.completion_tokens
+        candidates = self._candidates(gen)
+        outcomes: tuple = ()
+        if candidates:
+            tactics = tuple(t for t, _ in candidates)
+            batch: StepBatch = yield ApplyTactics(tree.path_to(node), tactics, self._lean_timeout())
+            self._account(batch)
+            outcomes = batch.outcomes
+        for (tactic, logprob), outcome in zip(candidates, outcomes):
+            self._record(node, tactic, logprob, outcome)
+        complete = bool(candidates) and len(outcomes) == len(candidates) and gen.completions
+        changed = tree.mark_expanded(node, complete=bool(complete))
+        yield from self._publish(changed)
+        return True
+
+    def _record(self, node: str, tactic: str, logprob: float, outcome: Any) -> None:
+        tree = self.tree
+        kind = outcome.outcome
+        if kind is EdgeOutcome.PROVED:
+            tree.add_success(node, tactic, logprob, None, outcome.seconds)
+        elif kind is EdgeOutcome.OK:
+            child, is_new = tree.add_success(node, tactic, logprob, outcome.goals, outcome.seconds)
+            if is_new:
+                if tree.graph.nodes[child]["depth"] >= self.config.max_depth:
+                    tree.mark_dead(child, "max_depth", definitive=False)
+                else:
+                    self._push(child)
+        else:
+            tree.add_failure(node, tactic, logprob, kind, outcome.error, outcome.seconds)
+
+
+# ---------------------------------------------------------------------------------------------
+# The asyncio driver
+# ---------------------------------------------------------------------------------------------
+
+
+async def run_search(
+    search: BestFirstSearch,
+    *,
+    env: TacticEnv,
+    sampler: Sampler,
+    cache: ProofCache | None = None,
+) -> SearchResult:
+    """Serve the core's requests until it returns its result."""
+    gen = search.run()
+    response: Any = None
+    try:
+        while True:
+            request = gen.send(response)
+            response = await _serve(request, env, sampler, cache)
+    except StopIteration as stop:
+        return stop.value
+    finally:
+        gen.close()
+
+
+async def _serve(request: SearchRequest, env: TacticEnv, sampler: Sampler, cache: ProofCache | None) -> Any:
+    if isinstance(request, ApplyTactics):
+        return await env.apply_many(request.path, request.tactics, timeout=request.timeout)
+    if isinstance(request, SampleTactics):
+        return await _sample(sampler, request)
+    if isinstance(request, LookupProof):
+        return None if cache is None else await cache.lookup(request.key)
+    if isinstance(request, PublishProof):
+        if cache is not None:
+            await cache.publish_proof(request.key, request.tactics)
+        return None
+    if isinstance(request, RetractProof):
+        if cache is not None:
+            await cache.retract(request.key, request.tactics)
+        return None
+    if isinstance(request, PublishDead):
+        if cache is not None:
+            await cache.publish_dead(request.key)
+        return None
+    if isinstance(request, ReplayTactics):
+        return await env.replay(request.path, request.tactics, timeout=request.timeout)
+    if isinstance(request, StartLean):
+        return await env.start(request.problem)
+    raise TypeError(f"unknown search request {request!r}")
+
+
+async def _sample(sampler: Sampler, request: SampleTactics) -> GenResult | None:
+    try:
+        if request.timeout is None:
+            return await sampler.generate(request.request)
+        return await asyncio.wait_for(sampler.generate(request.request), timeout=max(request.timeout, 0.001))
+    except TimeoutError:
+        return None
+    except SamplerRequestError as exc:  # e.g. the state is longer than the model's context
+        log.warning("tactic request refused by the sampler: %s", exc)
+        return GenResult(completions=())
+
+
+# ---------------------------------------------------------------------------------------------
+# The strategy
+# ---------------------------------------------------------------------------------------------
+
+EnvFactory = Callable[[StrategyContext, Problem], TacticEnv]
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:120] or "problem"
+
+
+class BestFirstStrategy(Strategy):
+    """`passes` best-first searches per problem; a proof counts only after the checker accepts it.
+
+    Args:
+        tree_dir: write each attempt's tree to `tree_dir/<problem>/attempt_<i>.json` when set.
+        passes: attempts per problem (default `config.whole_proof.passes`, i.e. `--pass K`).
+        parallel_attempts: attempts of one problem searched concurrently (default
+            min(passes, config.lean.workers)).
+        env_factory: builds the `TacticEnv` of one attempt (default: `PoolTacticEnv(ctx.pool)`).
+        use_cache: use `ctx.proof_cache` when the context has one.
+        use_dead_ends: trust dead-end entries of the cache.
+        fmt: tactic prompt format (default `get_format("bfs")`).
+        score: per-tactic score: "mean" token log-prob or "sum".
+    """
+
+    name = "bfs"
+
+    def __init__(
+        self,
+        *,
+        tree_dir: Path | None = None,
+        passes: int | None = None,
+        parallel_attempts: int | None = None,
+        env_factory: EnvFactory | None = None,
+        use_cache: bool = True,
+        use_dead_ends: bool = True,
+        fmt: Any = None,
+        score: Literal["mean", "sum"] = "mean",
+    ) -> None:
+        self.tree_dir = Path(tree_dir) if tree_dir is not None else None
+        self.passes = passes
+        self.parallel_attempts = parallel_attempts
+        self.env_factory = env_factory
+        self.use_cache = use_cache
+        self.use_dead_ends = use_dead_ends
+        self.fmt = fmt
+        self.score = score
+
+    async def prove(
+        self,
+        problem: Problem,
+        ctx: StrategyContext,
+        record: RecordAttempt,
+        done: Mapping[tuple[int, int], Attempt] | None = None,
+    ) -> None:
+        done = done or {}
+        cfg = ctx.config.bfs
+        passes = self.passes or ctx.config.whole_proof.passes
+        if cfg.stop_on_first and any(a.verdict.proved for a in done.values()):
+            return
+        todo = [i for i in range(passes) if (0, i) not in done]
+        stop = asyncio.Event()
+        limit = asyncio.Semaphore(self.parallel_attempts or max(1, min(passes, ctx.config.lean.workers)))
+        fmt = self.fmt or default_tactic_format()
+
+        async def one(index: int) -> None:
+            async with limit:
+                if stop.is_set():
+                    return
+                attempt = await self.run_attempt(problem, ctx, index, fmt=fmt, should_stop=stop.is_set)
+                await record(attempt)
+                if attempt.verdict.proved and cfg.stop_on_first:
+                    stop.set()
+
+        async with asyncio.TaskGroup() as group:
+            for index in todo:
+                group.create_task(one(index))
+
+    def _env(self, ctx: StrategyContext, problem: Problem) -> TacticEnv:
+        if self.env_factory is not None:
+            return self.env_factory(ctx, problem)
+        if ctx.pool is None:
+            raise ConfigError(f"strategy bfs needs a Lean pool (problem {problem.name!r}); the context has none")
+        return PoolTacticEnv(ctx.pool)
+
+    async def run_attempt(
+        self,
+        problem: Problem,
+        ctx: StrategyContext,
+        index: int,
+        *,
+        fmt: Any = None,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> Attempt:
+        """One search + final check, as an `Attempt`."""
+        cache = ctx.proof_cache if self.use_cache else None
+        search = BestFirstSearch(
+            problem,
+            config=ctx.config.bfs,
+            fmt=fmt or self.fmt or default_tactic_format(),
+            attempt=index,
+            seed=ctx.config.sampler.seed + 1_000_003 * index,
+            ban_check=checker_ban_check(ctx.config),
+            use_cache=cache is not None,
+            use_dead_ends=self.use_dead_ends,
+            score=self.score,
+            should_stop=should_stop,
+        )
+        env = self._env(ctx, problem)
+        try:
+            result = await run_search(search, env=env, sampler=ctx.sampler, cache=cache)
+        finally:
+            await env.close()
+        proof: str | None = None
+        check_seconds = 0.0
+        if result.proved and result.tactics:
+            proof = assemble_proof(result.tactics)
+            t0 = time.monotonic()
+            verdict = await ctx.checker.check(problem, proof)
+            check_seconds = time.monotonic() - t0
+        else:
+            verdict = _unproved_verdict(result)
+        tree_file = await self._write_tree(problem, index, result.tree)
+        return Attempt(
+            problem=problem.name,
+            benchmark=problem.benchmark,
+            strategy="bfs",
+            sample_index=index,
+            proof=proof,
+            verdict=verdict,
+            prompt_tokens=result.prompt_tokens,
+            completion_tokens=result.completion_tokens,
+            gen_seconds=result.gen_seconds,
+            check_seconds=check_seconds,
+            extra=_extra(result, env, search, tree_file),
+        )
+
+    async def _write_tree(self, problem: Problem, index: int, tree: SearchTree) -> str | None:
+        if self.tree_dir is None:
+            return None
+        path = self.tree_dir / _safe_name(problem.name) / f"attempt_{index:03d}.json"
+        await asyncio.to_thread(tree.write_json, path)
+        return str(path)
+
+
+def _unproved_verdict(result: SearchResult) -> Verdict:
+    if result.stop_reason == "start_failed":
+        status = CheckStatus.ERROR if result.start_infrastructure else CheckStatus.FAILED
+        return Verdict(status=status, rule="search:start_failed", detail=result.start_error)
+    detail = f"no proof found: {result.stop_reason} after {result.expansions} expansions"
+    return Verdict(status=CheckStatus.FAILED, rule=f"search:{result.stop_reason}", detail=detail,
+                   lean_seconds=result.lean_seconds)
+
+
+def _extra(result: SearchResult, env: TacticEnv, search: BestFirstSearch, tree_file: str | None) -> dict[str, object]:
+    counts = result.tree.counts()
+    return {
+        "search_proved": result.proved,
+        "stop_reason": result.stop_reason,
+        "expansions": result.expansions,
+        "lean_calls": result.lean_calls,
+        "lean_seconds": round(result.lean_seconds, 4),
+        "wall_seconds": round(result.wall_seconds, 4),
+        "states": counts["states"],
+        "edges": counts["edges"],
+        "failed_edges": counts["failed_edges"],
+        "sampled": result.sampled,
+        "dropped": dict(result.dropped),
+        "cache_proof_hits": result.cache_proof_hits,
+        "cache_dead_hits": result.cache_dead_hits,
+        "cache_stale": result.cache_stale,
+        "rematerialisations": env.stats.rematerialisations,
+        "proof_tactics": result.tactics,
+        "seed": search.seed,
+        "tree_file": tree_file,
+    }

@@ -1,0 +1,363 @@
+"""Whole-proof sampling: sample k proofs, dedupe, check, optionally self-correct.
+
+This is how DeepSeek-Prover, Kimina-Prover and Goedel-Prover are evaluated: the model writes a
+complete proof, Lean judges it. For each problem the budget of `passes` samples is requested in
+chunks of `chunk` (one request with n=chunk each), so the engine batches them while earlier
+chunks are already being checked. Identical proofs are checked once. With `rounds > 0` every
+failing sample starts a self-correction chain: the proof and Lean's errors go back to the model
+(Goedel-Prover-V2 / Kimina-Prover style) and round r+1 of chain i is generated only if round r
+failed.
+
+Seeds are derived from the configured seed, the problem and the chunk (or chain), so a rerun or a
+resumed run asks the engine for exactly the same samples.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import textwrap
+import time
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from prover.config import ProverConfig, WholeProofConfig
+from prover.errors import ConfigError
+from prover.search.base import RecordAttempt, Strategy, StrategyContext
+from prover.types import (
+    Attempt,
+    CheckStatus,
+    Completion,
+    GenRequest,
+    GenResult,
+    Problem,
+    Verdict,
+    content_hash,
+)
+
+__all__ = ["WholeProofStrategy", "normalise_proof", "derive_seed", "expected_attempts_done"]
+
+log = logging.getLogger(__name__)
+
+NO_PROOF_RULE = "no_proof_extracted"
+
+
+def normalise_proof(proof: str) -> str:
+    """Dedupe key of a proof: line endings, trailing spaces, blank lines and common indent removed.
+
+    Relative indentation is kept on purpose: in Lean it is syntax (`·` blocks, `induction` arms),
+    so two proofs that differ only in it can elaborate differently.
+    """
+    lines = [line.rstrip() for line in proof.replace("\r\n", "\n").split("\n")]
+    return textwrap.dedent("\n".join(line for line in lines if line)).strip()
+
+
+def derive_seed(base: int, problem: str, round_: int, index: int) -> int:
+    """A 31-bit sampling seed that depends only on (config seed, problem, round, chunk or chain)."""
+    digest = content_hash(str(base), problem, str(round_), str(index))
+    return int(digest[:8], 16) & 0x7FFFFFFF
+
+
+def expected_attempts_done(
+    problem: Problem, config: WholeProofConfig, done: Mapping[tuple[int, int], Attempt]
+) -> bool:
+    """True if `done` already holds everything this strategy would record for `problem`.
+
+    Lets the pipeline skip finished problems without starting an engine or Lean workers.
+    """
+    if config.early_stop and any(a.verdict.proved for a in done.values()):
+        return True
+    for index in range(config.passes):
+        attempt = done.get((0, index))
+        if attempt is None:
+            return False
+        for round_ in range(1, config.rounds + 1):
+            if attempt.verdict.proved:
+                break
+            attempt = done.get((round_, index))
+            if attempt is None:
+                return False
+    return True
+
+
+@dataclass
+class _Original:
+    """The first sample with a given proof: later identical proofs wait for its verdict."""
+
+    sample_index: int
+    round: int
+    verdict: asyncio.Future[Verdict]
+
+
+@dataclass
+class _Sample:
+    """One generated completion with its share of the request's cost."""
+
+    completion: Completion
+    seed: int
+    gen_seconds: float
+    prompt_tokens: int
+
+
+@dataclass
+class _ProblemRun:
+    """State of one problem's budget: dedupe table, early-stop flag, running tasks."""
+
+    problem: Problem
+    ctx: StrategyContext
+    record: RecordAttempt
+    done: Mapping[tuple[int, int], Attempt]
+    format: object
+    originals: dict[str, _Original] = field(default_factory=dict)
+    proved: bool = False
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @property
+    def cfg(self) -> WholeProofConfig:
+        return self.ctx.config.whole_proof
+
+    # -- driver ------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        if self.cfg.early_stop and any(a.verdict.proved for a in self.done.values()):
+            return
+        self._register_done()
+        chunk = min(self.cfg.chunk, self.cfg.passes)
+        starts = range(0, self.cfg.passes, chunk)
+        await self._run_all(
+            self._first_round_chunk(c, list(range(s, min(s + chunk, self.cfg.passes))))
+            for c, s in enumerate(starts)
+        )
+
+    def _register_done(self) -> None:
+        """Earlier verdicts of this problem take part in dedupe like fresh ones."""
+        for (round_, index), attempt in sorted(self.done.items()):
+            if attempt.proof is None or attempt.duplicate_of is not None:
+                continue
+            key = normalise_proof(attempt.proof)
+            if key in self.originals:
+                continue
+            future: asyncio.Future[Verdict] = asyncio.get_running_loop().create_future()
+            future.set_result(attempt.verdict)
+            self.originals[key] = _Original(index, round_, future)
+
+    async def _run_all(self, coros: Iterable[Awaitable[None]]) -> None:
+        """Run coroutines as tasks; the first failure cancels the rest and is re-raised."""
+        tasks = [asyncio.ensure_future(c) for c in coros]
+        self.tasks.update(tasks)
+        try:
+            pending = set(tasks)
+            while pending:
+                finished, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
+                for task in finished:
+                    if not task.cancelled() and task.exception() is not None:
+                        raise task.exception()  # type: ignore[misc]
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self.tasks.difference_update(tasks)
+
+    def _stop_others(self) -> None:
+        """Early stop: cancel every other sampling/checking task of this problem."""
+        current = asyncio.current_task()
+        for task in list(self.tasks):
+            if task is not current:
+                task.cancel()
+
+    # -- rounds ------------------------------------------------------------------------------
+
+    async def _first_round_chunk(self, chunk_index: int, indices: list[int]) -> None:
+        missing = [i for i in indices if (0, i) not in self.done]
+        samples: dict[int, _Sample] = {}
+        if missing:
+            request = self._request((), n=len(indices), seed_index=chunk_index, round_=0)
+            result = await self._generate(request)
+            # The whole chunk is requested again on resume (same seed -> same samples); only the
+            # indices not yet recorded are used.
+            for offset, index in enumerate(indices):
+                if offset < len(result.completions):
+                    samples[index] = self._sample(result, offset, request.seed)
+        await self._run_all(self._chain(i, samples.get(i)) for i in indices)
+
+    async def _chain(self, index: int, first: _Sample | None) -> None:
+        """Round 0 of chain `index`, then self-correction rounds while it keeps failing."""
+        history: list[Attempt] = []
+        for round_ in range(0, self.cfg.rounds + 1):
+            if self.proved and self.cfg.early_stop:
+                return
+            attempt = self.done.get((round_, index))
+            if attempt is None:
+                sample = first if round_ == 0 else await self._correction_sample(index, round_, history)
+                if sample is None:
+                    return  # the engine returned fewer samples than asked; nothing to record
+                attempt = await self._process(index, round_, sample)
+            history.append(attempt)
+            if attempt.verdict.proved:
+                return
+
+    async def _correction_sample(self, index: int, round_: int, history: Sequence[Attempt]) -> _Sample | None:
+        request = self._request(self._feedback(history), n=1, seed_index=index, round_=round_)
+        result = await self._generate(request)
+        return self._sample(result, 0, request.seed) if result.completions else None
+
+    def _feedback(self, history: Sequence[Attempt]) -> list[object]:
+        """The chain so far, oldest first: proof, reply, Lean's messages and the checked code."""
+        from prover.llm.formats import Feedback
+
+        return [
+            Feedback(
+                proof=a.proof or "",
+                completion=a.completion or "",
+                messages=a.verdict.messages,
+                code=a.verdict.code,
+                detail=a.verdict.rule if not a.verdict.detail else f"{a.verdict.rule}: {a.verdict.detail}",
+            )
+            for a in history
+        ]
+
+    # -- sampling ----------------------------------------------------------------------------
+
+    def _request(self, feedback: Sequence[object], *, n: int, seed_index: int, round_: int) -> GenRequest:
+        sampler_cfg = self.ctx.config.sampler
+        base = self.format.whole_proof_request(  # type: ignore[attr-defined]
+            self.problem, feedback, max_errors=self.cfg.max_errors_in_feedback
+        )
+        tag = self.problem.name if round_ == 0 else f"{self.problem.name}#round={round_}"
+        return base.model_copy(
+            update={
+                "n": n,
+                "temperature": sampler_cfg.temperature,
+                "top_p": sampler_cfg.top_p,
+                "max_tokens": sampler_cfg.max_tokens,
+                "seed": derive_seed(sampler_cfg.seed, self.problem.name, round_, seed_index),
+                "tag": tag,
+            }
+        )
+
+    async def _generate(self, request: GenRequest) -> GenResult:
+        return await self.ctx.sampler.generate(request)
+
+    @staticmethod
+    def _sample(result: GenResult, offset: int, seed: int | None) -> _Sample:
+        n = max(1, len(result.completions))
+        return _Sample(
+            completion=result.completions[offset],
+            seed=seed or 0,
+            gen_seconds=result.seconds / n,  # amortised: the n samples share one request
+            prompt_tokens=result.prompt_tokens if offset == 0 else 0,  # the prompt is sent once
+        )
+
+    # -- checking ----------------------------------------------------------------------------
+
+    async def _process(self, index: int, round_: int, sample: _Sample) -> Attempt:
+        """Extract, dedupe, check and record one sample."""
+        text = sample.completion.text
+        proof = self.format.extract_proof(self.problem, text)  # type: ignore[attr-defined]
+        duplicate_of: int | None = None
+        extra: dict[str, object] = {"seed": sample.seed}
+        if sample.completion.finish_reason:
+            extra["finish_reason"] = sample.completion.finish_reason
+        check_seconds = 0.0
+        if proof is None or not proof.strip():
+            proof = None
+            verdict = Verdict(
+                status=CheckStatus.FAILED,
+                rule=NO_PROOF_RULE,
+                detail="the prompt format found no proof in the completion",
+            )
+        else:
+            key = normalise_proof(proof)
+            original = self.originals.get(key)
+            if original is not None:
+                verdict = await asyncio.shield(original.verdict)
+                duplicate_of = original.sample_index
+                if original.round != round_:
+                    extra["duplicate_of_round"] = original.round
+            else:
+                verdict, check_seconds = await self._check(key, index, round_, proof)
+        attempt = Attempt(
+            problem=self.problem.name,
+            benchmark=self.problem.benchmark,
+            strategy="whole_proof",
+            sample_index=index,
+            round=round_,
+            proof=proof,
+            completion=text,
+            verdict=verdict,
+            duplicate_of=duplicate_of,
+            prompt_tokens=sample.prompt_tokens,
+            completion_tokens=sample.completion.tokens,
+            gen_seconds=sample.gen_seconds,
+            check_seconds=check_seconds,
+            extra=extra,
+        )
+        # Shielded: an early-stop cancellation must not tear a line that is being written.
+        await asyncio.shield(self.record(attempt))
+        if verdict.proved and not self.proved:
+            self.proved = True
+            if self.cfg.early_stop:
+                self._stop_others()
+        return attempt
+
+    async def _check(self, key: str, index: int, round_: int, proof: str) -> tuple[Verdict, float]:
+        future: asyncio.Future[Verdict] = asyncio.get_running_loop().create_future()
+        self.originals[key] = _Original(index, round_, future)
+        started = time.perf_counter()
+        try:
+            verdict = await self.ctx.checker.check(self.problem, proof)
+        except BaseException as exc:
+            # Duplicates waiting on this check must not hang; they fail the same way.
+            if isinstance(exc, asyncio.CancelledError):
+                future.cancel()
+            else:
+                future.set_exception(exc)
+                future.exception()  # mark retrieved: the error is raised here as well
+            del self.originals[key]
+            raise
+        future.set_result(verdict)
+        return verdict, time.perf_counter() - started
+
+
+class WholeProofStrategy(Strategy):
+    """Sample `passes` whole proofs per problem (in chunks), dedupe, check, self-correct.
+
+    Args:
+        prompt_format: a `PromptFormat` to use instead of the one named by the config
+            (`sampler.prompt_format`, or inferred from `sampler.model`).
+    """
+
+    name = "whole_proof"
+
+    def __init__(self, prompt_format: object | None = None) -> None:
+        self._format = prompt_format
+
+    def prompt_format(self, config: ProverConfig) -> object:
+        if self._format is None:
+            from prover.llm.formats import get_format
+
+            self._format = get_format(config.sampler.prompt_format, config.sampler.model)
+        return self._format
+
+    def validate(self, config: ProverConfig) -> None:
+        """Fail before any sampling when the settings cannot work (e.g. rounds on a completion format)."""
+        fmt = self.prompt_format(config)
+        if config.whole_proof.rounds > 0 and not getattr(fmt, "supports_feedback", True):
+            raise ConfigError(
+                f"prompt format {getattr(fmt, 'name', fmt)!r} cannot do self-correction rounds; "
+                "use --rounds 0 or a chat format (goedel-v2, kimina, deepseek-v2, chat)"
+            )
+
+    def is_complete(self, problem: Problem, config: ProverConfig, done: Mapping[tuple[int, int], Attempt]) -> bool:
+        """Whether resuming `problem` would record nothing new (used to skip finished problems)."""
+        return expected_attempts_done(problem, config.whole_proof, done)
+
+    async def prove(
+        self,
+        problem: Problem,
+        ctx: StrategyContext,
+        record: RecordAttempt,
+        done: Mapping[tuple[int, int], Attempt] | None = None,
+    ) -> None:
+        run = _ProblemRun(problem, ctx, record, done or {}, self.prompt_format(ctx.config))
+        await run.run()

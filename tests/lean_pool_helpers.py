@@ -1,0 +1,56 @@
+"""Test helpers for the Lean layer: scenario files and pools on the SIMULATED REPL."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from prover.config import LeanConfig
+from prover.lean_env import LeanPool, ReplLauncher, ReplWorker, Scenario, simulated_repl_command
+
+HEADER = "import Mathlib\nopen Real"
+FOO_GOAL = "x : Nat\n⊢ x + 0 = x"
+FOO = "theorem foo (x : Nat) : x + 0 = x := by\n  "
+
+BASE_SCENARIO: dict[str, Any] = {
+    "theorems": [
+        {
+            "name": "foo",
+            "goals": [FOO_GOAL],
+            "proofs": [{"body": "simp"}, {"pattern": "omega.*", "axioms": ["propext"]}],
+            "steps": [
+                {"from": [FOO_GOAL], "tactic": "induction x", "to": ["case zero\n⊢ 0 + 0 = 0", "case succ\nn : Nat\n⊢ n + 1 + 0 = n + 1"]},
+                {"from": [FOO_GOAL], "tactic": "simp", "to": []},
+                {"from": [FOO_GOAL], "tactic": "exact?", "throw": "`exact?` could not close the goal."},
+            ],
+        }
+    ]
+}
+
+
+def shared_dir() -> Path:
+    env = os.environ.get("PROVER_SHARED_DIR")
+    return Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def transcripts_dir() -> Path:
+    return shared_dir() / "lean-repl-transcripts"
+
+
+def write_scenario(tmp_path: Path, name: str = "scenario.json", **overrides: Any) -> Path:
+    data = {**BASE_SCENARIO, **overrides}
+    return Scenario.model_validate(data).dump(tmp_path / name)
+
+
+def lean_config(**overrides: Any) -> LeanConfig:
+    base: dict[str, Any] = {"workers": 2, "timeout": 1.5, "header_timeout": 5.0, "memory_limit_mb": 1024}
+    return LeanConfig(**{**base, **overrides})
+
+
+def make_pool(scenario: Path, **config: Any) -> LeanPool:
+    return LeanPool(lean_config(**config), launcher=ReplLauncher(argv=simulated_repl_command(scenario)))
+
+
+def make_worker(scenario: Path, header: str = HEADER, **config: Any) -> ReplWorker:
+    return ReplWorker(1, ReplLauncher(argv=simulated_repl_command(scenario)), lean_config(**config), header)

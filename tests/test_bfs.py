@@ -1,0 +1,285 @@
+"""Best-first search on the simulated REPL (real LeanPool) with scripted tactic suggestions."""
+
+from __future__ import annotations
+
+import pytest
+from bfs_helpers import (
+    C0,
+    C1,
+    P_ADD,
+    P_CHAIN,
+    P_LONG,
+    P_TACTIC_ONLY,
+    P_TRAP,
+    R,
+    SUGGESTIONS,
+    T,
+    TableSampler,
+    VerdictChecker,
+    sim_pool,
+    table_env,
+)
+
+from prover.config import BfsConfig, ProverConfig
+from prover.search.base import StrategyContext
+from prover.search.bfs import BestFirstSearch, BestFirstStrategy, assemble_proof, run_search
+from prover.search.proof_cache import CacheKey, MemoryProofCache, SqliteProofCache
+from prover.search.tactic_env import PoolTacticEnv
+from prover.search.tree import EdgeOutcome, NodeStatus
+from prover.types import Attempt, CheckStatus
+
+
+def _search(problem, **bfs) -> BestFirstSearch:
+    return BestFirstSearch(problem, config=BfsConfig(**{"width": 8, "time_budget": 30, **bfs}))
+
+
+async def test_finds_the_intended_proof_merges_states_and_filters_tactics() -> None:
+    sampler = TableSampler(SUGGESTIONS)
+    async with sim_pool() as pool:
+        result = await run_search(_search(P_ADD), env=PoolTacticEnv(pool), sampler=sampler)
+    assert result.stop_reason == "proved"
+    assert result.tactics == ["rw [Nat.add_zero]", "rfl"]
+    assert result.dropped == {"unparsed": 0, "banned": 2, "duplicate": 1}
+    tree = result.tree
+    assert tree.counts()["states"] == 2  # rw and simp reach the same state: one node
+    root = tree.root
+    edges = {d["tactic"]: d for _, _, d in tree.graph.out_edges(root, data=True)}
+    assert edges["rw [Nat.add_zero]"]["alt_tactics"] == [["simp only [Nat.add_zero]", -0.3]]
+    assert edges["exact foo"]["outcome"] is EdgeOutcome.ERROR
+    assert "unknown identifier 'foo'" in edges["exact foo"]["error"]
+    assert result.expansions == 2 and len(sampler.prompts) == 2
+    assert result.lean_calls == 1 + 3 + 1  # start, three root tactics, rfl
+
+
+async def test_error_reply_with_no_goals_is_a_failed_edge() -> None:
+    async with sim_pool() as pool:
+        result = await run_search(_search(P_TRAP), env=PoolTacticEnv(pool), sampler=TableSampler(SUGGESTIONS))
+        assert result.proved and result.tactics == ["subst h", "rfl"]
+        trap = [r for r in result.tree.step_records() if r.tactic == "omega_trap"]
+        assert [(r.outcome, r.next_state, r.on_proof_path) for r in trap] == [("error", None, False)]
+
+        only_trap = TableSampler({T: [("omega_trap", -0.01)]})
+        result = await run_search(_search(P_TRAP), env=PoolTacticEnv(pool), sampler=only_trap)
+    assert result.stop_reason == "exhausted" and result.tactics is None
+    assert result.tree.status(result.tree.root) is NodeStatus.FAILED
+
+
+async def test_budget_max_expansions() -> None:
+    sampler = TableSampler(SUGGESTIONS)
+    async with sim_pool() as pool:
+        result = await run_search(_search(P_LONG, max_expansions=3), env=PoolTacticEnv(pool), sampler=sampler)
+    assert result.stop_reason == "max_expansions"
+    assert result.expansions == 3 and len(sampler.prompts) == 3
+
+
+async def test_budget_max_depth() -> None:
+    async with sim_pool() as pool:
+        result = await run_search(_search(P_LONG, max_depth=3), env=PoolTacticEnv(pool),
+                                  sampler=TableSampler(SUGGESTIONS))
+    assert result.stop_reason == "exhausted"
+    nodes = result.tree.graph.nodes
+    assert max(d for n, d in nodes(data="depth") if d is not None and nodes[n]["expanded"]) == 2
+    assert result.tree.status(result.tree.root) is NodeStatus.FAILED
+    assert not nodes[result.tree.root]["definitive"]  # a depth cut is not a dead end
+
+
+async def test_budget_wall_time() -> None:
+    async with sim_pool("slow.yaml") as pool:
+        result = await run_search(_search(P_LONG, time_budget=0.4), env=PoolTacticEnv(pool),
+                                  sampler=TableSampler(SUGGESTIONS))
+    assert result.stop_reason == "time_budget"
+    assert result.expansions >= 1
+    assert 0.4 <= result.wall_seconds < 0.4 + 0.3  # the last Lean call is cut by the remaining time
+
+
+async def test_budget_lean_time() -> None:
+    async with sim_pool("slow.yaml") as pool:
+        result = await run_search(_search(P_LONG, lean_time_budget=0.3), env=PoolTacticEnv(pool),
+                                  sampler=TableSampler(SUGGESTIONS))
+    assert result.stop_reason == "lean_time_budget"
+    assert 0.3 <= result.lean_seconds < 0.3 + 0.35  # at most one more expansion (2 tactics) past it
+
+
+async def test_survives_a_worker_crash_mid_search() -> None:
+    table = {**SUGGESTIONS, C1: [("crash_me", -0.01), ("detour", -0.05), ("step_b", -0.2)]}
+    async with sim_pool() as pool:
+        env = PoolTacticEnv(pool)
+        result = await run_search(_search(P_CHAIN), env=env, sampler=TableSampler(table))
+        crashes = pool.stats().crashes
+    assert result.proved and result.tactics == ["step_a", "step_b", "step_c", "close"]
+    assert crashes >= 1 and env.stats.rematerialisations >= 1
+    outcomes = {d["tactic"]: d["outcome"] for _, _, d in result.tree.graph.edges(data=True)}
+    assert outcomes["crash_me"] is EdgeOutcome.CRASH and outcomes["detour"] is EdgeOutcome.OK
+
+
+async def test_survives_repeated_restarts() -> None:
+    async with sim_pool("crashy.yaml") as pool:
+        env = PoolTacticEnv(pool)
+        result = await run_search(_search(P_CHAIN), env=env, sampler=TableSampler(SUGGESTIONS))
+        restarts = pool.stats().restarts
+    assert result.proved and result.tactics == ["step_a", "step_b", "step_c", "close"]
+    assert restarts >= 1 and env.stats.rematerialisations >= 1
+
+
+async def test_cache_makes_a_second_attempt_cheaper(tmp_path) -> None:
+    cache = SqliteProofCache(tmp_path / "proofs.sqlite")
+    async with sim_pool() as pool:
+        first = await run_search(_search(P_CHAIN), env=PoolTacticEnv(pool), sampler=TableSampler(SUGGESTIONS),
+                                 cache=cache)
+        second = await run_search(_search(P_CHAIN), env=PoolTacticEnv(pool), sampler=TableSampler(SUGGESTIONS),
+                                  cache=cache)
+    assert first.proved and second.proved and first.tactics == second.tactics
+    assert second.lean_calls < first.lean_calls
+    assert (second.expansions, second.cache_proof_hits) == (0, 1)
+    stats = await cache.stats()
+    assert stats.proofs_published >= 4 and stats.proof_hits == 1
+    await cache.close()
+
+
+async def test_a_wrong_cache_entry_is_not_trusted() -> None:
+    cache = MemoryProofCache()
+    await cache.publish_proof(CacheKey.of("", [C0]), ["step_a", "close"])  # does not close C0
+    async with sim_pool() as pool:
+        result = await run_search(_search(P_CHAIN), env=PoolTacticEnv(pool), sampler=TableSampler(SUGGESTIONS),
+                                  cache=cache)
+    assert result.proved and result.cache_stale == 1 and result.cache_proof_hits == 0
+    assert (await cache.stats()).retracted == 1  # Lean rejected the replay: the entry goes
+    assert (await cache.lookup(CacheKey.of("", [C0]))).tactics == ("step_a", "step_b", "step_c", "close")
+
+
+async def test_dead_ends_are_published_and_skipped() -> None:
+    # Two problems share the state "⊢ Z" where every suggested tactic fails in Lean.
+    table = {"⊢ P": [("go", -0.1), ("alt", -0.2)], "⊢ Q": [("go", -0.1)], "⊢ Z": [("bad1", -0.1), ("bad2", -0.1)],
+             "⊢ W": [("done", -0.1)]}
+    transitions = {("⊢ P", "go"): ["⊢ Z"], ("⊢ P", "alt"): ["⊢ W"], ("⊢ W", "done"): "QED", ("⊢ Q", "go"): ["⊢ Z"]}
+    cache = MemoryProofCache()
+    first = await run_search(_search(P_ADD), env=table_env(["⊢ P"], transitions), sampler=TableSampler(table),
+                             cache=cache)
+    assert first.proved
+    assert (await cache.lookup(CacheKey.of("", ["⊢ Z"]))).kind == "dead"
+    sampler = TableSampler(table)
+    second = await run_search(_search(P_TRAP), env=table_env(["⊢ Q"], transitions), sampler=sampler, cache=cache)
+    assert second.stop_reason == "exhausted" and second.cache_dead_hits == 1
+    assert sampler.prompts == ["⊢ Q"]  # Z was not expanded again
+    assert (await cache.lookup(CacheKey.of("", ["⊢ Q"]))).kind == "dead"  # definitive by inheritance
+    trusting_no_one = BestFirstSearch(P_TRAP, config=BfsConfig(), use_dead_ends=False)
+    sampler = TableSampler(table)
+    await run_search(trusting_no_one, env=table_env(["⊢ Q"], transitions), sampler=sampler, cache=cache)
+    assert sampler.prompts == ["⊢ Q", "⊢ Z"]
+
+
+async def test_timeouts_and_crashes_never_make_dead_ends() -> None:
+    transitions = {("⊢ P", "slow"): EdgeOutcome.TIMEOUT, ("⊢ P", "bad"): "error"}
+    cache = MemoryProofCache()
+    result = await run_search(_search(P_ADD), env=table_env(["⊢ P"], transitions),
+                              sampler=TableSampler({"⊢ P": [("slow", -0.1), ("bad", -0.2)]}), cache=cache)
+    assert result.stop_reason == "exhausted"
+    assert await cache.lookup(CacheKey.of("", ["⊢ P"])) is None
+
+
+def test_assemble_proof_indents_multiline_tactics() -> None:
+    body = assemble_proof(["intro x", "have h : x = x := by\n  rfl", "exact h"])
+    assert body == "\n  intro x\n  have h : x = x := by\n    rfl\n  exact h"
+
+
+# -- the strategy --------------------------------------------------------------------------------
+
+
+def _ctx(pool, sampler, checker, *, passes=3, cache=None, **bfs) -> StrategyContext:
+    config = ProverConfig().with_overrides({"whole_proof.passes": passes, "lean.workers": 1, "bfs.time_budget": 30,
+                                            **{f"bfs.{k}": v for k, v in bfs.items()}})
+    return StrategyContext(config=config, sampler=sampler, checker=checker, pool=pool, proof_cache=cache)
+
+
+async def _prove(problem, ctx, strategy=None) -> list[Attempt]:
+    recorded: list[Attempt] = []
+
+    async def record(attempt: Attempt) -> None:
+        recorded.append(attempt)
+
+    await (strategy or BestFirstStrategy()).prove(problem, ctx, record)
+    return recorded
+
+
+async def test_strategy_proof_passes_the_real_checker_and_stops_on_first(tmp_path) -> None:
+    from prover.lean_env.checker import ProofChecker
+
+    async with sim_pool() as pool:
+        ctx = _ctx(pool, TableSampler(SUGGESTIONS), None, passes=3)
+        ctx.checker = ProofChecker(pool, ctx.config.checker)
+        recorded = await _prove(P_CHAIN, ctx, BestFirstStrategy(tree_dir=tmp_path, parallel_attempts=1))
+    assert len(recorded) == 1  # stop_on_first: attempts 1 and 2 never start
+    attempt = recorded[0]
+    assert attempt.verdict.proved and attempt.verdict.rule == "accepted"
+    assert attempt.proof == assemble_proof(["step_a", "step_b", "step_c", "close"])
+    assert attempt.strategy == "bfs" and attempt.sample_index == 0
+    assert attempt.extra["stop_reason"] == "proved" and attempt.extra["lean_calls"] >= 5
+    assert (tmp_path / "t_chain" / "attempt_000.json").exists() and attempt.extra["tree_file"]
+
+
+async def test_tactic_mode_success_rejected_by_the_real_checker_is_not_proved() -> None:
+    from prover.lean_env.checker import ProofChecker
+
+    async with sim_pool() as pool:
+        ctx = _ctx(pool, TableSampler(SUGGESTIONS), None, passes=2)
+        ctx.checker = ProofChecker(pool, ctx.config.checker)
+        recorded = await _prove(P_TACTIC_ONLY, ctx)
+    assert len(recorded) == 2
+    assert all(a.extra["search_proved"] and not a.verdict.proved for a in recorded)
+    assert {a.verdict.rule for a in recorded} == {"lean_error"}
+
+
+async def test_checker_rejection_means_not_proved(tmp_path) -> None:
+    checker = VerdictChecker(CheckStatus.REJECTED, "axioms")
+    recorded: list[Attempt] = []
+
+    async def record(attempt: Attempt) -> None:
+        recorded.append(attempt)
+
+    async with sim_pool() as pool:
+        strategy = BestFirstStrategy(tree_dir=tmp_path / "trees")
+        await strategy.prove(P_ADD, _ctx(pool, TableSampler(SUGGESTIONS), checker, passes=2), record)
+    assert len(recorded) == 2  # nothing proved, so no early stop
+    assert all(not a.verdict.proved and a.verdict.rule == "axioms" for a in recorded)
+    assert all(a.extra["search_proved"] for a in recorded)
+    assert checker.checked == [assemble_proof(["rw [Nat.add_zero]", "rfl"])] * 2
+    assert sorted(a.sample_index for a in recorded) == [0, 1]
+    assert all((tmp_path / "trees" / "t_add_zero" / f"attempt_00{i}.json").exists() for i in range(2))
+
+
+async def test_strategy_records_unproved_attempts_with_budget_reasons() -> None:
+    recorded: list[Attempt] = []
+
+    async def record(attempt: Attempt) -> None:
+        recorded.append(attempt)
+
+    sampler = TableSampler(SUGGESTIONS)
+    async with sim_pool() as pool:
+        ctx = _ctx(pool, sampler, VerdictChecker(CheckStatus.PROVED, "accepted"), passes=2, max_expansions=2)
+        await BestFirstStrategy().prove(P_LONG, ctx, record)
+    assert [a.verdict.rule for a in recorded] == ["search:max_expansions"] * 2
+    assert all(a.strategy == "bfs" and a.proof is None and a.extra["expansions"] == 2 for a in recorded)
+    assert recorded[0].extra["seed"] != recorded[1].extra["seed"]
+
+
+async def test_strategy_skips_done_attempts() -> None:
+    recorded: list[Attempt] = []
+
+    async def record(attempt: Attempt) -> None:
+        recorded.append(attempt)
+
+    async with sim_pool() as pool:
+        ctx = _ctx(pool, TableSampler(SUGGESTIONS), VerdictChecker(CheckStatus.FAILED, "lean_error"), passes=3)
+        done_attempt = Attempt(problem="t_long", sample_index=1, strategy="bfs",
+                               verdict=VerdictChecker(CheckStatus.FAILED, "search:exhausted").verdict)
+        await BestFirstStrategy().prove(P_LONG, ctx, record, done={(0, 1): done_attempt})
+    assert sorted(a.sample_index for a in recorded) == [0, 2]
+
+
+def test_strategy_without_a_pool_names_the_problem() -> None:
+    from prover.errors import ConfigError
+
+    ctx = StrategyContext(config=ProverConfig(), sampler=TableSampler({}), checker=VerdictChecker(
+        CheckStatus.PROVED, "accepted"))
+    with pytest.raises(ConfigError, match="t_add_zero"):
+        BestFirstStrategy()._env(ctx, P_ADD)

@@ -1,0 +1,63 @@
+"""Settings load from YAML/TOML, merge over user defaults, and fail with errors that name the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from prover.config import ProverConfig, user_config_path
+from prover.errors import ConfigError
+from prover.types import Problem
+
+
+def test_yaml_and_toml_load_the_same_settings(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("lean:\n  workers: 3\nsampler:\n  backend: scripted\n")
+    (tmp_path / "a.toml").write_text('[lean]\nworkers = 3\n[sampler]\nbackend = "scripted"\n')
+    from_yaml = ProverConfig.load(tmp_path / "a.yaml", user_defaults=False)
+    from_toml = ProverConfig.load(tmp_path / "a.toml", user_defaults=False)
+    assert from_yaml == from_toml
+    assert from_yaml.lean.workers == 3 and from_yaml.sampler.backend == "scripted"
+
+
+def test_file_overrides_user_defaults_and_flags_override_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROVER_CONFIG_HOME", str(tmp_path / "home"))
+    user_file = user_config_path()
+    user_file.parent.mkdir(parents=True)
+    user_file.write_text('[lean]\nworkspace = "/opt/lean-ws"\nworkers = 2\n')
+    (tmp_path / "run.yaml").write_text("lean:\n  workers: 6\n")
+    config = ProverConfig.load(tmp_path / "run.yaml")
+    assert config.lean.workspace == Path("/opt/lean-ws")  # kept from the user file
+    assert config.lean.workers == 6  # the run file wins
+    assert config.with_overrides({"lean.workers": 1, "lean.timeout": None}).lean.workers == 1
+
+
+def test_unknown_and_invalid_fields_are_named(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("lean:\n  wokers: 3\n")
+    with pytest.raises(ConfigError, match="wokers"):
+        ProverConfig.load(tmp_path / "bad.yaml", user_defaults=False)
+    with pytest.raises(ConfigError, match="workers"):
+        ProverConfig().with_overrides({"lean.workers": 0})
+
+
+def test_unreadable_config_files_give_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        ProverConfig.load(tmp_path / "missing.yaml", user_defaults=False)
+    (tmp_path / "x.ini").write_text("[lean]\n")
+    with pytest.raises(ConfigError, match=r"\.toml, \.yaml"):
+        ProverConfig.load(tmp_path / "x.ini", user_defaults=False)
+    (tmp_path / "broken.toml").write_text("[lean\n")
+    with pytest.raises(ConfigError, match="not valid"):
+        ProverConfig.load(tmp_path / "broken.toml", user_defaults=False)
+
+
+def test_theorem_name_comes_from_the_statement_not_the_problem_name() -> None:
+    problem = Problem(
+        name="Rudin_exercise_1_13",
+        formal_statement="theorem exercise_1_13 (x y : ℂ) : |(abs x) - (abs y)| ≤ abs (x - y) := by",
+    )
+    assert problem.theorem_name == "exercise_1_13"
+    definition = Problem(name="d", formal_statement="noncomputable def foo_bar : CommGroup G := by")
+    assert definition.theorem_name == "foo_bar"
+    with pytest.raises(ValueError, match="'nameless'"):
+        Problem(name="nameless", formal_statement=":= by").theorem_name
