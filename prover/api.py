@@ -317,18 +317,21 @@ def _run_prefix(config: ProverConfig) -> str:
 
 
 def _with_benchmark_axioms(config: ProverConfig, problems: Sequence[Problem]) -> ProverConfig:
-    """Allow the axioms the problems' benchmarks need (e.g. LeanGeo's SMT oracle)."""
-    from prover.datasets import benchmark_extra_axioms
+    """Apply the checker settings the problems' benchmarks need (LeanGeo's SMT oracle and its
+    axiomatised geometry library)."""
+    from prover.datasets import benchmark_allows_header_axioms, benchmark_extra_axioms
 
     extra: list[str] = list(config.checker.extra_allowed_axioms)
+    header_axioms = config.checker.allow_header_axioms
     for bench in sorted({p.benchmark for p in problems if p.benchmark}):
         try:
             extra.extend(a for a in benchmark_extra_axioms(bench) if a not in extra)
+            header_axioms = header_axioms or benchmark_allows_header_axioms(bench)
         except DataError:
-            continue  # ad-hoc benchmark names carry no extra axioms
-    if tuple(extra) == config.checker.extra_allowed_axioms:
-        return config
-    return config.with_overrides({"checker.extra_allowed_axioms": tuple(extra)})
+            continue  # ad-hoc benchmark names carry no checker settings
+    return config.with_overrides(
+        {"checker.extra_allowed_axioms": tuple(extra), "checker.allow_header_axioms": header_axioms}
+    )
 
 
 async def aevaluate(

@@ -71,6 +71,10 @@ class CheckerConfig(BaseModel):
     banned: tuple[str, ...] | None = None
     """Override the preflight ban-list item names (None = the default list)."""
     allow_native_decide: bool = False
+    allow_header_axioms: bool = False
+    """Also accept axioms that the benchmark's header environment already declares (libraries
+    that axiomatise their domain, e.g. LeanGeo's SystemE geometry). Axioms the proof itself
+    declares are still refused: they do not exist in the header environment."""
 
 
 class CacheConfig(BaseModel):

@@ -5,7 +5,6 @@ The end-to-end CLI tests (scripted sampler + simulated REPL) are in test_eval_e2
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys

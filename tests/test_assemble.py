@@ -42,6 +42,11 @@ def test_body_prefixes_and_same_line(proof: str) -> None:
     assert asm.command.count(":=") == 1
 
 
+def test_term_body_after_assign() -> None:
+    asm = assemble(PROBLEM, ":= pow_pos h₀ 2")
+    assert asm.mode == "term" and asm.command == "theorem mathd_t (x : ℝ) (h₀ : 0 < x) :\n    x ^ 2 > 0 := pow_pos h₀ 2\n"
+
+
 def test_by_prefix_is_a_token() -> None:
     asm = assemble(PROBLEM, "by_contra h\n  simp at h")
     assert asm.body.startswith("by_contra")

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 from checker_helpers import PROBLEM, SCENARIO, problem_line
+from prover import cli
+from prover.lean_env import commands
 from prover.lean_env.simulated_repl import simulated_repl_command
 from prover.types import Problem
 
@@ -106,3 +108,12 @@ def test_missing_repl_is_a_clear_workspace_error(tmp_path: Path) -> None:
 def test_missing_input_file(tmp_path: Path) -> None:
     proc = _run(["check", str(tmp_path / "absent.jsonl"), "--repl-cmd", REPL_CMD])
     assert proc.returncode == 2 and "absent.jsonl" in proc.stderr
+
+
+def test_progress_lines_in_process(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(commands, "PROGRESS_EVERY", 0.0)
+    path = _write(tmp_path, [problem_line(PROBLEM, "\n  positivity")] * 3)
+    code = cli.main(["check", str(path), "--repl-cmd", REPL_CMD, "--workers", "1", "--no-cache"])
+    out, err = capsys.readouterr()
+    assert code == 0 and len(out.splitlines()) == 3
+    assert "prover check: 3 checked, 3 proved" in err and "3 lines: proved 3" in err

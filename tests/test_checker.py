@@ -102,6 +102,27 @@ async def test_leangeo_axiom_only_when_allowed(pool: LeanPool, datasets_dir: Pat
         problem, "\n  euclid_finish"
     )
     assert configured.rule == "accepted" and "SMT_VERIF" in (configured.axioms or ())
+    whole_file = problem.header + problem.formal_statement + "\n  euclid_finish\n\nend LeanGeo\n"
+    assert (await ProofChecker(pool, CheckerConfig(extra_allowed_axioms=("SMT_VERIF",))).check(
+        problem, whole_file)).rule == "accepted"
+
+
+async def test_header_declared_axioms_only_when_the_benchmark_allows_them(pool: LeanPool) -> None:
+    geo = Problem(
+        name="geo_library_thm",
+        header="axiom Point : Type\naxiom between_rule : True\n\n",
+        formal_statement="theorem geo_library_thm : True := by",
+    )
+    plain = await ProofChecker(pool, CheckerConfig()).check(geo, "exact between_rule")
+    assert plain.rule == "axioms" and set(plain.axioms or ()) == {"propext", "between_rule"}
+    library = ProofChecker(pool, CheckerConfig(allow_header_axioms=True))
+    assert (await library.check(geo, "exact between_rule")).rule == "accepted"
+    # an axiom the header does not declare stays refused, even with the ban list switched off
+    cheat = await ProofChecker(pool, CheckerConfig(allow_header_axioms=True, banned=())).check(
+        geo, "axiom model_cheat : True\n\ntheorem geo_library_thm : True := by\n  exact model_cheat"
+    )
+    assert (cheat.status, cheat.rule) == (CheckStatus.REJECTED, "axioms")
+    assert "model_cheat" in cheat.detail and "between_rule" not in cheat.detail
 
 
 # -- Lean failures ----------------------------------------------------------------------------
@@ -200,7 +221,7 @@ async def test_source_level_exploits_refused(pool: LeanPool, case: str) -> None:
 
 async def test_every_ban_item_is_exercised() -> None:
     used = {item for _, item in SOURCE_LEVEL.values()} | {"sorry", "admit", "axiom", "native_decide"}
-    assert set(DEFAULT_BANNED) <= used | {"extern"}
+    assert set(DEFAULT_BANNED) <= used
 
 
 async def test_e11_partial_is_configurable(pool: LeanPool) -> None:
@@ -284,7 +305,7 @@ async def test_concurrent_identical_checks_run_once(pool: LeanPool) -> None:
 
 def _scripted(check_out: str, reference_out: str, axioms: list[dict]) -> ScriptedPool:
     def answer(cmd: str, env: int | None) -> dict:
-        if cmd.startswith("set_option pp.all true in"):
+        if cmd.startswith("set_option pp.all true in set_option pp.explicit true in"):
             return {"env": 3, "messages": [info(2, check_out), *axioms]}
         if "#check" in cmd:  # the reference: statement := by sorry, then the trusted part
             line = STATEMENT.count("\n") + 4
@@ -302,7 +323,13 @@ async def test_statement_identity_accepts_same_type() -> None:
     verdict = await ProofChecker(scripted, CheckerConfig()).check(PROBLEM, "\n  positivity")
     assert verdict.rule == "accepted" and verdict.axioms == ("propext", "Classical.choice", "Quot.sound")
     trusted = [c for c in scripted.sent if c.startswith("set_option pp.all")]
-    assert trusted == ["set_option pp.all true in\n#check @mathd_t\n\n#print axioms mathd_t\n"]
+    assert len(trusted) == 1 and trusted[0].endswith("in\n#check @mathd_t\n\n#print axioms mathd_t\n")
+    assert "set_option pp.notation false in" in trusted[0]
+    checker = ProofChecker(scripted, CheckerConfig())
+    await checker.check(PROBLEM, "\n  positivity")
+    await checker.check(PROBLEM, "\n  nlinarith [sq_nonneg x]")
+    references = [c for c in scripted.sent if c.startswith(STATEMENT + " sorry")]
+    assert len(references) == 2  # one per checker object, not one per check
     assert all("#print axioms" not in c for c in scripted.sent if STATEMENT in c and "sorry" not in c)
 
 
@@ -331,3 +358,15 @@ async def test_axiom_reply_parsing(axiom_messages: list[dict], rule: str) -> Non
     scripted = _scripted("same", "same", axiom_messages)
     verdict = await ProofChecker(scripted, CheckerConfig()).check(PROBLEM, "\n  positivity")
     assert verdict.rule == rule, verdict.detail
+
+
+async def test_empty_header_core_problem(pool: LeanPool, datasets_dir: Path) -> None:
+    line = (datasets_dir / "core_smoke.jsonl").read_text(encoding="utf-8").splitlines()[0]
+    problem = Problem.model_validate_json(line)
+    assert problem.header == ""
+    verdict = await ProofChecker(pool, CheckerConfig()).check(problem, "\n  omega")
+    assert verdict.rule == "lean_error"  # not in the scenario: the simulated REPL says unsolved goals
+    assert verdict.code == problem.formal_statement + "\n  omega\n"
+    assert verdict.messages[0].pos.line >= 1
+    accepted = await ProofChecker(pool, CheckerConfig()).check(problem, "\n  nlinarith [h₀, h₁, h₂]")
+    assert accepted.rule == "accepted", accepted.detail

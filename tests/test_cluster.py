@@ -350,3 +350,36 @@ def test_llm_death_without_spare_engine_stops_with_clear_message_and_resumes(
     summary = run_eval_on_ray(config, problems, tmp_path / "run", resume=True)
     keys = _keys(tmp_path / "run")
     assert sorted(keys) == EXPECTED_KEYS and summary.attempts == len(EXPECTED_KEYS)
+
+
+@pytest.mark.ray
+def test_bfs_on_ray_through_pool_and_cache_proxies_survives_a_pool_kill(ray_cluster: Any, tmp_path: Path) -> None:
+    """Best-first search drives leases through RayPoolProxy; a pool restart makes the leases stale
+    (StaleHandleError), the search re-materialises its states, and every attempt is recorded once."""
+    from cluster_helpers import bfs_problem, bfs_world, sim_config
+
+    from prover.api import evaluate
+    from prover.cluster.driver import RunHooks, run_eval_on_ray
+
+    names = [f"q{i}" for i in range(4)]
+    scenario, script = bfs_world(tmp_path, names, latency=0.03)
+    config = sim_config(
+        tmp_path, scenario, script,
+        **{"lean.rss_limit_mb": 256, "eval.strategy": "bfs", "whole_proof.passes": 2, "bfs.width": 3,
+           "bfs.max_expansions": 6, "bfs.stop_on_first": False},
+    )
+    problems = [bfs_problem(n) for n in names]
+    local = evaluate(problems, config, out=tmp_path / "local", progress=False).summary
+    handles: dict[str, Any] = {}
+
+    def on_attempt(attempt: Any) -> None:
+        if "killed" not in handles:
+            handles["killed"] = True
+            ray_cluster.kill(handles["h"].pools[0], no_restart=False)
+
+    hooks = RunHooks(on_cluster=lambda h: handles.__setitem__("h", h), on_attempt=on_attempt)
+    remote = run_eval_on_ray(config, problems, tmp_path / "ray", hooks=hooks)
+    keys = _keys(tmp_path / "ray")
+    assert sorted(keys) == sorted((n, 0, i) for n in names for i in range(2))
+    assert (remote.solved, remote.solved_names, remote.pass_at_k) == (local.solved, local.solved_names, local.pass_at_k)
+    assert remote.solved == 2

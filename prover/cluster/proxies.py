@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import itertools
 import logging
 import time
@@ -389,10 +390,23 @@ def _cache_exhausted(last: BaseException | None) -> Exception:
     return PoolClosed(f"the proof-cache actor is dead (last error: {first_line(last)})")
 
 
+PROOF_CACHE_METHODS: tuple[str, ...] = (
+    *sorted(
+        name
+        for name, member in vars(ProofCache).items()
+        if not name.startswith("_") and name != "close" and inspect.iscoroutinefunction(member)
+    ),
+    *sorted(ProofCache.__abstractmethods__),
+)
+"""What the proof-cache actor serves: the public async API (lookup, publish_proof, publish_dead,
+retract, stats, ...) and the storage hooks, read from `ProofCache` so new methods follow."""
+
+
 class RayProofCacheProxy(ProofCache):
     """The `ProofCache` interface served by the proof-cache actor.
 
-    Public methods are forwarded whole, so `stats()` are the cluster-wide figures of the actor's
+    Every public method and storage hook is forwarded whole (generated from `ProofCache`, so the
+    proxy keeps up with the interface), hence `stats()` are the cluster-wide figures of the actor's
     cache, not this agent's share.
     """
 
@@ -403,29 +417,22 @@ class RayProofCacheProxy(ProofCache):
     async def _call(self, method: str, *args: Any) -> Any:
         return await call_any(self._actors, "call", method, *args, on_exhausted=_cache_exhausted)
 
-    async def lookup(self, key: CacheKey) -> CacheEntry | None:
-        return await self._call("lookup", key)
-
     async def publish_proof(self, key: CacheKey, tactics: Sequence[str]) -> None:
         if not tactics:
             raise ValueError("publish_proof: an empty tactic script proves nothing")
         await self._call("publish_proof", key, tuple(tactics))
 
-    async def publish_dead(self, key: CacheKey) -> None:
-        await self._call("publish_dead", key)
 
-    async def stats(self) -> ProofCacheStats:
-        return await self._call("stats")
+def _forwarder(name: str) -> Callable[..., Awaitable[Any]]:
+    async def method(self: RayProofCacheProxy, *args: Any) -> Any:
+        return await self._call(name, *(tuple(a) if isinstance(a, list) else a for a in args))
 
-    # The abstract storage hooks map onto the same remote calls (never used by the methods above).
-    async def _get(self, key: CacheKey) -> CacheEntry | None:
-        return await self.lookup(key)
+    method.__name__ = name
+    method.__doc__ = f"Forwarded to the proof-cache actor's `{name}`."
+    return method
 
-    async def _put_proof(self, key: CacheKey, tactics: tuple[str, ...]) -> None:
-        await self.publish_proof(key, tactics)
 
-    async def _put_dead(self, key: CacheKey) -> None:
-        await self.publish_dead(key)
-
-    async def _count(self) -> int:
-        return (await self.stats()).entries
+for _name in PROOF_CACHE_METHODS:
+    if _name not in vars(RayProofCacheProxy):
+        setattr(RayProofCacheProxy, _name, _forwarder(_name))
+RayProofCacheProxy.__abstractmethods__ = frozenset()

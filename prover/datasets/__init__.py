@@ -7,6 +7,7 @@ from prover.datasets.loaders import read_jsonl, validate_row
 from prover.datasets.registry import (
     REGISTRY,
     BenchmarkSpec,
+    benchmark_allows_header_axioms,
     benchmark_extra_axioms,
     get_spec,
     list_benchmarks,
@@ -16,6 +17,7 @@ from prover.datasets.registry import (
 __all__ = [
     "REGISTRY",
     "BenchmarkSpec",
+    "benchmark_allows_header_axioms",
     "benchmark_extra_axioms",
     "convert_dsv15",
     "convert_goedel",

@@ -70,6 +70,9 @@ class BenchmarkSpec:
     categorize: Categorizer | None = None
     extra_axioms: tuple[str, ...] = ()
     """Axioms the checker must also allow for this benchmark (LeanGeo's SMT oracle)."""
+    header_axioms: bool = False
+    """The benchmark's library axiomatises its domain (LeanGeo/SystemE): the checker also allows
+    axioms declared by the header environment (see `CheckerConfig.allow_header_axioms`)."""
     lean_version: str | None = None
     download: str | None = None
     """Key of the downloader in `prover.datasets.download` (None: cannot be downloaded here)."""
@@ -150,6 +153,7 @@ _SPECS: tuple[BenchmarkSpec, ...] = (
         default_split="test",
         categorize=leangeo_category,
         extra_axioms=LEANGEO_AXIOMS,
+        header_axioms=True,
         lean_version="v4.15.0",
         download_note=_NEEDS_TREE,
         aliases=("leangeo-bench",),
@@ -193,6 +197,13 @@ def benchmark_extra_axioms(name: str) -> tuple[str, ...]:
     if name.startswith(("jsonl:", "lean:")):
         return ()
     return get_spec(name).extra_axioms
+
+
+def benchmark_allows_header_axioms(name: str) -> bool:
+    """Whether proofs of this benchmark may use axioms its header environment declares."""
+    if name.startswith(("jsonl:", "lean:")):
+        return False
+    return get_spec(name).header_axioms
 
 
 # ---------------------------------------------------------------------------------------------

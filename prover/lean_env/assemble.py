@@ -162,10 +162,11 @@ def _assemble_body(problem: Problem, header: str, name: str, text: str, clean: s
     by = _BY.match(clean, start)
     if by:
         start = by.end()
+    mode: Literal["tactic", "term"] = "term" if lead and not by else "tactic"
     body = text[start:].rstrip()
     if not clean[start:].strip():
         raise AssemblyRejected("empty_proof", "the proof is empty")
-    return _build(problem, header, name, form="body", mode="tactic", aux="", aux_line=1, prefix="",
+    return _build(problem, header, name, form="body", mode=mode, aux="", aux_line=1, prefix="",
                   prefix_line=None, body=body, body_pos=position(text, start))
 
 

@@ -13,7 +13,8 @@ Pipeline (each step's rule in brackets; the first that fails decides):
    - unknown constant                                                  [missing_theorem]
    - fully explicit (pp.all) type differs from the benchmark statement
      elaborated alone on the header env (computed once per problem)    [statement_mismatch]
-   - an axiom outside allowed + extra (sorryAx never allowed)           [axioms]
+   - an axiom outside allowed + extra (sorryAx never allowed; with `allow_header_axioms`,
+     axioms the header environment itself declares are allowed)        [axioms]
 7. accepted                                                            [accepted]
 
 Statuses: PROVED (accepted), FAILED (lean_error, sorry, empty_proof), REJECTED (preflight,
@@ -29,7 +30,7 @@ import time
 from collections.abc import Sequence
 
 from prover.config import CheckerConfig
-from prover.errors import LeanError, PoolClosed, PoolOverloaded, StaleHandleError
+from prover.errors import LeanError, PoolClosed, PoolOverloaded
 from prover.lean_env.assemble import AssembledProof, AssemblyRejected, assemble
 from prover.lean_env.pool import LeanPool
 from prover.lean_env.preflight import banned_items, preflight
@@ -55,8 +56,11 @@ _FAILURE_KINDS = {
 }
 _AXIOMS = re.compile(r"depends on axioms:\s*\[(.*)\]\s*$", re.DOTALL)
 _NO_AXIOMS = re.compile(r"does not depend on any axioms\s*$")
-_CHECK_LINE, _AXIOMS_LINE = 2, 4
-"""Lines of the trusted command's two parts (see `_trusted_command`)."""
+_CHECK_LINES, _AXIOMS_LINES = (1, 3), (4, 1 << 30)
+"""Line ranges of the trusted command's two parts (see `_trusted_command`): the `#check` reply may
+be reported at its `set_option ... in` prefix or at `#check` itself."""
+PP_OPTIONS = ("pp.all true", "pp.explicit true", "pp.notation false", "pp.universes true", "pp.fullNames true")
+"""Set explicitly (not only via pp.all) so options the model set in its code cannot hide details."""
 
 
 class _Decided(Exception):
@@ -96,6 +100,7 @@ class ProofChecker:
         self.verify_statement = verify_statement
         self.banned = banned_items(config)
         self._references: dict[tuple[EnvKey, str], tuple[str, ...]] = {}
+        self._header_axioms: dict[tuple[EnvKey, str], bool] = {}
 
     # -- public API -------------------------------------------------------------------------
     def allowed_axioms(self, extra: Sequence[str] = ()) -> frozenset[str]:
@@ -112,6 +117,7 @@ class ProofChecker:
             ",".join(sorted(self.allowed_axioms(extra))),
             ",".join(sorted(self.banned)),
             str(self.verify_statement),
+            str(self.config.allow_header_axioms),
         )
 
     async def check(self, problem: Problem, proof: str, *, extra_allowed_axioms: Sequence[str] = ()) -> Verdict:
@@ -145,9 +151,11 @@ class ProofChecker:
                 verdict = await self._run(lease, problem, asm, extra)
         except _Decided as decided:
             verdict = decided.verdict
-        except (PoolClosed, PoolOverloaded, StaleHandleError):
+        except (PoolClosed, PoolOverloaded):
             raise
-        except LeanError as exc:  # the worker could not start or the header does not elaborate
+        except LeanError as exc:
+            # the worker could not start, the header does not elaborate, or the process died
+            # between the model's command and the trusted one (StaleHandleError): not the proof's fault
             verdict = Verdict(status=CheckStatus.ERROR, rule="infrastructure", detail=str(exc), code=asm.code)
         seconds = verdict.lean_seconds or time.monotonic() - started
         return verdict.model_copy(update={"lean_seconds": seconds})
@@ -173,7 +181,7 @@ class ProofChecker:
         seconds += trusted.seconds
         trusted_response = self._response(trusted, asm, seconds)
         base["lean_seconds"] = seconds
-        axioms = _parse_axioms(asm.theorem_name, _at_line(trusted_response.messages, _AXIOMS_LINE))
+        axioms = _parse_axioms(asm.theorem_name, _in_lines(trusted_response.messages, _AXIOMS_LINES))
         if isinstance(axioms, Verdict):
             return axioms.model_copy(update=base)
         if self.verify_statement:
@@ -182,6 +190,8 @@ class ProofChecker:
                 return Verdict(status=CheckStatus.REJECTED, rule="statement_mismatch", detail=mismatch,
                                axioms=axioms, **base)
         forbidden = [a for a in axioms if a not in self.allowed_axioms(extra)]
+        if forbidden and self.config.allow_header_axioms:
+            forbidden = await self._not_declared_by_header(lease, problem, asm, forbidden)
         if forbidden:
             return Verdict(status=CheckStatus.REJECTED, rule="axioms", axioms=axioms,
                            detail=f"`{asm.theorem_name}` depends on axioms outside the allow-list: {forbidden}",
@@ -204,7 +214,7 @@ class ProofChecker:
         self, lease: WorkerLease, problem: Problem, asm: AssembledProof, trusted: CommandResponse
     ) -> str:
         """Empty if the checked theorem's explicit type equals the reference's; else why not."""
-        checked = tuple(m.data for m in _at_line(trusted.messages, _CHECK_LINE))
+        checked = tuple(m.data for m in _in_lines(trusted.messages, _CHECK_LINES))
         reference = await self._reference(lease, problem, asm)
         if checked == reference:
             return ""
@@ -212,6 +222,22 @@ class ProofChecker:
             f"`{asm.theorem_name}` in the checked environment does not have the benchmark statement's type:\n"
             f"expected: {' | '.join(reference) or '(nothing)'}\nfound:    {' | '.join(checked) or '(nothing)'}"
         )
+
+    async def _not_declared_by_header(
+        self, lease: WorkerLease, problem: Problem, asm: AssembledProof, names: Sequence[str]
+    ) -> list[str]:
+        """The names among `names` that the header environment does not declare (sorryAx always
+        counts as not declared). One `#check @name` line per unknown name, on the header env."""
+        key = self.pool.env_key(problem.header)
+        unknown = [n for n in names if (key, n) not in self._header_axioms and n not in NEVER_ALLOWED]
+        if unknown:
+            cmd = "\n".join(f"#check @{name}" for name in unknown) + "\n"
+            result = await lease.command(cmd)
+            errors = {m.pos.line for m in self._response(result, asm, result.seconds).messages
+                      if m.severity == "error"}
+            for line, name in enumerate(unknown, start=1):
+                self._header_axioms[(key, name)] = line not in errors
+        return [n for n in names if n in NEVER_ALLOWED or not self._header_axioms[(key, n)]]
 
     async def _reference(self, lease: WorkerLease, problem: Problem, asm: AssembledProof) -> tuple[str, ...]:
         """`#check` output of the benchmark statement elaborated alone on the header env."""
@@ -224,7 +250,7 @@ class ProofChecker:
         offset = statement.count("\n") + 2  # the trusted part starts after the statement and a blank line
         response = self._response(result, asm, result.seconds)
         shifted = _shift(response.messages, -offset)
-        reference = tuple(m.data for m in _at_line(shifted, _CHECK_LINE))
+        reference = tuple(m.data for m in _in_lines(shifted, _CHECK_LINES))
         self._references[key] = reference
         return reference
 
@@ -235,12 +261,14 @@ class ProofChecker:
 
 
 def _trusted_command(name: str) -> str:
-    """Our own command, run on the env the model's code produced (lines 2 and 4 report)."""
-    return f"set_option pp.all true in\n#check @{name}\n\n#print axioms {name}\n"
+    """Our own command, run on the env the model's code produced: `#check` on lines 1-2 (fully
+    explicit, so an instance or notation change shows), `#print axioms` on line 4."""
+    options = " ".join(f"set_option {o} in" for o in PP_OPTIONS)
+    return f"{options}\n#check @{name}\n\n#print axioms {name}\n"
 
 
-def _at_line(messages: Sequence[LeanMessage], line: int) -> list[LeanMessage]:
-    return [m for m in messages if m.pos.line == line]
+def _in_lines(messages: Sequence[LeanMessage], lines: tuple[int, int]) -> list[LeanMessage]:
+    return [m for m in messages if lines[0] <= m.pos.line <= lines[1]]
 
 
 def _shift(messages: Sequence[LeanMessage], lines: int) -> tuple[LeanMessage, ...]:
@@ -269,7 +297,7 @@ def _parse_axioms(name: str, messages: Sequence[LeanMessage]) -> tuple[str, ...]
     errors = [m for m in messages if m.severity == "error"]
     if errors:
         data = errors[0].data
-        rule = "missing_theorem" if re.search(r"unknown (constant|identifier|declaration)", data) else "axioms"
+        rule = "missing_theorem" if re.search(r"unknown (constant|identifier|declaration)", data, re.IGNORECASE) else "axioms"
         return Verdict(status=CheckStatus.REJECTED, rule=rule,
                        detail=f"`#print axioms {name}` failed: {data.strip()}")
     infos = [m for m in messages if m.severity == "info"]

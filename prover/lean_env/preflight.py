@@ -269,6 +269,8 @@ def position(text: str, offset: int) -> Pos:
 
 _ATTR_BLOCK = re.compile(r"(?:@\[|(?<![\w'.])attribute\s*\[)")
 _INSTANCE = re.compile(_kw("instance"))
+_WHERE = re.compile(r"where(?![\w'])")
+_FACT = re.compile(r"\s*Fact(?![\w'.])")
 _IMPORT = re.compile(r"(?m)^[ \t]*import[ \t]+([^\s]+)")
 _SCOPE = re.compile("|".join(_kw(w) for w in ("section", "mutual", "end")))
 
@@ -314,10 +316,10 @@ def _instance_hits(clean: str) -> Iterable[tuple[int, int]]:
                 depth += 1
             elif ch in ")]}⦄⟩":
                 depth -= 1
-            elif depth == 0 and clean.startswith(":=", k) or depth == 0 and re.match(r"where(?![\w'])", clean[k:]):
+            elif depth == 0 and (clean.startswith(":=", k) or _WHERE.match(clean, k)):
                 break
             elif depth == 0 and ch == ":":
-                if re.match(r"\s*Fact(?![\w'.])", clean[k + 1 :]):
+                if _FACT.match(clean, k + 1):
                     break
                 yield match.start(), match.end()
                 break

@@ -26,13 +26,6 @@ EXTRA_AXIOMS: tuple[str, ...] = ("SMT_VERIF", "Smt.SMT_VERIF")
 """The unsound axiom through which `euclid_*` tactics admit SMT results. The source declares it
 inside `namespace Smt`, so `#print axioms` may show either spelling."""
 
-LIBRARY_AXIOM_PREFIXES: tuple[str, ...] = ("SystemE.", "LeanGeo.")
-"""SystemE/LeanGeo declare their geometry (`axiom Point : Type`, the ~100 inference rules, 9
-LeanGeo axioms) as Lean axioms, so every LeanGeo statement depends on axioms with these prefixes.
-A checker with a plain name allow-list rejects every LeanGeo proof unless it also accepts
-library axioms; it must still reject `sorryAx` and axioms the proof declares itself (the problem
-header opens `namespace LeanGeo`, so a prefix test alone would accept a model's own `axiom`)."""
-
 SYSTEM_PROMPT = "You are an expert in mathematics and proving theorems in Lean 4."
 """System prompt of the authors' eval config (`eval_config/geometry_template.json5`)."""
 
@@ -67,7 +60,11 @@ class LeanGeoSettings(BaseModel):
     mathlib_rev: str = MATHLIB_REV
     leangeo_rev: str = LEANGEO_REV
     extra_axioms: tuple[str, ...] = EXTRA_AXIOMS
-    library_axiom_prefixes: tuple[str, ...] = LIBRARY_AXIOM_PREFIXES
+    allow_header_axioms: bool = True
+    """SystemE/LeanGeo declare their geometry (`axiom Point : Type`, ~100 inference rules, 9
+    LeanGeo axioms) as Lean axioms, so every LeanGeo proof depends on them: the checker accepts
+    axioms that the header environment declares, and still refuses `sorryAx` and axioms the
+    proof declares itself."""
     header: str = HEADER
 
 
@@ -89,4 +86,4 @@ def lean_toolchain_text() -> str:
 
 def checker_overrides() -> dict[str, object]:
     """Dotted config overrides for checking LeanGeo proofs (see `ProverConfig.with_overrides`)."""
-    return {"checker.extra_allowed_axioms": EXTRA_AXIOMS}
+    return {"checker.extra_allowed_axioms": EXTRA_AXIOMS, "checker.allow_header_axioms": True}

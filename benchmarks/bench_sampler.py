@@ -1,0 +1,96 @@
+"""How much does sharing one vLLM engine between concurrent callers buy?
+
+On the tiny random-weight Llama (prover.llm.tiny_model; a test model, not a prover), the same
+requests (`--requests` callers, each asking for `--n` samples of its own prompt) are sent
+through one VllmSampler twice: all at once (continuous batching) and one at a time. Both
+passes use the same seeds, so they generate the same tokens; the ratio of token rates is
+`batching_gain`.
+
+    python benchmarks/bench_sampler.py                       # < 1 minute on 2 CPU cores
+    python benchmarks/bench_sampler.py --max-tokens 128 --requests 128
+
+The last line is `batching_gain=... concurrent_tok_s=... sequential_tok_s=... requests=... n=...`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
+
+from prover.config import user_cache_dir  # noqa: E402
+from prover.llm.tiny_model import build_tiny_model, tiny_sampler_config  # noqa: E402
+from prover.llm.vllm_backend import VllmSampler  # noqa: E402
+from prover.types import GenRequest, GenResult  # noqa: E402
+
+PROMPT = "theorem add_zero_right (n : Nat) : n + 0 = n := by\n"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=64, help="concurrent callers")
+    parser.add_argument("--n", type=int, default=8, help="samples per request")
+    parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument("--max-num-seqs", type=int, default=512,
+                        help="engine batch limit (sequences in flight)")
+    parser.add_argument("--model-dir", type=Path, default=None,
+                        help="where the tiny model is built/cached (default: user cache dir)")
+    return parser.parse_args(argv)
+
+
+def make_requests(count: int, n: int, max_tokens: int) -> list[GenRequest]:
+    return [
+        GenRequest(prompt=f"{PROMPT}  -- caller {i}\n", n=n, max_tokens=max_tokens, seed=i,
+                   temperature=1.0, top_p=1.0)
+        for i in range(count)
+    ]
+
+
+def tokens(results: list[GenResult]) -> int:
+    return sum(r.completion_tokens for r in results)
+
+
+async def run(args: argparse.Namespace) -> str:
+    model_dir = build_tiny_model(args.model_dir or user_cache_dir() / "tiny-model")
+    sampler = VllmSampler(tiny_sampler_config(model_dir, max_num_seqs=args.max_num_seqs))
+    requests = make_requests(args.requests, args.n, args.max_tokens)
+    try:
+        await sampler.start()
+        await sampler.generate(requests[0])  # warm-up
+
+        started = time.perf_counter()
+        together = await asyncio.gather(*(sampler.generate(r) for r in requests))
+        concurrent_s = time.perf_counter() - started
+
+        started = time.perf_counter()
+        one_by_one = [await sampler.generate(r) for r in requests]
+        sequential_s = time.perf_counter() - started
+    finally:
+        await sampler.close()
+
+    concurrent_tok_s = tokens(together) / concurrent_s
+    sequential_tok_s = tokens(one_by_one) / sequential_s
+    return (
+        f"batching_gain={concurrent_tok_s / sequential_tok_s:.2f} "
+        f"concurrent_tok_s={concurrent_tok_s:.0f} sequential_tok_s={sequential_tok_s:.0f} "
+        f"requests={args.requests} n={args.n} max_tokens={args.max_tokens} "
+        f"concurrent_s={concurrent_s:.2f} sequential_s={sequential_s:.2f}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    line = asyncio.run(run(parse_args(argv)))
+    sys.stderr.flush()
+    print(line, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
