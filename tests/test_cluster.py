@@ -211,7 +211,7 @@ async def test_schedule_gives_up_on_a_problem_after_max_tries() -> None:
     async def run_one(agent: str, problem: Any) -> None:
         raise AgentLost("pool died again")
 
-    with pytest.raises(RunError, match=r"problem 'p0' failed on 2 agents"):
+    with pytest.raises(RunError, match=r"problem 'p0' was lost 2 times"):
         await schedule([make_problem("p0")], ["a"], run_one, per_agent=1, max_tries=2)
 
 

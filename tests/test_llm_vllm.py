@@ -110,7 +110,7 @@ async def test_n_samples_tokens_and_timing(sampler: VllmSampler) -> None:
     assert sampler.stats.completion_tokens >= result.completion_tokens
     described = sampler.describe()
     assert described["backend"] == "vllm" and described["vllm_version"]
-    assert described["max_model_len"] == 512 and described["platform"] in {"cpu", "cuda"}
+    assert described["max_model_len"] == 2048 and described["platform"] in {"cpu", "cuda"}
 
 
 @pytest.mark.vllm
@@ -158,11 +158,14 @@ async def test_stop_string_truncates_same_sample(sampler: VllmSampler) -> None:
 
 @pytest.mark.vllm
 @pytest.mark.asyncio(loop_scope="module")
-async def test_chat_messages_use_the_tokenizer_template(sampler: VllmSampler) -> None:
+async def test_chat_messages_use_the_tokenizer_template(sampler: VllmSampler,
+                                                       tiny_model_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
     messages = (ChatMessage(role="system", content="You prove Lean theorems."),
                 ChatMessage(role="user", content=PROMPT))
     ids = sampler.render_chat(messages)
-    text = sampler._tokenizer.decode(ids)
+    text = AutoTokenizer.from_pretrained(tiny_model_dir, local_files_only=True).decode(ids)
     assert text.startswith("<s><|system|>") and text.endswith("<|assistant|>\n")
     assert text.count("<s>") == 1, "BOS must come from the template only"
     result = await sampler.generate(GenRequest(messages=messages, n=2, max_tokens=8, seed=5))
@@ -190,12 +193,12 @@ async def test_many_concurrent_callers_share_the_engine(sampler: VllmSampler) ->
 @pytest.mark.vllm
 @pytest.mark.asyncio(loop_scope="module")
 async def test_bad_requests_are_rejected_clearly(sampler: VllmSampler) -> None:
-    with pytest.raises(SamplerRequestError, match="max_model_len=512"):
-        await sampler.generate(req(max_tokens=512))
+    with pytest.raises(SamplerRequestError, match="max_model_len=2048"):
+        await sampler.generate(req(max_tokens=2048))
     with pytest.raises(SamplerRequestError, match="n must be at least 1"):
         await sampler.generate(GenRequest.model_construct(**{**req().model_dump(), "n": 0}))
     with pytest.raises(SamplerRequestError, match="maximum context length"):
-        await sampler.generate(req(prompt="theorem foo " * 400, max_tokens=4))
+        await sampler.generate(req(prompt="theorem foo " * 1100, max_tokens=4))
     with pytest.raises(SamplerRequestError, match="exactly one of"):
         await sampler.generate(GenRequest(max_tokens=4))
     assert (await sampler.generate(req(max_tokens=4))).completions  # engine still healthy
@@ -220,6 +223,21 @@ async def test_cancellation_aborts_the_vllm_request(sampler: VllmSampler) -> Non
 
 @pytest.mark.vllm
 @pytest.mark.asyncio(loop_scope="module")
+async def test_engine_that_cannot_start_is_unavailable(tmp_path: Path, offline_env: None) -> None:
+    missing = tmp_path / "no-such-model"
+    broken = VllmSampler(tiny_sampler_config(missing))
+    with pytest.raises(SamplerUnavailable, match="failed to start.*no-such-model"):
+        await broken.generate(req())
+    started = time.perf_counter()
+    with pytest.raises(SamplerUnavailable, match="failed to start"):
+        await broken.start()  # remembered, not retried
+    assert time.perf_counter() - started < 0.5
+    assert broken.stats.errors == 1
+    await broken.close()
+
+
+@pytest.mark.vllm
+@pytest.mark.asyncio(loop_scope="module")
 async def test_close_fails_inflight_callers_and_stops_the_engine(sampler: VllmSampler) -> None:
     """Runs last in this module: closes the shared engine."""
     engines = [p for p in psutil.Process().children(recursive=True)
@@ -236,3 +254,24 @@ async def test_close_fails_inflight_callers_and_stops_the_engine(sampler: VllmSa
     _, alive = psutil.wait_procs(engines, timeout=10)
     assert not alive, f"engine processes still running after close(): {alive}"
     assert math.isfinite(sampler.stats.seconds)
+
+
+@pytest.mark.vllm
+@pytest.mark.asyncio(loop_scope="module")
+async def test_dead_engine_is_unavailable_and_close_still_clean(
+    tiny_model_dir: Path, offline_env: None
+) -> None:
+    """Its own engine (the shared one is closed by now): kill the engine core, see the error."""
+    sampler = VllmSampler(tiny_sampler_config(tiny_model_dir, max_num_seqs=8))
+    await sampler.start()
+    assert (await sampler.generate(req(max_tokens=4))).completions
+    engines = [p for p in psutil.Process().children(recursive=True)
+               if p.name().startswith("VLLM::")]
+    assert len(engines) == 1
+    engines[0].kill()
+    engines[0].wait(timeout=10)
+    for _ in range(2):  # the in-flight path and the fast path after death
+        with pytest.raises(SamplerUnavailable, match="died"):
+            await asyncio.wait_for(sampler.generate(req(max_tokens=64)), timeout=30)
+    await asyncio.wait_for(sampler.close(), timeout=30)
+    assert sampler.stats.errors == 2

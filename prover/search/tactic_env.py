@@ -165,12 +165,18 @@ class PoolTacticEnv(TacticEnv):
         pool: a `prover.lean_env.pool.LeanPool`.
         max_rematerialise: rebuild attempts per request before giving up on a state (its tactics
             then fail with INFRASTRUCTURE, a non-definitive outcome).
+        crash_retries: times a tactic whose request ended in a process crash is re-sent to the
+            restarted process. A crash can be the tactic's fault or an accident (the process was
+            recycled or killed while the request was in flight); one retry keeps a good tactic
+            from being lost to an accident, and costs one more restart for a tactic that really
+            kills Lean.
     """
 
-    def __init__(self, pool: Any, *, max_rematerialise: int = 3) -> None:
+    def __init__(self, pool: Any, *, max_rematerialise: int = 3, crash_retries: int = 1) -> None:
         super().__init__()
         self._pool = pool
-        self._max_remat = max_rematerialise
+        self._max_remat = max(1, max_rematerialise, crash_retries + 1)
+        self._crash_retries = crash_retries
         self._problem: Problem | None = None
         self._key: Any = None
         self._worker: Any = None
@@ -301,20 +307,28 @@ class PoolTacticEnv(TacticEnv):
             self._handles.clear()
 
     async def _step(self, lease: Any, path: Path_, tactic: str, timeout: float | None) -> StepOutcome:
-        last_error = "no attempt"
+        """Apply one tactic, rebuilding the state after restarts. INFRASTRUCTURE (the request never
+        reached Lean) is retried; CRASH `crash_retries` times; other outcomes are final."""
+        last: StepOutcome | None = None
+        crashes = 0
         for _ in range(self._max_remat):
             try:
                 handle = await self._handle(lease, path)
                 result = await self._raw_tactic(lease, handle, tactic, timeout)
             except _Rematerialise as exc:
-                last_error = str(exc)
+                last = StepOutcome(tactic, EdgeOutcome.INFRASTRUCTURE, error=f"lost the state: {exc}")
                 continue
             outcome, new_handle = classify_tactic_result(tactic, result)
             if new_handle is not None:
                 self._handles[path + (tactic,)] = new_handle
             self._forget_after_failure(outcome)
-            return outcome
-        return StepOutcome(tactic, EdgeOutcome.INFRASTRUCTURE, error=f"lost the state: {last_error}")
+            if outcome.outcome is EdgeOutcome.CRASH and crashes < self._crash_retries:
+                crashes += 1
+            elif outcome.outcome is not EdgeOutcome.INFRASTRUCTURE:
+                return outcome
+            last = outcome
+        assert last is not None
+        return last
 
 
 class _AdoptingLease:
