@@ -8,12 +8,15 @@ model; the simulated-REPL tests use the real pool.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
 
+from prover.config import LeanConfig
 from prover.llm.base import Sampler
 from prover.search.tactic_env import CallbackTacticEnv, StepOutcome
 from prover.search.tree import EdgeOutcome, normalise_goals
-from prover.types import Completion, GenRequest, GenResult
+from prover.types import CheckStatus, Completion, GenRequest, GenResult, Problem, Verdict
 
 Suggestions = Mapping[str, Sequence[tuple[str, float]]]
 
@@ -63,13 +66,6 @@ def table_env(root: Sequence[str], transitions: Transitions) -> CallbackTacticEn
 
 # -- simulated REPL pool and problems -----------------------------------------------------------
 
-import contextlib
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-from prover.config import LeanConfig
-from prover.types import CheckStatus, Problem, Verdict
-
 DATA = Path(__file__).resolve().parent / "data" / "bfs"
 
 
@@ -93,7 +89,8 @@ P_TACTIC_ONLY = Problem(name="t_tactic_only", formal_statement="theorem t_tactic
 
 R, A = "x : Nat\n⊢ x + 0 = x", "x : Nat\n⊢ x = x"
 T, T2 = "a b : Nat\nh : a = b\n⊢ b = a", "a : Nat\n⊢ a = a"
-C0, C1, C2, C3, D1 = "n : Nat\n⊢ n * 1 = n", "n : Nat\n⊢ C1", "n : Nat\n⊢ C2", "n : Nat\n⊢ C3", "n : Nat\n⊢ D1"
+C0, C1, C2 = "n : Nat\n⊢ n * 1 = n", "n : Nat\n⊢ C1", "n : Nat\n⊢ C2"
+C3, D1 = "n : Nat\n⊢ C3", "n : Nat\n⊢ D1"
 
 SUGGESTIONS: dict[str, list[tuple[str, float]]] = {
     R: [("exact foo", -0.05), ("rw [Nat.add_zero]", -0.1), ("exact?", -0.01), ("sorry", -0.02),

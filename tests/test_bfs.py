@@ -11,7 +11,6 @@ from bfs_helpers import (
     P_LONG,
     P_TACTIC_ONLY,
     P_TRAP,
-    R,
     SUGGESTIONS,
     T,
     TableSampler,
@@ -149,9 +148,10 @@ async def test_a_wrong_cache_entry_is_not_trusted() -> None:
 
 async def test_dead_ends_are_published_and_skipped() -> None:
     # Two problems share the state "⊢ Z" where every suggested tactic fails in Lean.
-    table = {"⊢ P": [("go", -0.1), ("alt", -0.2)], "⊢ Q": [("go", -0.1)], "⊢ Z": [("bad1", -0.1), ("bad2", -0.1)],
-             "⊢ W": [("done", -0.1)]}
-    transitions = {("⊢ P", "go"): ["⊢ Z"], ("⊢ P", "alt"): ["⊢ W"], ("⊢ W", "done"): "QED", ("⊢ Q", "go"): ["⊢ Z"]}
+    table = {"⊢ P": [("go", -0.1), ("alt", -0.2)], "⊢ Q": [("go", -0.1)],
+             "⊢ Z": [("bad1", -0.1), ("bad2", -0.1)], "⊢ W": [("done", -0.1)]}
+    transitions = {("⊢ P", "go"): ["⊢ Z"], ("⊢ P", "alt"): ["⊢ W"], ("⊢ W", "done"): "QED",
+                   ("⊢ Q", "go"): ["⊢ Z"]}
     cache = MemoryProofCache()
     first = await run_search(_search(P_ADD), env=table_env(["⊢ P"], transitions), sampler=TableSampler(table),
                              cache=cache)
@@ -162,6 +162,9 @@ async def test_dead_ends_are_published_and_skipped() -> None:
     assert second.stop_reason == "exhausted" and second.cache_dead_hits == 1
     assert sampler.prompts == ["⊢ Q"]  # Z was not expanded again
     assert (await cache.lookup(CacheKey.of("", ["⊢ Q"]))).kind == "dead"  # definitive by inheritance
+    sampler = TableSampler(table)  # another pass at Q: its own root is still tried, Z is not
+    again = await run_search(_search(P_TRAP), env=table_env(["⊢ Q"], transitions), sampler=sampler, cache=cache)
+    assert sampler.prompts == ["⊢ Q"] and again.cache_dead_hits == 1
     trusting_no_one = BestFirstSearch(P_TRAP, config=BfsConfig(), use_dead_ends=False)
     sampler = TableSampler(table)
     await run_search(trusting_no_one, env=table_env(["⊢ Q"], transitions), sampler=sampler, cache=cache)

@@ -39,9 +39,7 @@ SCRIPT = textwrap.dedent(
     from prover.search.proof_cache import SqliteProofCache
     from prover.types import Problem
 
-    model_dir, scenario, out = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
-
-    async def main():
+    async def main(model_dir, scenario, out):
         config = ProverConfig().with_overrides({
             "lean.repl_cmd": simulated_repl_command(scenario), "lean.workers": 1, "lean.rss_limit_mb": None,
             "whole_proof.passes": 2, "bfs.width": 4, "bfs.max_expansions": 5, "bfs.time_budget": 120,
@@ -66,7 +64,8 @@ SCRIPT = textwrap.dedent(
         await cache.close()
         (out / "result.json").write_text(json.dumps({"attempts": attempts, "sampler": stats, "seconds": seconds}))
 
-    asyncio.run(main())
+    if __name__ == "__main__":  # vLLM spawns its engine-core process: the main-module guard is required
+        asyncio.run(main(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])))
     """
 )
 

@@ -234,11 +234,11 @@ def test_collect_whole_proof_unfiltered_rows_carry_errors_and_resume_finishes_th
     def crash_after_three(self: TrajectoryWriter, rows: ProblemRows) -> None:
         calls["n"] += 1
         if calls["n"] == 4:
-            raise KeyboardInterrupt
+            raise RuntimeError("simulated crash")
         original(self, rows)
 
     monkeypatch.setattr(TrajectoryWriter, "add", crash_after_three)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(RuntimeError, match="simulated crash"):
         collect(config, problems, tmp_path / "out", settings)
     monkeypatch.setattr(TrajectoryWriter, "add", original)
     first = json.loads((tmp_path / "out" / "manifest.json").read_text())

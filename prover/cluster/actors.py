@@ -96,6 +96,8 @@ class _OpenLease:
     owner: str
     manager: Any
     lease: Any
+    ops: set[asyncio.Task[Any]] = field(default_factory=set)
+    """Requests running on the lease; cancelled before the worker goes back to the pool."""
 
 
 GENERATION_STRIDE = 1_000_000
@@ -208,13 +210,13 @@ class LeanPoolActor:
             lease_id=lease_id, worker=self._scope.out(lease.worker), header_env=self._scope.out(lease.header_env)
         )
 
-    def _lease(self, lease_id: str) -> Any:
+    def _held(self, lease_id: str) -> _OpenLease:
         held = self._leases.get(lease_id)
         if held is None:
             raise StaleHandleError(
                 f"{self.name}: lease {lease_id} is not open here (the pool actor restarted, or it was closed)"
             )
-        return held.lease
+        return held
 
     async def lease_command(self, lease_id: str, cmd: str, **kwargs: Any) -> Reply:
         return await serve(self.name, self._lease_call(lease_id, "command", cmd, **kwargs))
@@ -228,18 +230,29 @@ class LeanPoolActor:
     async def _lease_call(self, lease_id: str, method: str, *args: Any, **kwargs: Any) -> Any:
         if method.startswith("_"):
             raise ValueError(f"lease method {method!r} is private")
-        lease = self._lease(lease_id)
+        held = self._held(lease_id)
         args = tuple(self._scope.into(a) for a in args)
         kwargs = {k: self._scope.into(v) for k, v in kwargs.items()}
-        return self._scope.out(await getattr(lease, method)(*args, **kwargs))
+        op = asyncio.ensure_future(getattr(held.lease, method)(*args, **kwargs))
+        held.ops.add(op)
+        try:
+            return self._scope.out(await op)
+        finally:
+            held.ops.discard(op)
 
     async def close_lease(self, lease_id: str) -> Reply:
         return await serve(self.name, self._close_lease(lease_id))
 
     async def _close_lease(self, lease_id: str) -> None:
         held = self._leases.pop(lease_id, None)
-        if held is not None:
-            await held.manager.__aexit__(None, None, None)
+        if held is None:
+            return
+        # A remote client that gave up (cancelled) may still have a request running here: stop it
+        # first, as cancelling in-process would, so the worker is never used by two leases at once.
+        for op in list(held.ops):
+            op.cancel()
+        await asyncio.gather(*held.ops, return_exceptions=True)
+        await held.manager.__aexit__(None, None, None)
 
     async def release_owner(self, owner: str) -> Reply:
         """Close every lease of `owner` (an agent that restarted and forgot them)."""

@@ -177,11 +177,28 @@ class ActorSet:
     async def call(self, index: int, method: str, *args: Any, **kwargs: Any) -> Any:
         """Call `method` on actor `index`, counting it in flight; returns the unwrapped value."""
         self.in_flight[index] += 1
+        ref = getattr(self.handles[index], method).remote(*args, **kwargs)
         try:
-            reply = await getattr(self.handles[index], method).remote(*args, **kwargs)
+            reply = await ref
+        except asyncio.CancelledError:
+            _cancel_remote(ref)  # the caller gave up: stop the work there too (early stop, ...)
+            raise
         finally:
             self.in_flight[index] -= 1
         return unwrap(reply) if isinstance(reply, Reply) else reply
+
+
+def _cancel_remote(ref: Any) -> None:
+    """Best-effort cancellation of a remote call (an asyncio-cancelled await does not do it)."""
+    if isinstance(ref, asyncio.Future):
+        ref.cancel()
+        return
+    try:
+        import ray
+
+        ray.cancel(ref)
+    except Exception:  # noqa: BLE001 - already finished, actor gone: nothing to stop
+        pass
 
 
 async def call_any(
@@ -350,22 +367,38 @@ class RayPoolProxy:
         """Same key the pool actor computes (workspace and Lean version come from its config)."""
         return self._key_template.model_copy(update={"header": header})
 
+    async def _open_on(self, index: int, key: Any, affinity: Any) -> LeaseInfo:
+        """Open a lease on pool `index`; if the caller is cancelled meanwhile, close it when it lands.
+
+        Cancelling the awaiting coroutine does not cancel the remote call, so without this a
+        cancelled search (e.g. a sibling attempt proved the problem) would leak a worker forever.
+        """
+        task = asyncio.ensure_future(self.pools.call(index, "open_lease", self.owner, key, affinity))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(lambda done: self._close_orphan(index, done))
+            raise
+
+    def _close_orphan(self, index: int, task: asyncio.Future[LeaseInfo]) -> None:
+        if not task.cancelled() and task.exception() is None:
+            self.pools.handles[index].close_lease.remote(task.result().lease_id)
+
     async def _open(self, key: Any, affinity: Any) -> tuple[int, LeaseInfo]:
+        died, _ = _ray_exceptions()
         home = self._worker_home.get(affinity) if affinity is not None else None
         if home is not None and home not in self.pools.dead:
-            died, _ = _ray_exceptions()
             try:
-                return home, await self.pools.call(home, "open_lease", self.owner, key, affinity)
+                return home, await self._open_on(home, key, affinity)
             except died as exc:
                 self.pools.mark_dead(home, exc)
         # Any pool: affinity refers to a worker elsewhere, so drop it (handles are stale anyway).
-        died, _ = _ray_exceptions()
         while True:
             index = self.pools.pick()
             if index is None:
                 raise _pool_exhausted(None)
             try:
-                return index, await self.pools.call(index, "open_lease", self.owner, key, None)
+                return index, await self._open_on(index, key, None)
             except died as exc:
                 self.pools.mark_dead(index, exc)
 
@@ -376,8 +409,10 @@ class RayPoolProxy:
         try:
             yield RemoteLease(self.pools, index, info)
         finally:
-            with contextlib.suppress(Exception):
-                await self.pools.call(index, "close_lease", info.lease_id)
+            # Shielded: a cancelled search still gives its worker back.
+            closing = asyncio.ensure_future(self.pools.call(index, "close_lease", info.lease_id))
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.shield(closing)
 
     async def stats(self) -> list[Any]:
         """Pool statistics of every alive pool actor (async here, unlike `LeanPool.stats`)."""

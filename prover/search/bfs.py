@@ -366,7 +366,9 @@ class BestFirstSearch:
         if entry is None:
             return False
         if entry.kind == "dead":
-            if not self.use_dead_ends:
+            # Never skip the attempt's own root: pass@k attempts are independent samples, and a
+            # dead end is only "every tactic sampled so far failed".
+            if not self.use_dead_ends or node == self.tree.root:
                 return False
             self.result.cache_dead_hits += 1
             changed = self.tree.mark_dead(node, "cache_dead", definitive=True)

@@ -12,7 +12,8 @@ Dead-end rule (enforced by the caller, `BestFirstSearch`): a state is published 
 it was expanded and every sampled tactic failed with a deterministic Lean verdict (error,
 incomplete, no progress) or led to a state that is itself a definitive dead end -- never when any
 child was cut by a budget, a timeout, a crash, the depth limit or an empty sample. "Dead" is thus
-relative to the sampler's candidates; searches may ignore dead entries (`use_dead_ends=False`).
+relative to the sampler's candidates; searches may ignore dead entries (`use_dead_ends=False`),
+and never apply one to their own root (independent pass@k attempts must each get their try).
 A proof always overrides a dead entry; a dead entry never overrides a proof; a shorter proof
 replaces a longer one; a proof whose replay Lean rejects is retracted (compare-and-delete).
 
