@@ -148,6 +148,43 @@ async def test_checker_proxy_fails_over_and_names_the_end() -> None:
         await lonely.check(make_problem("p"), "simp")
 
 
+def test_handles_from_an_earlier_pool_actor_life_are_stale() -> None:
+    from prover.cluster.actors import HandleScope
+    from prover.errors import StaleHandleError
+    from prover.lean_env.results import OutcomeKind, ProofStateHandle, ReplResult, WorkerRef
+
+    before, after = HandleScope(7), HandleScope(8)  # the same actor before and after a restart
+    raw = ProofStateHandle(worker=WorkerRef(worker_id=0, generation=2), proof_state=5)
+    result = before.out(ReplResult(kind=OutcomeKind.OK, proof_state=raw, sorry_states=(raw, None)))
+    sent = result.proof_state
+    assert sent.worker != raw.worker and result.sorry_states[1] is None
+    assert before.into(sent) == raw  # round trip within one life
+    with pytest.raises(StaleHandleError, match="earlier life"):
+        after.into(sent)
+
+
+async def test_pool_proxy_lease_maps_actor_death_to_stale_handle_and_closes_leases() -> None:
+    from prover.cluster.proxies import LeaseInfo, RayPoolProxy
+    from prover.errors import StaleHandleError
+
+    closed: list[str] = []
+
+    async def pool(method: str, *args: Any, **kwargs: Any) -> Reply:
+        if method == "open_lease":
+            return Reply(value=LeaseInfo(lease_id="1-1", worker="w0"))
+        if method == "close_lease":
+            closed.append(args[0])
+            return Reply(value=None)
+        raise ActorDiedError()
+
+    proxy = RayPoolProxy(ActorSet([FakeActor(pool)]), key_template=None, owner="agent-0")
+    with pytest.raises(StaleHandleError, match="died while holding lease 1-1"):
+        async with proxy.lease("key") as lease:
+            assert lease.worker == "w0"
+            await lease.tactic("state", "simp")
+    assert closed == ["1-1"]
+
+
 # ---------------------------------------------------------------------------------------------
 # Sizing
 # ---------------------------------------------------------------------------------------------
@@ -296,7 +333,7 @@ def test_ray_eval_matches_in_process_run(ray_cluster: Any, tmp_path: Path) -> No
 
 @pytest.mark.ray
 def test_killing_an_agent_and_a_lean_pool_mid_run_records_every_attempt_once(
-    ray_cluster: Any, tmp_path: Path
+    ray_cluster: Any, tmp_path: Path, caplog: Any
 ) -> None:
     from cluster_helpers import make_problem
 
@@ -319,6 +356,7 @@ def test_killing_an_agent_and_a_lean_pool_mid_run_records_every_attempt_once(
     hooks = RunHooks(on_cluster=lambda h: handles.__setitem__("h", h), on_attempt=on_attempt)
     summary = run_eval_on_ray(config, [make_problem(n) for n in NAMES], tmp_path / "run", hooks=hooks)
     assert killed == ["agent", "pool"]
+    assert "re-queueing" in caplog.text  # the killed agent's problems went to another try
     keys = _keys(tmp_path / "run")
     assert len(keys) == len(set(keys)), "an attempt was recorded twice"
     assert sorted(keys) == EXPECTED_KEYS

@@ -322,7 +322,6 @@ class ClusterServices:
     proof_cache: ActorHandle | None = None
     env_key_template: Any = None
     """`EnvKey` with an empty header, as the pool actors compute it (for `RayPoolProxy.env_key`)."""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def pool_order(self, node_id: str | None) -> list[ActorHandle]:
         """Pools on `node_id` first (their REPLs are local), then the others for fail-over."""
@@ -362,13 +361,16 @@ class ProverAgentActor:
         node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
         self._ctx = build_context(config, services, name, node_id)
         self._strategy = make_strategy(config)
-        self._released = False
+        self._released: asyncio.Future[None] | None = None
 
     async def _release_stale_leases(self) -> None:
-        """After a restart, leases this agent held in its previous life are garbage: free them."""
-        if self._released:
-            return
-        self._released = True
+        """After a restart, leases this agent held in its previous life are garbage: free them
+        (once per life, before any new lease is opened)."""
+        if self._released is None:
+            self._released = asyncio.ensure_future(self._release_all())
+        await asyncio.shield(self._released)
+
+    async def _release_all(self) -> None:
         for handle in (h for hs in self._services.pools_by_node.values() for h in hs):
             with contextlib.suppress(Exception):
                 await handle.release_owner.remote(self.name)

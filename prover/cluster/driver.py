@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_REPL_MEMORY_MB = 12_288
 """Planning figure for one Mathlib REPL when no memory limit is configured (10-16 GB observed)."""
+LOCAL_OBJECT_STORE_BYTES = 200 * 1024 * 1024
+"""Object store of a private local cluster: only small pydantic messages travel through it."""
 RESTART_WAIT = 120.0
 """Seconds to wait for a restarted agent to answer before giving up on it."""
 
@@ -73,7 +75,7 @@ def ray_session(config: ProverConfig, *, num_cpus: int | None = None) -> Iterato
             _node_ip_address="127.0.0.1",
             include_dashboard=False,
             num_cpus=num_cpus or os.cpu_count() or 1,
-            object_store_memory=config.ray.object_store_memory,
+            object_store_memory=config.ray.object_store_memory or LOCAL_OBJECT_STORE_BYTES,
             log_to_driver=False,
         )
     try:

@@ -34,7 +34,7 @@ from prover.errors import (
     StaleHandleError,
 )
 from prover.llm.base import Sampler
-from prover.search.proof_cache import CacheEntry, CacheKey, ProofCache, ProofCacheStats
+from prover.search.proof_cache import CacheKey, ProofCache
 from prover.types import Attempt, GenRequest, GenResult, Problem, Verdict
 
 log = logging.getLogger(__name__)

@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from prover.errors import DataError
+from prover.lean_env.preflight import blank_comments_and_strings
 from prover.types import Problem
 
 SKIP_DIRS = frozenset({".lake", "lake-packages", ".git", "build"})
@@ -32,48 +33,9 @@ _COMMAND = re.compile(
 _SORRY_END = re.compile(r":=\s*(?:by\s+)?sorry\s*$")
 
 
-def mask_comments(text: str) -> str:
-    """Same length as `text`, with comments and string literals replaced by spaces
-    (newlines kept, so offsets and line numbers still match)."""
-    out = list(text)
-    i, n = 0, len(text)
-
-    def blank(start: int, end: int) -> None:
-        for k in range(start, end):
-            if out[k] != "\n":
-                out[k] = " "
-
-    while i < n:
-        if text.startswith("--", i):
-            end = text.find("\n", i)
-            end = n if end < 0 else end
-            blank(i, end)
-            i = end
-        elif text.startswith("/-", i):
-            depth, j = 1, i + 2
-            while j < n and depth:
-                if text.startswith("/-", j):
-                    depth, j = depth + 1, j + 2
-                elif text.startswith("-/", j):
-                    depth, j = depth - 1, j + 2
-                else:
-                    j += 1
-            blank(i, j)
-            i = j
-        elif text[i] == '"':
-            j = i + 1
-            while j < n and text[j] != '"':
-                j += 2 if text[j] == "\\" else 1
-            blank(i, min(j + 1, n))
-            i = j + 1
-        else:
-            i += 1
-    return "".join(out)
-
-
 def parse_lean_text(text: str, *, path: str, benchmark: str = "", category: str | None = None) -> list[Problem]:
     """Problems for every `theorem`/`lemma` in `text` whose proof is `sorry` or `by sorry`."""
-    masked = mask_comments(text)
+    masked = blank_comments_and_strings(text)
     commands = [m.start() for m in _COMMAND.finditer(masked)]
     problems = []
     for match in _DECL.finditer(masked):

@@ -26,7 +26,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from prover.lean_env.preflight import blank_comments_and_strings, neutral_lines, position
+from prover.lean_env.preflight import blank_comments_and_strings, closing_bracket, neutral_lines, position
 from prover.types import Pos, Problem
 
 FROZEN = ConfigDict(frozen=True, extra="forbid")
@@ -214,7 +214,7 @@ def _find_target(clean: str, starts: list[int], name: str) -> tuple[int, int, in
         while True:
             k = _skip_space(clean, k)
             if clean.startswith("@[", k):
-                k = _matching(clean, k + 1) + 1
+                k = min(closing_bracket(clean, k + 1), len(clean) - 1) + 1
                 continue
             prefix = _PREFIX.match(clean, k)
             if prefix:
@@ -240,18 +240,6 @@ def _skip_space(text: str, k: int) -> int:
     while k < len(text) and text[k].isspace():
         k += 1
     return k
-
-
-def _matching(text: str, open_at: int) -> int:
-    depth = 0
-    for k in range(open_at, len(text)):
-        if text[k] in "([{⦃⟨":
-            depth += 1
-        elif text[k] in ")]}⦄⟩":
-            depth -= 1
-            if depth == 0:
-                return k
-    return len(text) - 1
 
 
 def _top_level_assign(clean: str, start: int, end: int) -> int | None:

@@ -279,7 +279,7 @@ def _attribute_hits(clean: str, banned: dict[str, str]) -> Iterable[tuple[str, i
     """(item, start, end) for banned attribute names inside `@[...]` / `attribute [...]`."""
     for match in _ATTR_BLOCK.finditer(clean):
         start = match.end()
-        end = _closing(clean, start - 1)
+        end = closing_bracket(clean, start - 1)
         for entry in clean[start:end].split(","):
             words = re.findall(r"[\w'!?.]+", entry)
             while words and words[0] in ("local", "scoped", "-"):
@@ -289,7 +289,7 @@ def _attribute_hits(clean: str, banned: dict[str, str]) -> Iterable[tuple[str, i
                 yield banned[words[0]], offset, offset + len(words[0])
 
 
-def _closing(text: str, open_at: int) -> int:
+def closing_bracket(text: str, open_at: int) -> int:
     """Index of the bracket closing the one at `open_at` (or len(text))."""
     depth = 0
     for k in range(open_at, len(text)):
