@@ -11,6 +11,7 @@ import pytest
 from ray.exceptions import ActorDiedError, ActorUnavailableError
 
 from prover.cluster.driver import AgentLost, failure_to_exception, pool_workers_for_node, schedule
+from prover.cluster.local_ray import init_local_ray
 from prover.cluster.proxies import (
     ActorSet,
     RayCheckerProxy,
@@ -279,15 +280,26 @@ def test_failure_mapping_stops_on_sampler_unavailable_and_requeues_lean_trouble(
 @pytest.fixture(scope="module")
 def ray_cluster() -> Any:
     ray = pytest.importorskip("ray")
-    ray.init(
-        _node_ip_address="127.0.0.1",
-        include_dashboard=False,
-        num_cpus=2,
-        object_store_memory=150 * 1024 * 1024,
-        log_to_driver=False,
-    )
+    init_local_ray(num_cpus=2, object_store_memory=150 * 1024 * 1024, log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.mark.ray
+def test_local_cluster_listens_on_loopback_only(ray_cluster: Any) -> None:
+    import ipaddress
+    import os
+
+    import psutil
+
+    assert ray_cluster.util.get_node_ip_address() == "127.0.0.1"
+    pids = {os.getpid(), *(p.pid for p in psutil.Process().children(recursive=True))}
+    listening = [
+        c.laddr for c in psutil.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN and c.pid in pids
+    ]
+    assert listening, "expected the GCS and raylet to listen somewhere"
+    exposed = [a for a in listening if not ipaddress.ip_address(a.ip.removeprefix("::ffff:")).is_loopback]
+    assert exposed == []
 
 
 NAMES = [f"p{i}" for i in range(6)]

@@ -13,6 +13,7 @@ import yaml
 from cluster_helpers import bfs_problem, bfs_world, make_problem, sim_config, whole_proof_world
 
 import prover.cluster.collect as collect_module
+from prover.cluster.local_ray import init_local_ray
 from prover.cli import main
 from prover.cluster.collect import (
     CollectConfig,
@@ -267,10 +268,7 @@ def test_collect_on_ray_writes_the_same_rows_as_in_process(tmp_path: Path) -> No
     settings = CollectConfig(strategy="whole_proof", problems_per_shard=3)
     problems = [make_problem(n) for n in names]
     collect(config, problems, tmp_path / "local", settings)
-    ray.init(
-        _node_ip_address="127.0.0.1", include_dashboard=False, num_cpus=2,
-        object_store_memory=150 * 1024 * 1024, log_to_driver=False,
-    )
+    init_local_ray(num_cpus=2, object_store_memory=150 * 1024 * 1024, log_to_driver=False)
     try:
         summary = collect(config, problems, tmp_path / "ray", settings, use_ray=True)
     finally:

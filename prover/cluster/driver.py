@@ -39,6 +39,7 @@ from typing import Any
 
 from prover.config import ProverConfig
 from prover.errors import ConfigError, DataError, RunError, SamplerUnavailable
+from prover.cluster.local_ray import init_local_ray
 from prover.cluster.proxies import first_line
 from prover.types import Attempt, Problem
 
@@ -59,7 +60,7 @@ RESTART_WAIT = 120.0
 
 @contextlib.contextmanager
 def ray_session(config: ProverConfig, *, num_cpus: int | None = None) -> Iterator[None]:
-    """Connect to `config.ray.address`, or start a local cluster bound to 127.0.0.1.
+    """Connect to `config.ray.address`, or start a local cluster listening on 127.0.0.1 only.
 
     An already initialised Ray (a test fixture, a notebook) is used as is and left running.
     """
@@ -71,9 +72,7 @@ def ray_session(config: ProverConfig, *, num_cpus: int | None = None) -> Iterato
     if config.ray.address:
         ray.init(address=config.ray.address, log_to_driver=False)
     else:
-        ray.init(
-            _node_ip_address="127.0.0.1",
-            include_dashboard=False,
+        init_local_ray(
             num_cpus=num_cpus or os.cpu_count() or 1,
             object_store_memory=config.ray.object_store_memory or LOCAL_OBJECT_STORE_BYTES,
             log_to_driver=False,
