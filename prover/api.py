@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from prover.config import ProverConfig
-from prover.errors import DataError, WorkspaceError
+from prover.errors import ConfigError, DataError, WorkspaceError
 from prover.eval.pipeline import BatchedRecorder, PipelineStats, Progress, Services, run_pipeline
 from prover.search.base import Strategy, StrategyContext
 from prover.types import Attempt, Problem, Verdict
@@ -256,7 +256,7 @@ class Prover:
             self._thread.stop()
             self._thread = None
         elif self._services is not None and self._owns_services:
-            _run_sync(self.aclose())
+            run_sync(self.aclose())
 
     def __enter__(self) -> Prover:
         return self
@@ -316,7 +316,7 @@ def _run_prefix(config: ProverConfig) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]+", "_", f"{bench}-{model}")
 
 
-def _with_benchmark_axioms(config: ProverConfig, problems: Sequence[Problem]) -> ProverConfig:
+def apply_benchmark_settings(config: ProverConfig, problems: Sequence[Problem]) -> ProverConfig:
     """Apply the checker settings the problems' benchmarks need (LeanGeo's SMT oracle and its
     axiomatised geometry library)."""
     from prover.datasets import benchmark_allows_header_axioms, benchmark_extra_axioms
@@ -343,6 +343,7 @@ async def aevaluate(
     progress: bool = True,
     strategy: Strategy | None = None,
     services: Callable[[ProverConfig], Awaitable[Services]] | None = None,
+    ray_hooks: Any | None = None,
 ) -> EvalResult:
     """Evaluate `problems` into a run directory; see `evaluate`."""
     from prover.eval.store import ResultsStore, RunInfo
@@ -356,7 +357,7 @@ async def aevaluate(
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
         raise DataError(f"problem names must be unique within a run; repeated: {', '.join(dup[:5])}")
-    config = _with_benchmark_axioms(config, problems)
+    config = apply_benchmark_settings(config, problems)
     resume = config.eval.resume if resume is None else resume
     run_dir = Path(out) if out is not None else config.eval.out
     if run_dir is None:
@@ -369,7 +370,7 @@ async def aevaluate(
     if fresh:
         # Nothing to skip: every problem needs Lean, so refuse before creating the run directory.
         getattr(strategy, "validate", lambda _c: None)(config)
-        if services is None:
+        if services is None and not config.ray.enabled:  # on Ray, each node's pool checks its own
             check_lean_setup(config)
     store = ResultsStore.open(run_dir, RunInfo.from_config(config, problems), resume=resume)
     before = len(store)
@@ -378,16 +379,19 @@ async def aevaluate(
     recorder = BatchedRecorder(store.append_many)
     try:
         done = {p.name: store.done(p) for p in problems}
-        await run_pipeline(
-            problems,
-            config,
-            strategy=strategy,
-            record=recorder.record,
-            open_services=services or open_services,
-            done=done,
-            progress=Progress(stats, enabled=progress),
-            stats=stats,
-        )
+        if config.ray.enabled:
+            await _run_on_ray(problems, config, strategy, done, store, recorder.record, ray_hooks)
+        else:
+            await run_pipeline(
+                problems,
+                config,
+                strategy=strategy,
+                record=recorder.record,
+                open_services=services or open_services,
+                done=done,
+                progress=Progress(stats, enabled=progress),
+                stats=stats,
+            )
         await recorder.drain()
     except BaseException as exc:
         outcome = "interrupted" if isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)) else "failed"
@@ -409,6 +413,29 @@ async def aevaluate(
         new_attempts=total - before,
         wall_seconds=time.monotonic() - started,
     )
+
+
+async def _run_on_ray(
+    problems: Sequence[Problem],
+    config: ProverConfig,
+    strategy: Strategy,
+    done: dict[str, dict[tuple[int, int], Attempt]],
+    store: Any,
+    record: Callable[[Attempt], Awaitable[None]],
+    hooks: Any | None,
+) -> None:
+    """The same run with the strategies executed by Ray agents (`prover.cluster`)."""
+    try:
+        from prover.cluster.driver import run_on_ray
+    except ImportError as exc:
+        raise ConfigError(
+            f"ray.enabled needs the Ray extra (`pip install prover[ray]`): {exc}"
+        ) from exc
+    from prover.eval.pipeline import pending_problems
+
+    todo = pending_problems(problems, config, strategy, done)
+    if todo:
+        await run_on_ray(config, todo, store.done, record, hooks)
 
 
 def _stats_dict(stats: PipelineStats) -> dict[str, object]:
@@ -438,6 +465,7 @@ def evaluate(
     progress: bool = True,
     strategy: Strategy | None = None,
     services: Callable[[ProverConfig], Awaitable[Services]] | None = None,
+    ray_hooks: Any | None = None,
 ) -> EvalResult:
     """Evaluate `problems` and write a run directory (the same one `prover eval` writes).
 
@@ -449,18 +477,21 @@ def evaluate(
         progress: show the live progress line on stderr.
         strategy: a strategy object instead of the one named by `config.eval.strategy`.
         services: an async factory of `Services` instead of the real pool, checker and sampler.
+        ray_hooks: `prover.cluster.driver.RunHooks` for runs with `config.ray.enabled` (tests use
+            them to kill actors mid-run).
 
     Raises:
         DataError, WorkspaceError, ConfigError, RunError, SamplerUnavailable, ...: with everything
         recorded before the error kept on disk (resume with `resume=True`).
     """
     coro = aevaluate(
-        problems, config, out=out, resume=resume, progress=progress, strategy=strategy, services=services
+        problems, config, out=out, resume=resume, progress=progress, strategy=strategy, services=services,
+        ray_hooks=ray_hooks,
     )
-    return _run_sync(coro)
+    return run_sync(coro)
 
 
-def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     """asyncio.run, or on a helper thread when the caller already runs a loop (notebooks)."""
     try:
         asyncio.get_running_loop()

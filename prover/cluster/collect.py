@@ -515,9 +515,9 @@ def collect(
         services: local runs only: an async factory of `prover.eval.pipeline.Services`
             instead of `prover.api.open_services` (tests, custom engines).
     """
-    from prover.api import _run_sync
+    from prover.api import run_sync
 
-    return _run_sync(
+    return run_sync(
         acollect(config, problems, out_dir, settings, resume=resume, use_ray=use_ray, services=services)
     )
 

@@ -8,9 +8,9 @@
     re-queue on agent / pool death, dedupe by key        +--> LeanPoolActor per node (+ checker)
                                                          +--> ProofCacheActor (driver's node)
 
-The run directory, resume and report are exactly those of `prover.api.aevaluate`: the same
-`RunInfo`, `ResultsStore` (which skips an already-recorded `Attempt.key`), `pending_problems`
-and `render_report`; only where strategies run differs.
+`prover.api.aevaluate` owns the run directory, resume and report for local and Ray runs alike;
+with `ray.enabled` it hands the pending problems to `run_on_ray` here, which only decides where
+the strategies run.
 
 Fault tolerance, on purpose:
 - every actor gets `max_restarts` from `RayConfig`; idempotent calls (generate, check, cache
@@ -30,9 +30,8 @@ import contextlib
 import logging
 import math
 import os
-import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -333,94 +332,73 @@ def run_eval_on_ray(
 ) -> Any:
     """Evaluate `problems` on Ray into `out_dir`; returns the report's `Summary`.
 
+    The same as `prover.api.evaluate` with `ray.enabled` set (same run directory, resume, report).
+
     Raises:
         SamplerUnavailable: no LLM engine is left (the run is resumable).
         RunError: the run directory cannot be used, or every agent died.
     """
-    from prover.api import _run_sync
+    from prover.api import evaluate
 
-    return _run_sync(arun_eval_on_ray(config, problems, out_dir, resume=resume, hooks=hooks))
+    config = config.with_overrides({"ray.enabled": True})
+    return evaluate(problems, config, out=out_dir, resume=resume, progress=False, ray_hooks=hooks).summary
 
 
-async def arun_eval_on_ray(
+async def run_on_ray(
     config: ProverConfig,
     problems: Sequence[Problem],
-    out_dir: Path | str,
-    *,
-    resume: bool | None = None,
+    done: Callable[[Problem], dict[tuple[int, int], Attempt]],
+    record: Callable[[Attempt], Awaitable[None]],
     hooks: RunHooks | None = None,
-) -> Any:
-    from prover.api import _with_benchmark_axioms, write_report
-    from prover.eval.pipeline import pending_problems
-    from prover.eval.store import ResultsStore, RunInfo
-    from prover.search.registry import make_strategy
+) -> None:
+    """Prove `problems` on the cluster's agents; `record` gets every attempt as it streams in.
 
-    problems = list(problems)
-    if not problems:
-        raise DataError("no problems to evaluate")
-    if len({p.name for p in problems}) != len(problems):
-        raise DataError("problem names must be unique within a run")
-    config = _with_benchmark_axioms(config, problems)
-    resume = config.eval.resume if resume is None else resume
-    out_dir = Path(out_dir)
-    strategy = make_strategy(config)
-    if not (resume and (out_dir / "run.json").is_file()):
-        getattr(strategy, "validate", lambda _c: None)(config)
-    store = ResultsStore.open(out_dir, RunInfo.from_config(config, problems), resume=resume)
-    before = len(store)
-    started = time.monotonic()
-    outcome = "finished"
-    try:
-        done = {p.name: store.done(p) for p in problems}
-        todo = pending_problems(problems, config, strategy, done)
-        if todo:
-            with ray_session(config):
-                await _eval_todo(config, todo, store, hooks or RunHooks())
-    except SamplerUnavailable as exc:
-        store.event("failed", error=f"SamplerUnavailable: {exc}", attempts=len(store))
-        outcome = "failed"
-        raise SamplerUnavailable(
-            f"{exc}. {len(store)} attempts are kept in {out_dir}; continue with --resume --out {out_dir}"
-        ) from exc
-    except BaseException as exc:
-        outcome = "interrupted" if isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)) else "failed"
-        store.event(outcome, error=f"{type(exc).__name__}: {exc}", attempts=len(store))
-        raise
-    finally:
-        store.event(
-            "pipeline", outcome=outcome, new_attempts=len(store) - before, seconds=round(time.monotonic() - started, 3),
-            executor="ray",
-        )
-        store.close()
-    return write_report(out_dir)
+    `done(problem)` is read each time a problem is (re)queued, so a problem whose agent died
+    resumes from the attempts recorded so far.
+    """
+    hooks = hooks or RunHooks()
 
+    async def record_and_notify(attempt: Attempt) -> None:
+        await record(attempt)
+        if hooks.on_attempt is not None:
+            outcome = hooks.on_attempt(attempt)
+            if asyncio.iscoroutine(outcome):
+                await outcome
 
-async def _eval_todo(config: ProverConfig, todo: Sequence[Problem], store: Any, hooks: RunHooks) -> None:
-    handles = await asyncio.to_thread(start_cluster, config)
-    try:
+    async def run_one(agent: Any, problem: Problem) -> None:
+        await stream_problem(agent, problem, done(problem), record_and_notify)
+
+    async with running_cluster(config) as handles:
         if hooks.on_cluster is not None:
             hooks.on_cluster(handles)
+        await schedule_on_agents(config, handles, problems, run_one)
 
-        async def record(attempt: Attempt) -> None:
-            new = await asyncio.shield(asyncio.to_thread(store.append, attempt))
-            if new and hooks.on_attempt is not None:
-                outcome = hooks.on_attempt(attempt)
-                if asyncio.iscoroutine(outcome):
-                    await outcome
 
-        async def run_one(agent: Any, problem: Problem) -> None:
-            await stream_problem(agent, problem, store.done(problem), record)
+@contextlib.asynccontextmanager
+async def running_cluster(config: ProverConfig) -> AsyncIterator[ClusterHandles]:
+    """A Ray session with the run's actors started, stopped again on exit."""
+    with ray_session(config):
+        handles = await asyncio.to_thread(start_cluster, config)
+        try:
+            yield handles
+        finally:
+            await asyncio.to_thread(stop_cluster, handles)
 
-        await schedule(
-            todo,
-            handles.agents,
-            run_one,
-            per_agent=per_agent_in_flight(config, len(handles.agents)),
-            max_tries=config.ray.max_task_retries + 1,
-            ping=_ping,
-        )
-    finally:
-        await asyncio.to_thread(stop_cluster, handles)
+
+async def schedule_on_agents(
+    config: ProverConfig,
+    handles: ClusterHandles,
+    problems: Sequence[Problem],
+    run_one: Callable[[Any, Problem], Awaitable[None]],
+) -> None:
+    await schedule(
+        problems,
+        handles.agents,
+        run_one,
+        per_agent=per_agent_in_flight(config, len(handles.agents)),
+        max_tries=config.ray.max_task_retries + 1,
+        ping=_ping,
+    )
 
 
 async def _ping(agent: Any) -> Any:
@@ -472,36 +450,24 @@ async def collect_on_ray(
 
     from prover.cluster.collect import collect_in_agent
 
-    with ray_session(config):
-        handles = await asyncio.to_thread(start_cluster, config)
+    async def run_one(agent: Any, problem: Problem) -> None:
         try:
+            reply = await agent.call_with_context.remote(collect_in_agent, problem, logprobs)
+        except (RayActorError, RayTaskError) as exc:
+            raise AgentLost(f"agent died while collecting {problem.name!r}: {first_line(exc)}") from exc
+        if reply.failure is not None:
+            raise failure_to_exception(reply.failure, problem)
+        sink(reply.value)
 
-            async def run_one(agent: Any, problem: Problem) -> None:
-                try:
-                    reply = await agent.call_with_context.remote(collect_in_agent, problem, logprobs)
-                except (RayActorError, RayTaskError) as exc:
-                    raise AgentLost(f"agent died while collecting {problem.name!r}: {first_line(exc)}") from exc
-                if reply.failure is not None:
-                    raise failure_to_exception(reply.failure, problem)
-                sink(reply.value)
-
-            await schedule(
-                problems,
-                handles.agents,
-                run_one,
-                per_agent=per_agent_in_flight(config, len(handles.agents)),
-                max_tries=config.ray.max_task_retries + 1,
-                ping=_ping,
-            )
-        finally:
-            await asyncio.to_thread(stop_cluster, handles)
+    async with running_cluster(config) as handles:
+        await schedule_on_agents(config, handles, problems, run_one)
 
 
 __all__ = [
     "AgentLost",
     "ClusterHandles",
     "RunHooks",
-    "arun_eval_on_ray",
+    "run_on_ray",
     "collect_on_ray",
     "pool_workers_for_node",
     "ray_session",

@@ -126,34 +126,12 @@ def run_eval(args: argparse.Namespace) -> int:
     out = config.eval.out
     if out is None:
         out = (latest_run_dir(config) if config.eval.resume else None) or default_run_dir(config)
-    if config.ray.enabled:
-        return _run_on_ray(config, problems, out)
     try:
         result = evaluate(problems, config, out=out, resume=config.eval.resume, progress=not args.quiet)
     except (ProverError, KeyboardInterrupt):
         _print_resume_hint(out)
         raise
     print(short_summary(result.summary, result.run_dir))
-    return 0
-
-
-def _run_on_ray(config: ProverConfig, problems: list[Any], out: Path) -> int:
-    """Hand the same run over to prover.cluster (same run directory and report)."""
-    try:
-        from prover.cluster.driver import run_eval_on_ray
-    except ImportError as exc:
-        raise ConfigError(
-            f"--ray is not available: prover.cluster.driver cannot be imported ({exc}); "
-            "install the Ray extra (`pip install prover[ray]`) or run without --ray"
-        ) from exc
-    from prover.eval.report import short_summary
-
-    try:
-        summary = run_eval_on_ray(config, problems, out, resume=config.eval.resume)
-    except (ProverError, KeyboardInterrupt):
-        _print_resume_hint(out)
-        raise
-    print(short_summary(summary, out))
     return 0
 
 
