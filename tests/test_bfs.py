@@ -11,6 +11,7 @@ from bfs_helpers import (
     P_LONG,
     P_TACTIC_ONLY,
     P_TRAP,
+    R,
     SUGGESTIONS,
     T,
     TableSampler,
@@ -286,3 +287,54 @@ def test_strategy_without_a_pool_names_the_problem() -> None:
         CheckStatus.PROVED, "accepted"))
     with pytest.raises(ConfigError, match="t_add_zero"):
         BestFirstStrategy()._env(ctx, P_ADD)
+
+
+class _LeaseDiesOnce:
+    """Wraps a pool so that the leases handed out while `dead` is set raise StaleHandleError on
+    every operation, like a Lean pool actor restarted on Ray mid-search."""
+
+    def __init__(self, pool) -> None:
+        self.pool, self.dead = pool, False
+
+    def env_key(self, header: str):
+        return self.pool.env_key(header)
+
+    def lease(self, key, *, affinity=None):
+        import contextlib
+
+        from prover.errors import StaleHandleError
+
+        outer = self
+
+        @contextlib.asynccontextmanager
+        async def lease_cm():
+            async with outer.pool.lease(key, affinity=affinity) as lease:
+                if not outer.dead:
+                    yield lease
+                    return
+
+                class Dead:
+                    worker = lease.worker
+
+                    async def command(self, *a, **k):
+                        raise StaleHandleError("pool actor restarted")
+
+                    tactic = command
+
+                yield Dead()
+
+        return lease_cm()
+
+
+async def test_a_lost_lease_degrades_to_infrastructure_outcomes_then_recovers() -> None:
+    async with sim_pool() as pool:
+        flaky = _LeaseDiesOnce(pool)
+        env = PoolTacticEnv(flaky)
+        assert (await env.start(P_ADD)).goals == (R,)
+        flaky.dead = True
+        lost = await env.apply_many((), ["rw [Nat.add_zero]"])
+        assert [o.outcome for o in lost.outcomes] == [EdgeOutcome.INFRASTRUCTURE]
+        flaky.dead = False  # the next request takes a fresh lease and rebuilds the state
+        again = await env.apply_many(("rw [Nat.add_zero]",), ["rfl"])
+        assert [o.outcome for o in again.outcomes] == [EdgeOutcome.PROVED]
+        assert env.stats.rematerialisations >= 1

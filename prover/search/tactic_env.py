@@ -190,7 +190,10 @@ class PoolTacticEnv(TacticEnv):
         calls0, secs0 = self.stats.lean_calls, self.stats.lean_seconds
         async with self._pool.lease(self._key, affinity=self._worker) as lease:
             self._adopt(lease)
-            goals, error, infra = await self._start_on(lease)
+            try:
+                goals, error, infra = await self._start_on(lease)
+            except _Rematerialise as exc:
+                goals, error, infra = None, f"lost the worker: {exc}", True
         return StartOutcome(
             goals, error, infra, self.stats.lean_calls - calls0, self.stats.lean_seconds - secs0
         )
@@ -246,7 +249,13 @@ class PoolTacticEnv(TacticEnv):
     async def _start_on(self, lease: Any) -> tuple[tuple[str, ...] | None, str, bool]:
         assert self._problem is not None
         code = self._problem.formal_statement.rstrip() + " sorry"
-        result = await lease.command(code)
+        try:
+            result = await lease.command(code)
+        except StaleHandleError as exc:
+            # the lease itself is gone (a restarted pool actor on Ray): this request's tactics end
+            # as INFRASTRUCTURE (never a dead end) and the next request takes a fresh lease
+            self._handles.clear()
+            raise _Rematerialise(str(exc)) from exc
         self._account(result)
         kind = str(getattr(result.kind, "value", result.kind))
         if kind in _KIND_TO_OUTCOME or result.response is None:
