@@ -181,7 +181,8 @@ class EvalConfig(BaseModel):
     max_problems_in_flight: int = Field(default=16, ge=1)
     """Problems sampled/checked concurrently; bounds memory of the pipeline."""
     max_checks_in_flight: int | None = None
-    """Pending checks before sampling pauses (default 4 x lean.workers)."""
+    """Pending checks before sampling pauses (default max(4 x lean.workers, problems in flight x
+    chunk): every open problem can have a chunk waiting for Lean while its next one generates)."""
 
 
 class RayConfig(BaseModel):
