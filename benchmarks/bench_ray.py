@@ -82,10 +82,10 @@ def main() -> None:
     args = parser.parse_args()
 
 
-    from prover.api import evaluate
-    from prover.cluster.driver import RunHooks, run_eval_on_ray
     import ray
 
+    from prover.api import evaluate
+    from prover.cluster.driver import RunHooks, run_eval_on_ray
     from prover.cluster.local_ray import init_local_ray
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-ray-"))

@@ -5,7 +5,8 @@ The public API, importable from the package root:
     import prover
     from prover import Problem, Prover, ProverConfig
 
-    result = Prover(ProverConfig.load()).prove(problem)            # one problem
+    with Prover(ProverConfig.load()) as p:                          # one problem
+        result = p.prove(problem)
     problems = prover.load_benchmark("minif2f", limit=10)
     run = prover.evaluate(problems, config, out="runs/x")         # a run directory, like the CLI
     run.summary.pass_at_k

@@ -27,7 +27,18 @@ from pydantic import BaseModel, ConfigDict
 
 from prover.config import ProverConfig
 from prover.errors import ConfigError, DataError, WorkspaceError
-from prover.eval.pipeline import BatchedRecorder, PipelineStats, Progress, Services, run_pipeline
+from prover.eval.metrics import Summary
+from prover.eval.pipeline import (
+    BatchedRecorder,
+    PipelineStats,
+    Progress,
+    Services,
+    ServicesFactory,
+    pending_problems,
+    run_pipeline,
+)
+from prover.eval.report import render_report
+from prover.eval.store import ResultsStore, RunInfo
 from prover.search.base import Strategy, StrategyContext
 from prover.types import Attempt, Problem, Verdict
 
@@ -39,7 +50,9 @@ __all__ = [
     "check_lean_setup",
     "default_run_dir",
     "evaluate",
+    "latest_run_dir",
     "open_services",
+    "resolve_run_dir",
 ]
 
 T = TypeVar("T")
@@ -79,10 +92,8 @@ class ProveResult(BaseModel):
 class EvalResult(BaseModel):
     """What `evaluate` returns: the run directory and its summary."""
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
     run_dir: Path
-    summary: Any
+    summary: Summary
     """The report's summary (`summary.json` as a model: problems, solved, pass_at_k, ...)."""
     attempts: int
     """Attempts recorded in the run directory in total."""
@@ -106,6 +117,9 @@ def check_lean_setup(config: ProverConfig) -> None:
     from prover.lean_env.launcher import ReplLauncher
 
     launcher = ReplLauncher.from_config(config.lean)
+    workspace = config.lean.workspace
+    if workspace is not None and not Path(workspace).is_dir():
+        raise WorkspaceError(f"Lean workspace {workspace} does not exist (run `prover setup lean`)")
     program = launcher.argv[0]
     if shutil.which(program) is None and not Path(program).is_file():
         hint = "check --repl-cmd" if config.lean.repl_cmd else "install Lean with `prover setup lean`"
@@ -308,6 +322,15 @@ def latest_run_dir(config: ProverConfig, *, root: Path | str = "runs") -> Path |
     return candidates[-1] if candidates else None
 
 
+def resolve_run_dir(config: ProverConfig, out: Path | str | None, resume: bool) -> Path:
+    """`out`, else `eval.out`, else (with `resume`) the latest matching run, else a new name."""
+    if out is not None:
+        return Path(out)
+    if config.eval.out is not None:
+        return config.eval.out
+    return (latest_run_dir(config) if resume else None) or default_run_dir(config)
+
+
 def _run_prefix(config: ProverConfig) -> str:
     bench = config.eval.benchmark
     if ":" in bench:  # jsonl:PATH / lean:PATH -> the file or folder name
@@ -342,12 +365,10 @@ async def aevaluate(
     resume: bool | None = None,
     progress: bool = True,
     strategy: Strategy | None = None,
-    services: Callable[[ProverConfig], Awaitable[Services]] | None = None,
+    services: ServicesFactory | None = None,
     ray_hooks: Any | None = None,
 ) -> EvalResult:
     """Evaluate `problems` into a run directory; see `evaluate`."""
-    from prover.eval.store import ResultsStore, RunInfo
-
     started = time.monotonic()
     config = config if config is not None else ProverConfig.load()
     problems = list(problems)
@@ -359,9 +380,7 @@ async def aevaluate(
         raise DataError(f"problem names must be unique within a run; repeated: {', '.join(dup[:5])}")
     config = apply_benchmark_settings(config, problems)
     resume = config.eval.resume if resume is None else resume
-    run_dir = Path(out) if out is not None else config.eval.out
-    if run_dir is None:
-        run_dir = (latest_run_dir(config) if resume else None) or default_run_dir(config)
+    run_dir = resolve_run_dir(config, out, resume)
     if strategy is None:
         from prover.search.registry import make_strategy
 
@@ -379,8 +398,9 @@ async def aevaluate(
     recorder = BatchedRecorder(store.append_many)
     try:
         done = {p.name: store.done(p) for p in problems}
+        live = Progress(stats, enabled=progress)
         if config.ray.enabled:
-            await _run_on_ray(problems, config, strategy, done, store, recorder.record, ray_hooks)
+            await _run_on_ray(problems, config, strategy, done, store, recorder.record, ray_hooks, live)
         else:
             await run_pipeline(
                 problems,
@@ -389,7 +409,7 @@ async def aevaluate(
                 record=recorder.record,
                 open_services=services or open_services,
                 done=done,
-                progress=Progress(stats, enabled=progress),
+                progress=live,
                 stats=stats,
             )
         await recorder.drain()
@@ -405,7 +425,7 @@ async def aevaluate(
         store.event("pipeline", outcome=outcome, new_attempts=len(store) - before, **_stats_dict(stats))
         total = len(store)
         store.close()
-    summary = write_report(run_dir)
+    summary = render_report(run_dir)
     return EvalResult(
         run_dir=run_dir,
         summary=summary,
@@ -420,9 +440,10 @@ async def _run_on_ray(
     config: ProverConfig,
     strategy: Strategy,
     done: dict[str, dict[tuple[int, int], Attempt]],
-    store: Any,
+    store: ResultsStore,
     record: Callable[[Attempt], Awaitable[None]],
     hooks: Any | None,
+    progress: Progress,
 ) -> None:
     """The same run with the strategies executed by Ray agents (`prover.cluster`)."""
     try:
@@ -431,11 +452,50 @@ async def _run_on_ray(
         raise ConfigError(
             f"ray.enabled needs the Ray extra (`pip install prover[ray]`): {exc}"
         ) from exc
-    from prover.eval.pipeline import pending_problems
 
     todo = pending_problems(problems, config, strategy, done)
-    if todo:
-        await run_on_ray(config, todo, store.done, record, hooks)
+    progress.stats.start(problems, todo, done)
+    if not todo:
+        return
+    progress.update(force=True)
+    try:
+        await run_on_ray(config, todo, store.done, _record_with_progress(record, todo, config, strategy, store, progress), hooks)
+    finally:
+        progress.close()
+
+
+def _record_with_progress(
+    record: Callable[[Attempt], Awaitable[None]],
+    todo: Sequence[Problem],
+    config: ProverConfig,
+    strategy: Strategy,
+    store: ResultsStore,
+    progress: Progress,
+) -> Callable[[Attempt], Awaitable[None]]:
+    """`record` that also feeds the progress line from the attempts streaming in from Ray
+    (the in-process pipeline counts inside its own sampler, checker and problem loop)."""
+    stats = progress.stats
+    by_name = {p.name: p for p in todo}
+    is_complete = getattr(strategy, "is_complete", None)
+    solved = {p.name for p in todo if any(a.verdict.proved for a in store.done(p).values())}
+    stats.solved += len(solved)
+    finished: set[str] = set()
+
+    async def record_and_count(attempt: Attempt) -> None:
+        await record(attempt)
+        name = attempt.problem
+        stats.samples += 1
+        stats.checks += int(attempt.proof is not None and attempt.duplicate_of is None)
+        if attempt.verdict.proved and name not in solved:
+            solved.add(name)
+            stats.solved += 1
+        problem = by_name.get(name)
+        if problem and name not in finished and is_complete and is_complete(problem, config, store.done(problem)):
+            finished.add(name)
+            stats.problems_done += 1
+        progress.update()
+
+    return record_and_count
 
 
 def _stats_dict(stats: PipelineStats) -> dict[str, object]:
@@ -449,13 +509,6 @@ def _stats_dict(stats: PipelineStats) -> dict[str, object]:
     }
 
 
-def write_report(run_dir: Path) -> Any:
-    """Render summary.json, report.md and the pass@k plot; return the summary."""
-    from prover.eval import report
-
-    return report.render_report(run_dir)
-
-
 def evaluate(
     problems: Sequence[Problem],
     config: ProverConfig | None = None,
@@ -464,7 +517,7 @@ def evaluate(
     resume: bool | None = None,
     progress: bool = True,
     strategy: Strategy | None = None,
-    services: Callable[[ProverConfig], Awaitable[Services]] | None = None,
+    services: ServicesFactory | None = None,
     ray_hooks: Any | None = None,
 ) -> EvalResult:
     """Evaluate `problems` and write a run directory (the same one `prover eval` writes).

@@ -24,6 +24,11 @@ SECTION = ConfigDict(extra="forbid", validate_assignment=True)
 
 DEFAULT_ALLOWED_AXIOMS: tuple[str, ...] = ("propext", "Classical.choice", "Quot.sound")
 
+WORKSPACE_BOUND: tuple[str, ...] = ("repl_cmd", "lean_version")
+"""`lean` settings that `prover setup lean` records for one workspace. A layer (config file or
+flags) that names another workspace without them does not inherit them from a lower layer:
+the REPL binary and Lean version of one workspace are wrong for another."""
+
 
 class LeanConfig(BaseModel):
     """Where Lean lives and how REPL workers are run and pooled."""
@@ -36,7 +41,8 @@ class LeanConfig(BaseModel):
     """argv that starts one REPL process; default `lake env <workspace>/.lake/.../repl`."""
     repl_env: dict[str, str] = Field(default_factory=dict)
     lean_version: str = ""
-    """Recorded in cache keys and run metadata; read from the workspace's lean-toolchain if empty."""
+    """Recorded in pool env keys and run metadata (`run.json` falls back to the workspace's
+    lean-toolchain file when this is empty)."""
     workers: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 2) - 1), ge=1)
     timeout: float = Field(default=300.0, gt=0)
     """Wall-clock seconds per REPL request; the worker's process group is killed past it."""
@@ -220,11 +226,16 @@ class ProverConfig(BaseModel):
     def load(cls, path: Path | str | None = None, *, user_defaults: bool = True) -> ProverConfig:
         """Load a YAML/TOML file over the user-level defaults (`prover setup lean` output)."""
         data: dict[str, Any] = {}
+        sources: list[str] = []
         if user_defaults:
-            data = _deep_merge(data, read_config_file(user_config_path(), missing_ok=True))
+            user_file = user_config_path()
+            user_data = read_config_file(user_file, missing_ok=True)
+            if user_data:
+                data, sources = _deep_merge(data, user_data), [str(user_file)]
         if path is not None:
-            data = _deep_merge(data, read_config_file(Path(path)))
-        return cls.from_dict(data, source=str(path) if path else "defaults")
+            data = _merge_layer(data, read_config_file(Path(path)))
+            sources.append(str(path))
+        return cls.from_dict(data, source=" + ".join(sources) or "defaults")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str = "config") -> ProverConfig:
@@ -234,11 +245,16 @@ class ProverConfig(BaseModel):
             raise ConfigError(f"invalid settings in {source}:\n{exc}") from exc
 
     def with_overrides(self, overrides: dict[str, Any]) -> ProverConfig:
-        """Return a copy with dotted-path overrides applied, e.g. {"lean.workers": 4}."""
+        """Return a copy with dotted-path overrides applied, e.g. {"lean.workers": 4}.
+
+        None values are skipped (a flag that was not given). A new `lean.workspace` drops the
+        inherited `WORKSPACE_BOUND` settings unless they are overridden too.
+        """
+        given = {dotted: value for dotted, value in overrides.items() if value is not None}
         data = self.model_dump(mode="python")
-        for dotted, value in overrides.items():
-            if value is None:
-                continue
+        if "lean.workspace" in given:
+            data["lean"] = _leave_workspace(data["lean"], given["lean.workspace"])
+        for dotted, value in given.items():
             node = data
             *parents, leaf = dotted.split(".")
             for part in parents:
@@ -284,6 +300,22 @@ def read_config_file(path: Path, *, missing_ok: bool = False) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path}: expected a mapping at the top level")
     return data
+
+
+def _merge_layer(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """`extra` over `base` (a config file over the user config)."""
+    lean = extra.get("lean")
+    if isinstance(lean, dict) and lean.get("workspace") is not None and isinstance(base.get("lean"), dict):
+        base = {**base, "lean": _leave_workspace(base["lean"], lean["workspace"])}
+    return _deep_merge(base, extra)
+
+
+def _leave_workspace(lean: dict[str, Any], workspace: Path | str) -> dict[str, Any]:
+    """`lean` settings without the `WORKSPACE_BOUND` ones if `workspace` is another workspace."""
+    current = lean.get("workspace")
+    if current is not None and Path(current).expanduser() == Path(workspace).expanduser():
+        return lean
+    return {key: value for key, value in lean.items() if key not in WORKSPACE_BOUND}
 
 
 def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

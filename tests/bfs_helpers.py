@@ -16,7 +16,14 @@ from prover.config import LeanConfig
 from prover.llm.base import Sampler
 from prover.search.tactic_env import CallbackTacticEnv, StepOutcome
 from prover.search.tree import EdgeOutcome, normalise_goals
-from prover.types import CheckStatus, Completion, GenRequest, GenResult, Problem, Verdict
+from prover.types import (
+    CheckStatus,
+    Completion,
+    GenRequest,
+    GenResult,
+    Problem,
+    Verdict,
+)
 
 Suggestions = Mapping[str, Sequence[tuple[str, float]]]
 

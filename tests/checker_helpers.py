@@ -16,7 +16,13 @@ from typing import Any
 
 from prover.config import LeanConfig
 from prover.lean_env.protocol import parse_reply
-from prover.lean_env.results import EnvHandle, EnvKey, OutcomeKind, ReplResult, WorkerRef
+from prover.lean_env.results import (
+    EnvHandle,
+    EnvKey,
+    OutcomeKind,
+    ReplResult,
+    WorkerRef,
+)
 from prover.lean_env.simulated_repl import simulated_repl_command
 from prover.types import Problem
 
@@ -70,11 +76,12 @@ class ScriptedLease:
 
 
 class ScriptedPool:
-    """The two pool methods the checker uses."""
+    """The two pool methods (and the config) the checker uses."""
 
     def __init__(self, answer: Answer) -> None:
         self.answer = answer
         self.sent: list[str] = []
+        self.config = LeanConfig(repl_cmd=["scripted-repl"])
 
     def env_key(self, header: str) -> EnvKey:
         return EnvKey(workspace="/scripted", lean_version="v0", header=header)

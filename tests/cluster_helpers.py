@@ -80,8 +80,8 @@ def whole_proof_world(
     with script.open("w", encoding="utf-8") as handle:
         for i, n in enumerate(names):
             # Problem i: sample 0..3 are fixed per problem, so the summary does not depend on order.
-            good = "```lean4\ntheorem {n} (x : Nat) : x + 0 = x := by\n  simp\n```".format(n=n)
-            bad = "```lean4\ntheorem {n} (x : Nat) : x + 0 = x := by\n  rfl_{i}\n```".format(n=n, i=i)
+            good = f"```lean4\ntheorem {n} (x : Nat) : x + 0 = x := by\n  simp\n```"
+            bad = f"```lean4\ntheorem {n} (x : Nat) : x + 0 = x := by\n  rfl_{i}\n```"
             texts = [good, bad, bad, bad] if i % 2 == 0 else [bad, bad, bad, bad]
             if n in all_good:
                 texts = [good] * 4
@@ -161,3 +161,34 @@ def sim_config(tmp: Path, scenario: Path, script: Path, **overrides: Any) -> Pro
     }
     data.update(overrides)
     return base.with_overrides(data)
+
+
+# ---------------------------------------------------------------------------------------------
+# Holding a Lean pool actor's workers, so agents are provably mid-problem when a test kills them
+# ---------------------------------------------------------------------------------------------
+
+
+async def hold_every_worker(pool: Any, workers: int) -> list[str]:
+    """Lease all `workers` of a pool actor (waits for running checks); returns the lease ids.
+
+    While they are held, every check queues inside the pool: an agent with a check waiting cannot
+    finish its problem, whatever the driver has recorded so far."""
+    from prover.cluster.proxies import unwrap
+
+    key = unwrap(await pool.env_key.remote(HEADER))
+    return [unwrap(await pool.open_lease.remote("test-gate", key)).lease_id for _ in range(workers)]
+
+
+async def wait_for_a_waiting_check(pool: Any, *, timeout: float = 60.0) -> None:
+    """Until some caller waits in `pool` for a worker (AssertionError after `timeout` seconds)."""
+    from prover.cluster.proxies import unwrap
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    while unwrap(await pool.stats.remote()).waiting == 0:
+        assert asyncio.get_running_loop().time() < deadline, "no check ever waited for the held workers"
+        await asyncio.sleep(0.02)
+
+
+async def release(pool: Any, lease_ids: list[str]) -> None:
+    for lease_id in lease_ids:
+        await pool.close_lease.remote(lease_id)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from prover.config import LeanConfig
 from prover.lean_env import LeanPool, ReplLauncher, ReplWorker, Scenario, simulated_repl_command
@@ -54,3 +57,31 @@ def make_pool(scenario: Path, **config: Any) -> LeanPool:
 
 def make_worker(scenario: Path, header: str = HEADER, **config: Any) -> ReplWorker:
     return ReplWorker(1, ReplLauncher(argv=simulated_repl_command(scenario)), lean_config(**config), header)
+
+
+def one_answer_repl(tmp_path: Path) -> list[str]:
+    """argv of a stand-in REPL that answers its first request, then exits without reading more.
+
+    It lingers 0.3 s first, so the next request lands in its stdin pipe while it is still alive:
+    like a REPL killed (or dying) right after a reply, which must not be blamed on that request."""
+    script = tmp_path / "one_answer_repl.py"
+    script.write_text(
+        "import sys, time\n"
+        "while sys.stdin.readline().strip():\n"
+        "    pass\n"
+        "sys.stdout.write('{\"env\": 0}\\n\\n')\n"
+        "sys.stdout.flush()\n"
+        "time.sleep(0.3)\n"
+        "sys.exit(1)\n",
+        encoding="utf-8",
+    )
+    return [sys.executable, str(script)]
+
+
+def processes_running(marker: str) -> list[int]:
+    """Live (non-zombie) processes whose command line mentions `marker`."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        if proc.info["status"] != psutil.STATUS_ZOMBIE and marker in " ".join(proc.info["cmdline"] or ()):
+            found.append(proc.pid)
+    return found

@@ -175,6 +175,11 @@ def test_missing_workspace_fails_before_creating_the_run(tmp_path: Path) -> None
     assert not (tmp_path / "run").exists()
     with pytest.raises(WorkspaceError, match="prover setup lean"):
         prover.evaluate(problems(1), config(), out=tmp_path / "run2", progress=False)
+    # an explicit REPL command does not make a missing workspace (its working directory) usable
+    cfg = config(**{"lean.workspace": str(tmp_path / "nowhere"), "lean.repl_cmd": [sys.executable, "-V"]})
+    with pytest.raises(WorkspaceError, match="nowhere does not exist"):
+        prover.evaluate(problems(1), cfg, out=tmp_path / "run3", progress=False)
+    assert not (tmp_path / "run3").exists()
 
 
 def test_checks_in_flight_are_bounded_and_sampling_pauses(tmp_path: Path, monkeypatch) -> None:
@@ -260,3 +265,28 @@ def test_prover_with_real_pool_checker_and_scripted_sampler(tmp_path: Path) -> N
     assert "exact Nat.mul_comm a b" in result.verdict.code
     assert [a.verdict.rule for a in result.attempts] == ["lean_error", "accepted", "lean_error", "lean_error"]
     assert result.attempts[3].duplicate_of == 0
+
+
+def test_ray_runs_show_progress_and_record_counts(tmp_path: Path, monkeypatch, capsys) -> None:
+    """Attempts streaming in from Ray agents feed the same progress line and run counters."""
+    from prover.cluster import driver
+    from prover.types import Attempt, CheckStatus, Verdict
+
+    async def fake_run_on_ray(cfg, todo, done, record, hooks) -> None:
+        for problem in todo:
+            for index in range(4):
+                proved = problem.name != "p2" and index == 1
+                verdict = Verdict(status=CheckStatus.PROVED if proved else CheckStatus.FAILED,
+                                  rule="accepted" if proved else "lean_error")
+                await record(Attempt(problem=problem.name, sample_index=index, proof=f"t{index}", verdict=verdict))
+                assert (0, index) in done(problem)
+
+    monkeypatch.setattr(driver, "run_on_ray", fake_run_on_ray)
+    cfg = config(**{"ray.enabled": True})
+    run = prover.evaluate(problems(3), cfg, out=tmp_path / "run", services=Factory(None, None), progress=True)
+    assert run.new_attempts == 12 and run.summary.solved == 2
+    last_line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "problems 3/3  solved 2  samples 12" in last_line and "checks 12" in last_line
+    events = [json.loads(line) for line in (tmp_path / "run" / "events.jsonl").read_text().splitlines()]
+    pipeline = [e for e in events if e["event"] == "pipeline"][-1]
+    assert (pipeline["samples"], pipeline["problems_done"], pipeline["solved"]) == (12, 3, 2)

@@ -11,8 +11,8 @@ from bfs_helpers import (
     P_LONG,
     P_TACTIC_ONLY,
     P_TRAP,
-    R,
     SUGGESTIONS,
+    R,
     T,
     TableSampler,
     VerdictChecker,
@@ -22,9 +22,15 @@ from bfs_helpers import (
 
 from prover.config import BfsConfig, ProverConfig
 from prover.search.base import StrategyContext
-from prover.search.bfs import BestFirstSearch, BestFirstStrategy, assemble_proof, run_search
+from prover.search.bfs import (
+    BestFirstSearch,
+    BestFirstStrategy,
+    _unproved_verdict,
+    assemble_proof,
+    run_search,
+)
 from prover.search.proof_cache import CacheKey, MemoryProofCache, SqliteProofCache
-from prover.search.tactic_env import PoolTacticEnv
+from prover.search.tactic_env import CallbackTacticEnv, PoolTacticEnv, StepOutcome
 from prover.search.tree import EdgeOutcome, NodeStatus
 from prover.types import Attempt, CheckStatus
 
@@ -93,11 +99,14 @@ async def test_budget_wall_time() -> None:
 
 
 async def test_budget_lean_time() -> None:
-    async with sim_pool("slow.yaml") as pool:
-        result = await run_search(_search(P_LONG, lean_time_budget=0.3), env=PoolTacticEnv(pool),
-                                  sampler=TableSampler(SUGGESTIONS))
+    # Lean time is charged, not slept (0.05 s per call), so the bound does not depend on machine load
+    transitions = {(f"⊢ L{k}", "next"): [f"⊢ L{k + 1}"] for k in range(8)}
+    transitions |= {(f"⊢ L{k}", "side"): [f"⊢ S{k}"] for k in range(8)}
+    env = table_env(["⊢ L0"], transitions)
+    env.seconds_per_call = 0.05
+    result = await run_search(_search(P_LONG, lean_time_budget=0.3), env=env, sampler=TableSampler(SUGGESTIONS))
     assert result.stop_reason == "lean_time_budget"
-    assert 0.3 <= result.lean_seconds < 0.3 + 0.35  # at most one more expansion (2 tactics) past it
+    assert 0.3 <= result.lean_seconds <= 0.3 + 0.1 + 1e-9  # at most one more expansion (2 tactics) past it
 
 
 async def test_survives_a_worker_crash_mid_search() -> None:
@@ -181,9 +190,32 @@ async def test_timeouts_and_crashes_never_make_dead_ends() -> None:
     assert await cache.lookup(CacheKey.of("", ["⊢ P"])) is None
 
 
+async def test_expansions_that_lost_their_state_are_retried_not_counted_as_failures() -> None:
+    lost = {"n": 0}
+
+    def step(goals: str, tactic: str) -> StepOutcome:
+        if lost["n"] < 2:  # the worker loses the state twice, then behaves
+            lost["n"] += 1
+            return StepOutcome(tactic, EdgeOutcome.INFRASTRUCTURE, error="lost the state")
+        return StepOutcome(tactic, EdgeOutcome.PROVED)
+
+    env = CallbackTacticEnv(("⊢ P",), step)
+    result = await run_search(_search(P_ADD), env=env, sampler=TableSampler({"⊢ P": [("done", -0.1)]}))
+    assert result.stop_reason == "proved" and result.lost_expansions == 2
+
+    always_lost = CallbackTacticEnv(("⊢ P",), lambda g, t: StepOutcome(t, EdgeOutcome.INFRASTRUCTURE, error="lost"))
+    result = await run_search(_search(P_ADD), env=always_lost, sampler=TableSampler({"⊢ P": [("done", -0.1)]}))
+    assert result.stop_reason == "exhausted" and result.lost_expansions == 3
+    verdict = _unproved_verdict(result)
+    assert (verdict.status, verdict.rule) == (CheckStatus.ERROR, "search:infrastructure")
+
+
 def test_assemble_proof_indents_multiline_tactics() -> None:
     body = assemble_proof(["intro x", "have h : x = x := by\n  rfl", "exact h"])
     assert body == "\n  intro x\n  have h : x = x := by\n    rfl\n  exact h"
+    # focusing dots and case tags keep their relative indentation, so the blocks still nest
+    body = assemble_proof(["constructor", "· simp", "case right =>\n  intro h\n  exact h"])
+    assert body == "\n  constructor\n  · simp\n  case right =>\n    intro h\n    exact h"
 
 
 # -- the strategy --------------------------------------------------------------------------------
@@ -338,3 +370,88 @@ async def test_a_lost_lease_degrades_to_infrastructure_outcomes_then_recovers() 
         again = await env.apply_many(("rw [Nat.add_zero]",), ["rfl"])
         assert [o.outcome for o in again.outcomes] == [EdgeOutcome.PROVED]
         assert env.stats.rematerialisations >= 1
+
+
+# -- resume: a finished problem needs no services ------------------------------------------------
+
+
+def _attempt(index: int, status: CheckStatus = CheckStatus.FAILED) -> Attempt:
+    return Attempt(problem="t_long", sample_index=index, strategy="bfs",
+                   verdict=VerdictChecker(status, "search:exhausted").verdict)
+
+
+def test_is_complete_once_every_attempt_is_recorded_or_one_proved() -> None:
+    from prover.eval.pipeline import pending_problems
+
+    config = ProverConfig().with_overrides({"whole_proof.passes": 3})
+    strategy = BestFirstStrategy()
+    all_failed = {(0, i): _attempt(i) for i in range(3)}
+    assert strategy.is_complete(P_LONG, config, all_failed)
+    assert not strategy.is_complete(P_LONG, config, {k: v for k, v in all_failed.items() if k != (0, 2)})
+    assert not BestFirstStrategy(passes=4).is_complete(P_LONG, config, all_failed)  # its own --pass
+    proved_one = {(0, 1): _attempt(1, CheckStatus.PROVED)}
+    assert strategy.is_complete(P_LONG, config, proved_one)  # stop_on_first: the rest never run
+    assert not strategy.is_complete(P_LONG, config.with_overrides({"bfs.stop_on_first": False}), proved_one)
+    assert pending_problems([P_LONG, P_ADD], config, strategy, {"t_long": all_failed}) == [P_ADD]
+
+
+async def test_a_complete_problem_touches_no_service() -> None:
+    def no_env(ctx, problem):
+        raise AssertionError("a finished problem must not start Lean")
+
+    sampler = TableSampler(SUGGESTIONS)
+    ctx = _ctx(None, sampler, VerdictChecker(CheckStatus.PROVED, "accepted"), passes=2)
+    done = {(0, i): _attempt(i) for i in range(2)}
+    recorded: list[Attempt] = []
+
+    async def record(attempt: Attempt) -> None:
+        recorded.append(attempt)
+
+    await BestFirstStrategy(env_factory=no_env).prove(P_LONG, ctx, record, done=done)
+    assert recorded == [] and sampler.prompts == []
+
+
+# -- budgets per tactic and cache replays --------------------------------------------------------
+
+
+async def test_a_tactic_waits_at_most_the_lean_timeout_not_the_whole_budget() -> None:
+    env = table_env(["⊢ P"], {("⊢ P", "go"): ["⊢ Q"], ("⊢ Q", "done"): "QED"})
+    timeouts: list[float | None] = []
+    apply_many = env.apply_many
+
+    async def recording(path, tactics, *, timeout=None):
+        timeouts.append(timeout)
+        return await apply_many(path, tactics, timeout=timeout)
+
+    env.apply_many = recording  # type: ignore[method-assign]
+    sampler = TableSampler({"⊢ P": [("go", -0.1)], "⊢ Q": [("done", -0.1)]})
+    ctx = _ctx(None, sampler, VerdictChecker(CheckStatus.PROVED, "accepted"), passes=1, time_budget=600)
+    ctx.config = ctx.config.with_overrides({"lean.timeout": 7.0})
+    attempt = await BestFirstStrategy(env_factory=lambda c, p: env).run_attempt(P_ADD, ctx, 0)
+    assert attempt.verdict.proved
+    assert len(timeouts) == 2 and all(t is not None and t <= 7.0 for t in timeouts)
+
+
+async def test_a_cached_script_that_makes_no_progress_is_stale_not_a_crash() -> None:
+    transitions = {("⊢ P", "noop"): ["⊢ P"], ("⊢ P", "done"): "QED"}
+    cache = MemoryProofCache()
+    await cache.publish_proof(CacheKey.of("", ["⊢ P"]), ["noop", "done"])  # Lean accepts each step
+    result = await run_search(_search(P_ADD), env=table_env(["⊢ P"], transitions),
+                              sampler=TableSampler({"⊢ P": [("done", -0.1)]}), cache=cache)
+    assert result.proved and result.tactics == ["done"]
+    assert result.cache_stale == 1 and result.cache_proof_hits == 0
+    assert (await cache.lookup(CacheKey.of("", ["⊢ P"]))).tactics == ("done",)  # retracted, replaced
+
+
+async def test_a_proof_the_checker_refuses_leaves_the_cache() -> None:
+    from prover.lean_env.checker import ProofChecker
+
+    cache = MemoryProofCache()
+    async with sim_pool() as pool:
+        ctx = _ctx(pool, TableSampler(SUGGESTIONS), None, passes=2, cache=cache)
+        ctx.checker = ProofChecker(pool, ctx.config.checker)
+        recorded = await _prove(P_TACTIC_ONLY, ctx, BestFirstStrategy(parallel_attempts=1))
+    assert [a.verdict.rule for a in recorded] == ["lean_error"] * 2
+    # the second attempt searched for itself instead of replaying the refused script
+    assert [(a.extra["expansions"], a.extra["cache_proof_hits"]) for a in recorded] == [(1, 0), (1, 0)]
+    assert await cache.lookup(CacheKey.of("", ["⊢ M"])) is None

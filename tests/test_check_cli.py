@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from checker_helpers import PROBLEM, SCENARIO, problem_line
+
 from prover import cli
 from prover.lean_env import commands
 from prover.lean_env.simulated_repl import simulated_repl_command
@@ -26,7 +27,7 @@ GEO = Problem(
 def _run(args: list[str], stdin: str | None = None, *, env: dict[str, str] | None = None,
          timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "prover.cli", *args],
+        [sys.executable, "-m", "prover.cli", *args], check=False,
         input=stdin, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
     )
 

@@ -12,8 +12,16 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from checker_helpers import (
+    HEADER,
+    PROBLEM,
+    STATEMENT,
+    ScriptedPool,
+    error,
+    info,
+    lean_config,
+)
 
-from checker_helpers import HEADER, PROBLEM, STATEMENT, ScriptedPool, error, info, lean_config
 from prover.config import CheckerConfig
 from prover.lean_env.checker import ProofChecker
 from prover.lean_env.pool import LeanPool
@@ -206,6 +214,7 @@ SOURCE_LEVEL = {
     "message hiding": ("#guard_msgs in\nexample : True := trivial\n", "guard_msgs"),
     "stop elaboration": ("#exit\n", "exit"),
     "meta code": ("def pwn : MetaM Unit := pure ()\n", "metaprogram"),
+    "string Lean may interpolate": ('def msg (x : ℕ) := toString "x = {x}"\n', "interpolation"),
 }
 
 
@@ -370,3 +379,57 @@ async def test_empty_header_core_problem(pool: LeanPool, datasets_dir: Path) -> 
     assert verdict.messages[0].pos.line >= 1
     accepted = await ProofChecker(pool, CheckerConfig()).check(problem, "\n  nlinarith [h₀, h₁, h₂]")
     assert accepted.rule == "accepted", accepted.detail
+
+
+@pytest.mark.parametrize("printed", ["«Classical.choice»", "«propext, Quot.sound»", "Classical.«choice»"])
+async def test_quoted_axiom_names_are_not_the_standard_axioms(printed: str) -> None:
+    # `axiom «Classical.choice» : False` is a new one-component name, printed with its quotes
+    axioms = [info(4, f"'mathd_t' depends on axioms: [propext, {printed}]")]
+    verdict = await ProofChecker(_scripted("same", "same", axioms), CheckerConfig()).check(PROBLEM, "\n  positivity")
+    assert (verdict.status, verdict.rule) == (CheckStatus.REJECTED, "axioms"), verdict.detail
+    assert printed.split(",")[-1].strip() in verdict.detail
+
+
+def _header_axiom_pool(header_reply: dict) -> ScriptedPool:
+    """The model's theorem depends on `sqrt_cheat`; `header_reply` answers the header-env query."""
+    def answer(cmd: str, env: int | None) -> dict:
+        if cmd.startswith("set_option pp.all"):
+            return {"env": 3, "messages": [info(2, "same"), info(4, "'mathd_t' depends on axioms: [propext, sqrt_cheat]")]}
+        if "#check" in cmd:
+            return {"env": 2, "messages": [info(STATEMENT.count("\n") + 4, "same")]}
+        if cmd.startswith("#print axioms sqrt_cheat"):
+            return header_reply
+        return {"env": 1}
+
+    return ScriptedPool(answer)
+
+
+@pytest.mark.parametrize(
+    ("header_reply", "rule"),
+    [
+        # real Lean resolves the name through the header's `open Real`: a different constant
+        ({"env": 4, "messages": [info(1, "'Real.sqrt_cheat' depends on axioms: [propext]")]}, "axioms"),
+        # the header has a theorem of that name, not an axiom
+        ({"env": 4, "messages": [info(1, "'sqrt_cheat' depends on axioms: [propext]")]}, "axioms"),
+        ({"env": 4, "messages": [error(1, "unknown constant 'sqrt_cheat'")]}, "axioms"),
+        ({"env": 4, "messages": [info(1, "'sqrt_cheat' depends on axioms: [sqrt_cheat]")]}, "accepted"),
+    ],
+)
+async def test_header_axioms_must_be_that_exact_axiom(header_reply: dict, rule: str) -> None:
+    pool = _header_axiom_pool(header_reply)
+    verdict = await ProofChecker(pool, CheckerConfig(allow_header_axioms=True)).check(PROBLEM, "\n  positivity")
+    assert verdict.rule == rule, verdict.detail
+
+
+async def test_cache_never_serves_another_repls_verdict() -> None:
+    """A verdict from one REPL (e.g. the simulated one via --repl-cmd) on the same workspace and
+    Lean version is not an answer for another REPL."""
+    cache = VerdictCache(":memory:")
+    lenient = _scripted("same", "same", STANDARD)
+    strict = _scripted("same", "same", [info(4, "'mathd_t' depends on axioms: [sorryAx]")])
+    strict.config = strict.config.model_copy(update={"repl_cmd": ["lake", "env", "repl"]})
+    assert (await ProofChecker(lenient, CheckerConfig(), cache=cache).check(PROBLEM, "\n  positivity")).proved
+    verdict = await ProofChecker(strict, CheckerConfig(), cache=cache).check(PROBLEM, "\n  positivity")
+    assert not verdict.cached and verdict.rule == "axioms"
+    again = await ProofChecker(lenient, CheckerConfig(), cache=cache).check(PROBLEM, "\n  positivity")
+    assert again.cached and again.proved

@@ -8,9 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cluster_helpers import FakeActor, make_problem
 from ray.exceptions import ActorDiedError, ActorUnavailableError
 
-from prover.cluster.driver import AgentLost, failure_to_exception, pool_workers_for_node, schedule
+from prover.cluster.driver import (
+    AgentLost,
+    failure_to_exception,
+    pool_workers_for_node,
+    schedule,
+)
 from prover.cluster.local_ray import init_local_ray
 from prover.cluster.proxies import (
     ActorSet,
@@ -24,7 +30,6 @@ from prover.cluster.proxies import (
 from prover.config import ProverConfig
 from prover.errors import PoolClosed, ReplCrashed, RunError, SamplerUnavailable
 from prover.types import CheckStatus, Completion, GenRequest, GenResult, Verdict
-from cluster_helpers import FakeActor, make_problem
 
 # ---------------------------------------------------------------------------------------------
 # Typed payloads
@@ -152,7 +157,12 @@ async def test_checker_proxy_fails_over_and_names_the_end() -> None:
 def test_handles_from_an_earlier_pool_actor_life_are_stale() -> None:
     from prover.cluster.actors import HandleScope
     from prover.errors import StaleHandleError
-    from prover.lean_env.results import OutcomeKind, ProofStateHandle, ReplResult, WorkerRef
+    from prover.lean_env.results import (
+        OutcomeKind,
+        ProofStateHandle,
+        ReplResult,
+        WorkerRef,
+    )
 
     before, after = HandleScope(7), HandleScope(8)  # the same actor before and after a restart
     raw = ProofStateHandle(worker=WorkerRef(worker_id=0, generation=2), proof_state=5)
@@ -169,21 +179,55 @@ async def test_pool_proxy_lease_maps_actor_death_to_stale_handle_and_closes_leas
     from prover.errors import StaleHandleError
 
     closed: list[str] = []
+    opened = iter(range(1, 10))
 
     async def pool(method: str, *args: Any, **kwargs: Any) -> Reply:
         if method == "open_lease":
-            return Reply(value=LeaseInfo(lease_id="1-1", worker="w0"))
+            return Reply(value=LeaseInfo(lease_id=f"1-{next(opened)}", worker="w0"))
         if method == "close_lease":
             closed.append(args[0])
             return Reply(value=None)
         raise ActorDiedError()
 
     proxy = RayPoolProxy(ActorSet([FakeActor(pool)]), key_template=None, owner="agent-0")
-    with pytest.raises(StaleHandleError, match="died while holding lease 1-1"):
+    with pytest.raises(StaleHandleError, match="lost lease 1-2"):
         async with proxy.lease("key") as lease:
             assert lease.worker == "w0"
-            await lease.tactic("state", "simp")
-    assert closed == ["1-1"]
+            await lease.tactic("state", "simp")  # dies, re-leases once, dies again
+    await asyncio.sleep(0)  # the best-effort close of the first lease
+    assert sorted(closed) == ["1-1", "1-2"]
+
+
+async def test_pool_proxy_lease_outlives_a_pool_actor_restart_like_an_in_process_lease() -> None:
+    """A restarted pool actor no longer holds the lease: the next call takes a new lease, `worker`
+    changes (so the search knows its handles are stale), and the new lease is the one closed."""
+    from prover.cluster.proxies import LeaseInfo, RayPoolProxy
+
+    closed: list[str] = []
+    life = {"n": 1}
+    seen: list[tuple[str, Any]] = []
+
+    async def pool(method: str, *args: Any, **kwargs: Any) -> Reply:
+        if method == "open_lease":
+            return Reply(value=LeaseInfo(lease_id=f"{life['n']}-1", worker=f"w0@{life['n']}"))
+        if method == "close_lease":
+            closed.append(args[0])
+            return Reply(value=None)
+        lease_id = args[0]
+        if not lease_id.startswith(f"{life['n']}-"):
+            return Reply(failure=RemoteFailure(error_type="LeaseNotOpen", message=f"lease {lease_id} is not open here"))
+        seen.append((method, args[1:]))
+        return Reply(value="ok")
+
+    proxy = RayPoolProxy(ActorSet([FakeActor(pool)]), key_template=None, owner="agent-0")
+    async with proxy.lease("key") as lease:
+        assert await lease.command("theorem t : True := by sorry") == "ok"
+        life["n"] = 2  # the actor restarted: its leases are gone
+        assert await lease.command("theorem t : True := by sorry") == "ok"
+        assert lease.worker == "w0@2" and lease.lease_id == "2-1"
+    await asyncio.sleep(0)
+    assert sorted(closed) == ["1-1", "2-1"]
+    assert [m for m, _ in seen] == ["lease_command", "lease_command"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -347,7 +391,18 @@ def test_ray_eval_matches_in_process_run(ray_cluster: Any, tmp_path: Path) -> No
 def test_killing_an_agent_and_a_lean_pool_mid_run_records_every_attempt_once(
     ray_cluster: Any, tmp_path: Path, caplog: Any
 ) -> None:
-    from cluster_helpers import make_problem
+    """Kills land while work is provably in flight, not at a point of the driver's recording.
+
+    The driver records (fsync, batched) behind the agents, so "the driver saw attempt n" does not
+    mean an agent is still busy: an agent may already have streamed its whole problem and a kill
+    then interrupts nothing. Here the pool's workers are held until a check waits for one, so the
+    agents are stuck mid-problem when they die, and the pool dies with a check queued in it."""
+    from cluster_helpers import (
+        hold_every_worker,
+        make_problem,
+        release,
+        wait_for_a_waiting_check,
+    )
 
     from prover.cluster.driver import RunHooks, run_eval_on_ray
 
@@ -356,19 +411,37 @@ def test_killing_an_agent_and_a_lean_pool_mid_run_records_every_attempt_once(
     seen: list[str] = []
     killed: list[str] = []
 
-    def on_attempt(attempt: Any) -> None:
+    async def kill_agents_mid_problem() -> None:
+        pool = handles["h"].pools[0]
+        held = await hold_every_worker(pool, handles["h"].pool_workers[0])
+        try:
+            await wait_for_a_waiting_check(pool)
+            for agent in handles["h"].agents:  # whichever agent waits is killed mid-problem
+                ray_cluster.kill(agent, no_restart=False)
+            killed.append("agents")
+            while "re-queueing" not in caplog.text:  # the driver saw the loss: let work go on
+                await asyncio.sleep(0.02)
+        finally:
+            await release(pool, held)
+
+    def on_cluster(h: Any) -> None:
+        handles["h"] = h
+        handles["task"] = asyncio.get_running_loop().create_task(kill_agents_mid_problem())
+
+    async def on_attempt(attempt: Any) -> None:
         seen.append(attempt.problem)
-        if len(seen) == 2:
-            ray_cluster.kill(handles["h"].agents[0], no_restart=False)
-            killed.append("agent")
-        elif len(seen) == 9:
-            ray_cluster.kill(handles["h"].pools[0], no_restart=False)
+        if len(seen) == 9:
+            pool = handles["h"].pools[0]
+            await hold_every_worker(pool, handles["h"].pool_workers[0])  # die with the pool
+            await wait_for_a_waiting_check(pool)
+            ray_cluster.kill(pool, no_restart=False)
             killed.append("pool")
 
-    hooks = RunHooks(on_cluster=lambda h: handles.__setitem__("h", h), on_attempt=on_attempt)
+    hooks = RunHooks(on_cluster=on_cluster, on_attempt=on_attempt)
     summary = run_eval_on_ray(config, [make_problem(n) for n in NAMES], tmp_path / "run", hooks=hooks)
-    assert killed == ["agent", "pool"]
-    assert "re-queueing" in caplog.text  # the killed agent's problems went to another try
+    assert handles["task"].done() and handles["task"].exception() is None
+    assert killed == ["agents", "pool"]
+    assert "re-queueing" in caplog.text  # the killed agents' problems went to another try
     keys = _keys(tmp_path / "run")
     assert len(keys) == len(set(keys)), "an attempt was recorded twice"
     assert sorted(keys) == EXPECTED_KEYS

@@ -10,10 +10,15 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from cluster_helpers import bfs_problem, bfs_world, make_problem, sim_config, whole_proof_world
+from cluster_helpers import (
+    bfs_problem,
+    bfs_world,
+    make_problem,
+    sim_config,
+    whole_proof_world,
+)
 
 import prover.cluster.collect as collect_module
-from prover.cluster.local_ray import init_local_ray
 from prover.cli import main
 from prover.cluster.collect import (
     CollectConfig,
@@ -26,6 +31,7 @@ from prover.cluster.collect import (
     load_collect_config,
     tactic_perplexity,
 )
+from prover.cluster.local_ray import init_local_ray
 from prover.errors import ConfigError, RunError
 
 # ---------------------------------------------------------------------------------------------
@@ -175,7 +181,7 @@ def test_prover_collect_bfs_rows_match_the_search_trees(tmp_path: Path, monkeypa
 
     rows = _shard_rows(out, "steps")
     expected = [r.model_dump() for t in trees for r in t.step_records()]
-    key = lambda r: json.dumps(r, sort_keys=True)  # noqa: E731
+    key = lambda r: json.dumps(r, sort_keys=True)
     assert sorted(map(key, rows)) == sorted(map(key, expected))
     assert len(trees) == 2 * len(BFS_NAMES) and {t.problem for t in trees} == set(BFS_NAMES)
     # the proof path of every proved problem is intro x -> simp, a chain of states

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,37 @@ def test_theorem_name_comes_from_the_statement_not_the_problem_name() -> None:
     assert definition.theorem_name == "foo_bar"
     with pytest.raises(ValueError, match="'nameless'"):
         Problem(name="nameless", formal_statement=":= by").theorem_name
+
+
+def test_invalid_user_config_is_named_in_the_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bad value in the file `prover setup lean` wrote must point at that file, not at 'defaults'."""
+    monkeypatch.setenv("PROVER_CONFIG_HOME", str(tmp_path / "home"))
+    user_file = user_config_path()
+    user_file.parent.mkdir(parents=True)
+    user_file.write_text("[lean]\nworkers = 0\n")
+    with pytest.raises(ConfigError, match=re.escape(str(user_file))):
+        ProverConfig.load()
+    (tmp_path / "run.yaml").write_text("lean:\n  timeout: 5\n")
+    with pytest.raises(ConfigError, match=re.escape(f"{user_file} + {tmp_path / 'run.yaml'}")):
+        ProverConfig.load(tmp_path / "run.yaml")
+
+
+def test_another_workspace_does_not_inherit_the_recorded_repl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`prover setup lean` records workspace + REPL command + Lean version together; naming a
+    different workspace (flag or config file) must not run the first workspace's REPL binary."""
+    monkeypatch.setenv("PROVER_CONFIG_HOME", str(tmp_path / "home"))
+    user_file = user_config_path()
+    user_file.parent.mkdir(parents=True)
+    user_file.write_text(
+        '[lean]\nworkspace = "/ws/a"\nrepl_cmd = ["lake", "env", "/ws/a/repl"]\nlean_version = "v4.15.0"\nworkers = 2\n'
+    )
+    recorded = ProverConfig.load()
+    assert recorded.lean.repl_cmd == ["lake", "env", "/ws/a/repl"]
+    assert recorded.with_overrides({"lean.workspace": "/ws/a"}).lean == recorded.lean  # same workspace: kept
+    moved = recorded.with_overrides({"lean.workspace": "/ws/b"}).lean
+    assert (moved.workspace, moved.repl_cmd, moved.lean_version, moved.workers) == (Path("/ws/b"), None, "", 2)
+    both = recorded.with_overrides({"lean.workspace": "/ws/b", "lean.repl_cmd": ["my-repl"]}).lean
+    assert both.repl_cmd == ["my-repl"]
+    (tmp_path / "run.yaml").write_text("lean:\n  workspace: /ws/c\n")
+    from_file = ProverConfig.load(tmp_path / "run.yaml").lean
+    assert (from_file.workspace, from_file.repl_cmd, from_file.lean_version) == (Path("/ws/c"), None, "")

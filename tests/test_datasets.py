@@ -389,3 +389,34 @@ def test_lean_parser_round_trips_real_statements(benchmark: str) -> None:
         assert parsed.informal_statement == "informal"
         checked += 1
     assert checked > 100
+
+
+def test_downloads_fetch_the_pinned_public_sources(tmp_path: Path) -> None:
+    """The exact raw URLs (repository, commit, path) named in ../shared/datasets/README.md."""
+    requested: list[str] = []
+    rows = _jsonl([DSV15_MINIF2F[0], dict(DSV15_MINIF2F[1], split="test")])
+    goedel = _jsonl([{"name": "amc12a_2015_p10", "formal_statement": HEADER + DSV15_MINIF2F[1]["formal_statement"]}])
+
+    def fetch(url: str) -> bytes:
+        requested.append(url)
+        return goedel if "Goedel" in url else rows
+
+    dl.download_minif2f(tmp_path, fetch)
+    raw = "https://raw.githubusercontent.com"
+    assert requested == [
+        f"{raw}/deepseek-ai/DeepSeek-Prover-V1.5/2c4ba9119eef74d0d611f494261b2c5bae98c69a/datasets/minif2f.jsonl",
+        f"{raw}/Goedel-LM/Goedel-Prover-V2/2e9036e118464aa96a8bebaf9f5b9d091aa3585c/dataset/minif2f.jsonl",
+    ]
+    requested.clear()
+    with pytest.raises(DataError):  # the minif2f rows are no ProofNet rows; only the URLs matter here
+        dl.download_proofnet(tmp_path, fetch)
+    assert requested == [
+        f"{raw}/deepseek-ai/DeepSeek-Prover-V1.5/2c4ba9119eef74d0d611f494261b2c5bae98c69a/datasets/proofnet.jsonl",
+        f"{raw}/zhangir-azerbayev/ProofNet/509ad79710ed4f46ff5c282ed5640c1aa9ac3f30/benchmark/valid.jsonl",
+        f"{raw}/zhangir-azerbayev/ProofNet/509ad79710ed4f46ff5c282ed5640c1aa9ac3f30/benchmark/test.jsonl",
+    ]
+
+
+def test_a_download_that_is_not_text_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"datasets/minif2f.jsonl: not UTF-8 text"):
+        dl.download_minif2f(tmp_path, lambda url: b"\x1f\x8b\x08\x00 gzip, not jsonl \xff")

@@ -46,6 +46,19 @@ def test_existing_run_without_resume_is_refused(tmp_path: Path) -> None:
         ResultsStore.open(other, info())
 
 
+def test_run_killed_while_creating_run_json_can_start_again(tmp_path: Path) -> None:
+    """SIGKILL between writing run.json.tmp and renaming it leaves only the temp file behind."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / (RUN_FILE + ".tmp")).write_text('{"benchmark": "minif2')
+    for resume in (True, False):
+        with ResultsStore.open(run, info(), resume=resume) as store:
+            assert store.append(attempt("p0", 0))
+        (run / RUN_FILE).rename(run / (RUN_FILE + ".tmp"))
+        (run / ATTEMPTS_FILE).unlink()
+        (run / "events.jsonl").unlink()
+
+
 def test_resume_reads_attempts_and_done_map(tmp_path: Path) -> None:
     run = tmp_path / "run"
     with ResultsStore.open(run, info(rounds=1)) as store:
@@ -119,6 +132,9 @@ def test_corrupt_middle_line_is_an_error(tmp_path: Path) -> None:
         ({"sampler.model": "other/model"}, "model"),
         ({"eval.benchmark": "proofnet"}, "benchmark"),
         ({"eval.strategy": "bfs"}, "strategy"),
+        ({"sampler.temperature": 0.6}, "sampler.temperature"),
+        ({"sampler.prompt_format": "kimina"}, "sampler.prompt_format"),
+        ({"checker.allow_native_decide": True}, "checker"),
     ],
 )
 def test_resume_with_result_changing_settings_is_refused(tmp_path: Path, changed: dict, field: str) -> None:
@@ -133,6 +149,14 @@ def test_resume_with_result_changing_settings_is_refused(tmp_path: Path, changed
             overrides[key] = value
     with pytest.raises(RunError, match=f"cannot resume {run}.*{field}: recorded"):
         ResultsStore.open(run, info(**kwargs, **overrides), resume=True)
+
+
+def test_resume_with_other_infrastructure_is_allowed(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    ResultsStore.open(run, info()).close()
+    other = {"sampler.backend": "openai", "lean.workers": 7, "lean.timeout": 5.0, "sampler.max_retries": 1}
+    ResultsStore.open(run, info(**other), resume=True).close()
+    assert read_run_info(run).config["lean"]["workers"] == 7
 
 
 def test_resume_with_more_problems_extends_the_list(tmp_path: Path) -> None:
@@ -181,3 +205,11 @@ def test_sigkill_loses_at_most_in_flight_attempts(tmp_path: Path) -> None:
         assert 20 < len(indices) < 10000  # killed mid-run
         assert indices == list(range(len(indices)))  # a prefix: nothing lost but the tail
         assert store.append(attempt("p0", len(indices)))
+
+
+def test_lean_version_falls_back_to_the_workspace_toolchain(tmp_path: Path) -> None:
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "ws" / "lean-toolchain").write_text("leanprover/lean4:v4.15.0\n")
+    assert info(**{"lean.workspace": str(tmp_path / "ws")}).lean_version == "v4.15.0"
+    assert info(**{"lean.workspace": str(tmp_path / "ws"), "lean.lean_version": "v4.9.0"}).lean_version == "v4.9.0"
+    assert info(**{"lean.workspace": str(tmp_path / "missing")}).lean_version is None

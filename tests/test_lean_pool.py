@@ -12,8 +12,8 @@ import time
 import pytest
 
 from prover.errors import PoolClosed, PoolOverloaded
-from prover.lean_env import OutcomeKind
-from lean_pool_helpers import FOO, HEADER, make_pool, write_scenario
+from prover.lean_env import OutcomeKind, ReplLauncher
+from lean_pool_helpers import FOO, HEADER, make_pool, processes_running, write_scenario
 
 FAULTS = {"crash_on": ["CRASH"], "hang_on": ["HANG"], "garbage_on": ["GARBAGE"], "oom_on": ["OOM"]}
 EXPECTED = {
@@ -36,7 +36,8 @@ async def test_random_fault_storm_every_request_answered_exactly_once(tmp_path):
     rng = random.Random(7)
     bodies = rng.choices(list(EXPECTED), weights=[6, 2, 2, 1, 1, 1, 1], k=50)
     answers: dict[int, list[OutcomeKind]] = {i: [] for i in range(50)}
-    async with make_pool(write_scenario(tmp_path, faults=FAULTS), workers=4, timeout=1.0, memory_limit_mb=512) as pool:
+    # timeout 2 s: OOM (~0.3 s alone) must not turn into a timeout on a loaded machine
+    async with make_pool(write_scenario(tmp_path, faults=FAULTS), workers=4, timeout=2.0, memory_limit_mb=512) as pool:
 
         async def one(i: int) -> None:
             _, result = await _check(pool, body=bodies[i])
@@ -93,7 +94,7 @@ async def test_affinity_waits_for_its_worker(tmp_path):
         assert await task == first and order == ["released", "pinned"]
         # affinity to a dead generation falls back to any worker
         stale = first.model_copy(update={"generation": first.generation + 5})
-        ref, result = await _check(pool, affinity=stale)
+        _, result = await _check(pool, affinity=stale)
         assert result.kind is OutcomeKind.OK
 
 
@@ -194,3 +195,70 @@ async def test_worker_dying_while_idle_is_restarted_on_lease(tmp_path):
         again, result = await _check(pool, affinity=first)
         assert result.kind is OutcomeKind.OK and again.generation == first.generation + 1
         assert pool.stats().restarts == 1
+
+
+async def test_max_uses_counts_requests_not_leases(tmp_path):
+    """REPL state grows per request: one long lease (a search) wears a worker out too."""
+    async with make_pool(write_scenario(tmp_path), workers=1, max_uses=3) as pool:
+        async with pool.lease(pool.env_key(HEADER)) as w:
+            first = w.worker
+            for _ in range(4):
+                assert (await w.command(FOO + "simp")).kind is OutcomeKind.OK
+        again, _ = await _check(pool)
+        assert again.generation == first.generation + 1 and pool.stats().recycles == 1
+
+
+async def test_lease_used_after_close_raises_pool_closed(tmp_path):
+    async with make_pool(write_scenario(tmp_path), workers=1) as pool:
+        async with pool.lease(pool.env_key(HEADER)) as w:
+            await pool.close()
+            with pytest.raises(PoolClosed):
+                await w.command(FOO + "simp")
+        assert pool.stats().restarts == 0
+
+
+async def test_failed_revive_is_counted_as_infrastructure(tmp_path):
+    async with make_pool(write_scenario(tmp_path), workers=1) as pool:
+        async with pool.lease(pool.env_key(HEADER)) as w:
+            worker = pool._slots[w.worker.worker_id].worker
+            await worker.kill()
+            worker.launcher = ReplLauncher(argv=[str(tmp_path / "no-such-repl")])
+            result = await w.command(FOO + "simp")
+            assert result.kind is OutcomeKind.INFRASTRUCTURE and "cannot restart" in result.detail
+        stats = pool.stats()
+        assert (stats.infra_failures, stats.requests) == (1, 0)
+
+
+async def test_close_leaves_no_repl_process(tmp_path):
+    """Busy, hung, restarting (recycled) and evicted workers: close() kills every one of them."""
+    scenario = write_scenario(tmp_path, faults=FAULTS, import_latency=0.3)
+    pool = make_pool(scenario, workers=2, max_uses=1, timeout=30)
+    await _check(pool, "import A")  # released -> recycled in the background (slow import)
+    hung = asyncio.create_task(_check(pool, "import B", body="HANG"))
+    await asyncio.sleep(0.8)
+    evicting = asyncio.create_task(_check(pool, "import C"))  # evicts A, starts C
+    await asyncio.sleep(0.1)
+    assert len(processes_running(str(scenario))) >= 2
+    await pool.close()
+    for task in (hung, evicting):
+        with pytest.raises(PoolClosed):
+            await task
+    deadline = time.monotonic() + 5
+    while processes_running(str(scenario)) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert not processes_running(str(scenario))
+
+
+async def test_cancel_while_the_header_elaborates_leaks_no_worker(tmp_path):
+    scenario = write_scenario(tmp_path, import_latency=5.0)
+    async with make_pool(scenario, workers=1, header_timeout=30) as pool:
+        starting = asyncio.create_task(_check(pool))
+        await asyncio.sleep(0.5)
+        starting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await starting
+        assert pool.stats().workers == 0 and pool.stats().busy == 0  # the slot was freed
+        deadline = time.monotonic() + 5
+        while processes_running(str(scenario)) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert not processes_running(str(scenario))

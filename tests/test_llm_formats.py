@@ -82,9 +82,12 @@ def test_unknown_format_name_is_a_config_error() -> None:
 def test_deepseek_v15_prompt_is_a_code_prefix_ending_in_the_statement() -> None:
     request = get_format("deepseek-v1.5").whole_proof_request(PROBLEM)
     assert request.messages is None
-    assert request.prompt.startswith("Complete the following Lean 4 code:\n\n```lean4\nimport Mathlib\n")
-    assert request.prompt.endswith(STATEMENT)
-    assert f"/-- {PROBLEM.informal_statement} -/\ntheorem mathd_algebra_478" in request.prompt
+    # DS-V1.5's non_cot_prompt over its dataset: `informal_prefix` is "/-- text-/\n" and the
+    # statement ends with ":= by\n", so the model starts the proof on a fresh line.
+    assert request.prompt == (
+        f"Complete the following Lean 4 code:\n\n```lean4\n{HEADER}"
+        f"/-- {PROBLEM.informal_statement}-/\n{STATEMENT}\n"
+    )
     assert request.stop == ("```",)
 
 
@@ -95,7 +98,8 @@ def test_deepseek_v2_and_goedel_prompt_is_the_model_card_prompt() -> None:
         (user,) = request.messages
         assert user.role == "user"
         assert user.content.startswith("Complete the following Lean 4 code:\n\n```lean4\nimport Mathlib")
-        assert f"{STATEMENT} sorry\n```" in user.content
+        # Goedel's dataset `lean4_code`: header, informal doc comment, statement closed by sorry.
+        assert f"{HEADER}/-- {PROBLEM.informal_statement}-/\n{STATEMENT} sorry\n```" in user.content
         assert "provide a detailed proof plan" in user.content
 
 
@@ -103,14 +107,21 @@ def test_kimina_prompt_has_system_problem_and_statement_block() -> None:
     system, user = get_format("kimina").whole_proof_request(PROBLEM).messages
     assert (system.role, system.content) == ("system", "You are an expert in mathematics and Lean 4.")
     assert user.content.startswith("Think about and solve the following problem step by step in Lean 4.")
-    assert f"# Problem: {PROBLEM.informal_statement}" in user.content
-    assert user.content.endswith(f"# Formal statement:\n```lean4\n{HEADER}{STATEMENT}\n```\n")
+    assert f"\n# Problem:{PROBLEM.informal_statement}\n" in user.content  # no space: model card
+    assert user.content.endswith(
+        f"# Formal statement:\n```lean4\n{HEADER}/-- {PROBLEM.informal_statement}-/\n{STATEMENT}\n```\n"
+    )
 
 
 def test_prompts_without_informal_statement_or_header() -> None:
     bare = Problem(name="t", formal_statement="theorem t : 1 + 1 = 2 := by")
     v15 = get_format("deepseek-v1.5").whole_proof_request(bare).prompt
-    assert v15 == "Complete the following Lean 4 code:\n\n```lean4\ntheorem t : 1 + 1 = 2 := by"
+    assert v15 == "Complete the following Lean 4 code:\n\n```lean4\ntheorem t : 1 + 1 = 2 := by\n"
+    ending = Problem(name="t", formal_statement="theorem t : 1 + 1 = 2 := by\n")
+    assert get_format("deepseek-v1.5").whole_proof_request(ending).prompt == v15  # no second newline
+    assert get_format("deepseek-v1.5").extract_proof(ending, "  norm_num") == "  norm_num"
+    dsv2_user = get_format("deepseek-v2").whole_proof_request(bare).messages[0].content
+    assert "```lean4\ntheorem t : 1 + 1 = 2 := by sorry\n```" in dsv2_user
     kimina_user = get_format("kimina").whole_proof_request(bare).messages[1].content
     assert "# Problem" not in kimina_user
     assert "```lean4\ntheorem t : 1 + 1 = 2 := by\n```" in kimina_user
@@ -123,21 +134,28 @@ def test_bfs_tactic_prompt_is_state_then_triple_colon() -> None:
     assert request.messages is None
 
 
+@pytest.mark.parametrize("name", FORMAT_NAMES)
+def test_tactic_requests_ask_for_logprobs(name: str) -> None:
+    # Best-first search ranks tactics by log-prob; an OpenAI-compatible server sends none unless asked.
+    assert get_format(name).tactic_request("⊢ True").logprobs is True
+
+
 # ---------------------------------------------------------------------------------------------
 # Extraction: DeepSeek-Prover-V1.5 (code completion)
 # ---------------------------------------------------------------------------------------------
 
 
 def test_deepseek_v15_takes_the_continuation_up_to_the_fence() -> None:
-    completion = "\n  rw [h₂, h₃] at h₁\n  norm_num [h₁]\n```\n\nThe proof substitutes and computes."
+    completion = "  rw [h₂, h₃] at h₁\n  norm_num [h₁]\n```\n\nThe proof substitutes and computes."
     body = get_format("deepseek-v1.5").extract_proof(PROBLEM, completion)
+    # the prompt's newline after `:= by` is put back: the body must not start on the `by` line
     assert body == "\n  rw [h₂, h₃] at h₁\n  norm_num [h₁]"
 
 
 def test_deepseek_v15_truncated_continuation_and_empty_one() -> None:
     fmt = get_format("deepseek-v1.5")
-    truncated = "\n  have h : v = 1 / 3 * (30 * (13 / 2)) := by\n    rw [h₁, h₂"
-    assert fmt.extract_proof(PROBLEM, truncated) == truncated
+    truncated = "  have h : v = 1 / 3 * (30 * (13 / 2)) := by\n    rw [h₁, h₂"
+    assert fmt.extract_proof(PROBLEM, truncated) == "\n" + truncated
     assert fmt.extract_proof(PROBLEM, "<|end▁of▁sentence|>") is None
     assert fmt.extract_proof(PROBLEM, "\n```") is None
 
@@ -345,7 +363,7 @@ def test_goedel_self_correction_replays_chat_and_marks_errors() -> None:
     assert roles == ["user", "assistant", "user"]
     assert request.messages[1].content == "first answer"
     turn = request.messages[2].content
-    assert turn.startswith("The proof (Round 1) is not correct.")
+    assert turn.startswith("The proof (Round 0) is not correct.")  # Goedel: round of the failed proof
     assert "<error></error>" in turn
     # errors in source order: the unsolved-goals error (earlier line) first, with its goal text
     assert turn.index("Error 1") < turn.index("unsolved goals") < turn.index("Error 2") < turn.index("linarith failed")
@@ -372,7 +390,8 @@ def test_two_rounds_give_two_assistant_turns_with_round_numbers() -> None:
     request = fmt.whole_proof_request(PROBLEM, [_feedback(LINARITH, completion="a1"), _feedback(UNSOLVED, completion="a2")])
     assert [m.role for m in request.messages] == ["user", "assistant", "user", "assistant", "user"]
     assert [m.content for m in request.messages if m.role == "assistant"] == ["a1", "a2"]
-    assert "(Round 2)" in request.messages[-1].content
+    assert "(Round 0)" in request.messages[2].content
+    assert "(Round 1)" in request.messages[-1].content
 
 
 def test_kimina_error_fix_turn_has_goals_message_and_numbered_snippet() -> None:
@@ -430,7 +449,7 @@ def test_every_format_builds_requests_for_real_benchmark_problems(datasets_dir: 
             # A well-formed answer of the family is extracted back to code declaring the theorem.
             answer = f"```lean4\n{problem.header}{problem.formal_statement}\n  sorry\n```"
             if name == "deepseek-v1.5":
-                assert fmt.extract_proof(problem, "\n  sorry\n```") == "\n  sorry"
+                assert fmt.extract_proof(problem, "  sorry\n```") == "\n  sorry"
             else:
                 extracted = fmt.extract_proof(problem, answer)
                 assert extracted is not None and problem.theorem_name in extracted

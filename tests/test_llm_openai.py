@@ -331,6 +331,30 @@ async def test_chat_reply_without_message_is_named(server: FakeOpenAIServer) -> 
             await sampler.generate(GenRequest(messages=(ChatMessage(role="user", content="q"),)))
 
 
+async def test_server_returning_fewer_choices_is_asked_for_the_rest(server: FakeOpenAIServer) -> None:
+    # Some hosted APIs ignore `n` and send one choice; the missing samples are requested again with
+    # the seed moved on (the same seed would repeat the same sample).
+    one = {"choices": [{"index": 0, "text": "only one", "finish_reason": "stop"}],
+           "usage": {"prompt_tokens": 7, "completion_tokens": 2}}
+    server.plan.extend([Action(body=one), Action(body=one)])
+    async with _sampler(server) as sampler:
+        result = await sampler.generate(GenRequest(prompt="p", n=3, seed=10))
+    assert [c.text for c in result.completions] == ["only one", "only one", "sample 0"]
+    assert [(r["body"]["n"], r["body"]["seed"]) for r in server.requests] == [(3, 10), (2, 11), (1, 12)]
+    assert result.prompt_tokens == 21  # the prompt was processed three times
+    assert sampler.stats.requests == 1 and sampler.stats.samples == 3 and sampler.stats.errors == 0
+
+
+async def test_bfs_tactic_request_gets_a_cumulative_logprob(server: FakeOpenAIServer) -> None:
+    from prover.llm.formats import get_format
+
+    request = get_format("bfs").tactic_request("⊢ True").model_copy(update={"n": 2})
+    async with _sampler(server) as sampler:
+        result = await sampler.generate(request)
+    assert server.requests[0]["body"]["logprobs"] == 1
+    assert [c.cumulative_logprob for c in result.completions] == [sum(TOKEN_LOGPROBS)] * 2
+
+
 async def test_closed_sampler_refuses(server: FakeOpenAIServer) -> None:
     sampler = _sampler(server)
     await sampler.close()

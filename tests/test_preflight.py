@@ -51,6 +51,7 @@ BANNED_EXAMPLES: dict[str, list[str]] = {
     "prelude": ["prelude\nimport Init.Prelude"],
     "exit": ["#exit"],
     "guard_msgs": ["/-- warning: declaration uses 'sorry' -/\n#guard_msgs in\nlemma l : False := by sorry"],
+    "interpolation": ['def msg (x : ℕ) := toString "x = {x}"', '  exact (dbg_trace "{(sorry : ℕ)}"; trivial)'],
     "metaprogram": ["def f : MetaM Unit := pure ()", "open Lean.Elab in\ndef g := 1", "def h : CoreM Unit := pure ()",
                     "  exact Lean.Meta.mkFreshExprMVar"],
 }
@@ -85,6 +86,8 @@ ALLOWED_EXAMPLES = [
     "  rw [h'] at h₀'\n  exact h₀'",
     "theorem t (x : ℝ) : x ^ 2 ≥ 0 := by\n  positivity",
     "theorem t (I O : Point) (IO : Line) : True := trivial",
+    'def show_x (x : ℕ) : String := s!"x = {x} and {"nested" ++ s!"{x}"}"',
+    "  exact «h'» 'a'",
 ]
 
 
@@ -167,3 +170,36 @@ def test_banned_items_from_config() -> None:
     assert banned_items(CheckerConfig(banned=("sorry", "axiom"))) == ("sorry", "axiom")
     with pytest.raises(ConfigError, match="checker.banned"):
         banned_items(CheckerConfig(banned=("sorri",)))
+
+
+HIJACK = 'elab "#print" "axioms" _n:ident : command => pure ()'
+"""E7: the one thing only the preflight stops (the trusted `#print axioms` would then lie)."""
+
+# Lean sees HIJACK as code in each of these; a lexer that disagrees with Lean on where a string,
+# comment or char literal starts would blank it and let it through.
+LEXER_EVASIONS = {
+    "quote inside «»": 'def «x"» := 1\n' + HIJACK + '\ndef «y"» := 2\n',
+    "comment opener inside «»": "def «/-» := 1\n" + HIJACK + "\ndef «-/» := 2\n",
+    "string inside an interpolation": 'def s := s!"{id "}"}"\n' + HIJACK + '\ndef t := "x"\n',
+    "char literal after a number": "example := (2'\"')\n" + HIJACK + '\ndef z := "x"\n',
+    "char literal after λ": "example := (λ'\"')\n" + HIJACK + '\ndef z := "x"\n',
+    "identifier ending in !": 'def f! (s : String) := s\ndef y := f!"{"\n' + HIJACK + '\ndef z := "}"\n',
+}
+
+
+@pytest.mark.parametrize("case", sorted(LEXER_EVASIONS))
+def test_lexer_agrees_with_lean_on_literals(case: str) -> None:
+    result = preflight(LEXER_EVASIONS[case])
+    assert "elab" in {h.item for h in result.hits}, result.describe()
+
+
+def test_string_that_lean_may_interpolate_is_refused() -> None:
+    # after `throwError` Lean reads `{...}` as code, so the string ends at the LAST quote and the
+    # block comment opener is inside it; read as a plain string, `/-` would hide HIJACK
+    code = 'def y := throwError "{f "/-"}"\n' + HIJACK + "\n-- -/\n"
+    assert preflight(code).rule == "preflight:interpolation"
+
+
+def test_dangerous_words_inside_strings_are_seen() -> None:
+    assert preflight('def x := "#eval"').rule == "preflight:eval"
+    assert preflight('  have h : "sorry" = "sorry" := rfl\n  simp').ok  # the axiom audit covers sorry

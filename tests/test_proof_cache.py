@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from prover.search.proof_cache import CacheEntry, CacheKey, MemoryProofCache, ProofCache, SqliteProofCache
+from prover.search.proof_cache import (
+    CacheEntry,
+    CacheKey,
+    MemoryProofCache,
+    ProofCache,
+    SqliteProofCache,
+)
 
 GOAL = "x : Nat\n⊢ x + 0 = x"
 

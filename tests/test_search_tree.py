@@ -6,7 +6,14 @@ import json
 
 import networkx as nx
 
-from prover.search.tree import QED, EdgeOutcome, NodeStatus, SearchTree, normalise_goals, state_id
+from prover.search.tree import (
+    QED,
+    EdgeOutcome,
+    NodeStatus,
+    SearchTree,
+    normalise_goals,
+    state_id,
+)
 
 R = "x : Nat\n⊢ x + 0 = x"
 A = "x : Nat\n⊢ x = x"

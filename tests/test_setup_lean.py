@@ -17,7 +17,14 @@ import pytest
 from prover.config import ProverConfig
 from prover.errors import WorkspaceError
 from prover.lean_env import setup
-from prover.lean_env.setup import WorkspaceSpec, build_commands, setup_lean, to_toml, workspace_files, write_workspace
+from prover.lean_env.setup import (
+    WorkspaceSpec,
+    build_commands,
+    setup_lean,
+    to_toml,
+    workspace_files,
+    write_workspace,
+)
 
 
 def test_workspace_files_pin_matching_versions(tmp_path: Path) -> None:
@@ -130,7 +137,7 @@ def test_no_network_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "prover.cli", "setup", "lean", *args], capture_output=True,
+    return subprocess.run(check=False, args=[sys.executable, "-m", "prover.cli", "setup", "lean", *args], capture_output=True,
                           text=True, timeout=60, env={**os.environ, **env})
 
 
@@ -151,3 +158,23 @@ def test_cli_skip_build_dry_run_and_missing_tools(tmp_path: Path) -> None:
 def test_default_dir_uses_data_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PROVER_DATA_HOME", str(tmp_path))
     assert setup.default_workspace_dir("v4.15.0") == tmp_path / "lean-v4.15.0"
+
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "setup_lean.sh"
+
+
+def test_setup_script_hands_over_to_prover_setup_lean(tmp_path: Path) -> None:
+    _fake_tools(tmp_path / "bin", tmp_path / "calls.log")  # elan present: nothing to install
+    env = {**os.environ, "PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path),
+           "PYTHON": sys.executable, "PROVER_CONFIG_HOME": str(tmp_path / "cfg")}
+    proc = subprocess.run(check=False, args=["bash", str(SCRIPT), "--dir", str(tmp_path / "ws"), "--dry-run"], capture_output=True,
+                          text=True, timeout=60, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "would run: lake exe cache get" in proc.stdout and not (tmp_path / "ws").exists()
+
+
+def test_setup_script_without_elan_or_curl_says_what_is_missing(tmp_path: Path) -> None:
+    (tmp_path / "bin").mkdir()
+    env = {**os.environ, "PATH": str(tmp_path / "bin"), "HOME": str(tmp_path)}
+    proc = subprocess.run(check=False, args=["/bin/bash", str(SCRIPT)], capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 1 and "curl is needed" in proc.stderr

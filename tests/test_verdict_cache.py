@@ -15,15 +15,16 @@ PROVED = Verdict(status=CheckStatus.PROVED, rule="accepted", axioms=("propext",)
 
 
 def _key(proof: str, rules: str = "r1") -> str:
-    return verdict_key(workspace="/ws", lean_version="v4.15.0", header="import Mathlib\n",
+    return verdict_key(workspace="/ws", lean_version="v4.15.0", repl_cmd="", header="import Mathlib\n",
                        statement="theorem t : True := by", proof=proof, rules=rules)
 
 
 def test_key_covers_every_part() -> None:
-    base = dict(workspace="/ws", lean_version="v4.15.0", header="h", statement="s", proof="p", rules="r")
+    base = {"workspace": "/ws", "lean_version": "v4.15.0", "repl_cmd": "", "header": "h", "statement": "s",
+            "proof": "p", "rules": "r"}
     keys = {verdict_key(**base)}
-    for field in base:
-        keys.add(verdict_key(**{**base, field: base[field] + "x"}))
+    for field, value in base.items():
+        keys.add(verdict_key(**{**base, field: value + "x"}))
     assert len(keys) == len(base) + 1
     assert verdict_key(**{**base, "header": "ab", "statement": "c"}) != verdict_key(**{**base, "header": "a", "statement": "bc"})
 

@@ -6,12 +6,16 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
 from whole_proof_helpers import FakeChecker, FakeSampler, body_of, lean_block
+
 from prover.config import ProverConfig
 from prover.errors import ConfigError, SamplerUnavailable
 from prover.search.base import StrategyContext
-from prover.search.whole_proof import WholeProofStrategy, expected_attempts_done, normalise_proof
+from prover.search.whole_proof import (
+    WholeProofStrategy,
+    expected_attempts_done,
+    normalise_proof,
+)
 from prover.types import Attempt, CheckStatus, GenRequest, Problem
 
 PROBLEM = Problem(name="p_add", formal_statement="theorem p_add (x : Nat) : x + 0 = x := by", benchmark="t")

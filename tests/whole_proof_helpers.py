@@ -12,7 +12,16 @@ import asyncio
 from collections.abc import Callable
 
 from prover.llm.base import Sampler
-from prover.types import CheckStatus, Completion, GenRequest, GenResult, LeanMessage, Pos, Problem, Verdict
+from prover.types import (
+    CheckStatus,
+    Completion,
+    GenRequest,
+    GenResult,
+    LeanMessage,
+    Pos,
+    Problem,
+    Verdict,
+)
 
 Responder = Callable[[GenRequest], list[str]]
 

@@ -29,14 +29,13 @@ from typing import Any
 
 import ray
 
-from prover.config import ProverConfig
-from prover.errors import StaleHandleError
 from prover.cluster.proxies import (
     PROOF_CACHE_METHODS,
     ActorHandle,
     ActorSet,
     AgentEvent,
     LeaseInfo,
+    LeaseNotOpen,
     RayCheckerProxy,
     RayPoolProxy,
     RayProofCacheProxy,
@@ -45,6 +44,8 @@ from prover.cluster.proxies import (
     Reply,
     serve,
 )
+from prover.config import ProverConfig
+from prover.errors import StaleHandleError
 from prover.types import Attempt, GenRequest, Problem
 
 log = logging.getLogger(__name__)
@@ -118,7 +119,12 @@ class HandleScope:
         self.incarnation = incarnation
 
     def out(self, value: Any) -> Any:
-        from prover.lean_env.results import EnvHandle, ProofStateHandle, ReplResult, WorkerRef
+        from prover.lean_env.results import (
+            EnvHandle,
+            ProofStateHandle,
+            ReplResult,
+            WorkerRef,
+        )
 
         if isinstance(value, WorkerRef):
             return value.model_copy(update={"generation": self.incarnation * GENERATION_STRIDE + value.generation})
@@ -213,7 +219,7 @@ class LeanPoolActor:
     def _held(self, lease_id: str) -> _OpenLease:
         held = self._leases.get(lease_id)
         if held is None:
-            raise StaleHandleError(
+            raise LeaseNotOpen(
                 f"{self.name}: lease {lease_id} is not open here (the pool actor restarted, or it was closed)"
             )
         return held
@@ -224,12 +230,7 @@ class LeanPoolActor:
     async def lease_tactic(self, lease_id: str, state: Any, tactic: str, **kwargs: Any) -> Reply:
         return await serve(self.name, self._lease_call(lease_id, "tactic", state, tactic, **kwargs))
 
-    async def lease_call(self, lease_id: str, method: str, *args: Any, **kwargs: Any) -> Reply:
-        return await serve(self.name, self._lease_call(lease_id, method, *args, **kwargs))
-
     async def _lease_call(self, lease_id: str, method: str, *args: Any, **kwargs: Any) -> Any:
-        if method.startswith("_"):
-            raise ValueError(f"lease method {method!r} is private")
         held = self._held(lease_id)
         args = tuple(self._scope.into(a) for a in args)
         kwargs = {k: self._scope.into(v) for k, v in kwargs.items()}

@@ -36,10 +36,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prover.config import ProverConfig
-from prover.errors import ConfigError, DataError, RunError, SamplerUnavailable
 from prover.cluster.local_ray import init_local_ray
 from prover.cluster.proxies import first_line
+from prover.config import ProverConfig
+from prover.errors import ConfigError, DataError, RunError, SamplerUnavailable
 from prover.types import Attempt, Problem
 
 log = logging.getLogger(__name__)
@@ -467,11 +467,11 @@ __all__ = [
     "AgentLost",
     "ClusterHandles",
     "RunHooks",
-    "run_on_ray",
     "collect_on_ray",
     "pool_workers_for_node",
     "ray_session",
     "run_eval_on_ray",
+    "run_on_ray",
     "schedule",
     "start_cluster",
     "stop_cluster",

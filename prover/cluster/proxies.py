@@ -69,16 +69,20 @@ class RemoteFailure(BaseModel):
 
     @property
     def is_prover_error(self) -> bool:
-        cls = getattr(errors_module, self.error_type, None)
-        return isinstance(cls, type) and issubclass(cls, ProverError)
+        return _prover_error_class(self.error_type) is not None
 
     def to_exception(self) -> Exception:
-        """The same `prover.errors` class when known; otherwise a RuntimeError naming the type."""
-        cls = getattr(errors_module, self.error_type, None)
-        if isinstance(cls, type) and issubclass(cls, ProverError):
+        """The same `prover.errors` (or `CLUSTER_ERRORS`) class; otherwise a RuntimeError naming the type."""
+        cls = _prover_error_class(self.error_type)
+        if cls is not None:
             return cls(self.message)
         detail = f"\n{self.traceback}" if self.traceback else ""
         return RuntimeError(f"{self.origin}: {self.error_type}: {self.message}{detail}")
+
+
+def _prover_error_class(name: str) -> type[ProverError] | None:
+    cls = CLUSTER_ERRORS.get(name) or getattr(errors_module, name, None)
+    return cls if isinstance(cls, type) and issubclass(cls, ProverError) else None
 
 
 class Reply(BaseModel):
@@ -94,7 +98,7 @@ async def serve(origin: str, call: Awaitable[Any]) -> Reply:
     """Actor side: await `call` and wrap its outcome (exceptions included) in a `Reply`."""
     try:
         return Reply(value=await call)
-    except Exception as exc:  # noqa: BLE001 - every failure travels back as data
+    except Exception as exc:  # every failure travels back as data
         if not isinstance(exc, ProverError):
             log.exception("%s: unexpected error", origin)
         return Reply(failure=RemoteFailure.from_exception(exc, origin))
@@ -209,11 +213,26 @@ async def call_any(
     unavailable_wait: float = 30.0,
     **kwargs: Any,
 ) -> Any:
-    """Call `method` on the least-loaded alive actor, re-routing when one dies.
+    """Call `method` on the least-loaded alive actor, re-routing when one dies (see `route`)."""
+
+    async def call_on(index: int) -> Any:
+        return await actors.call(index, method, *args, **kwargs)
+
+    return await route(actors, call_on, on_exhausted=on_exhausted, unavailable_wait=unavailable_wait)
+
+
+async def route(
+    actors: ActorSet,
+    call_on: Callable[[int], Awaitable[Any]],
+    *,
+    on_exhausted: Callable[[BaseException | None], Exception],
+    unavailable_wait: float = 30.0,
+) -> Any:
+    """`await call_on(index)` for the least-loaded alive actor until one answers.
 
     A dead actor (restarts exhausted, or killed without restart) is marked and the call goes to the
     next one; an actor that is restarting is retried (on any actor) for up to `unavailable_wait`
-    seconds. When no actor is left, raises `on_exhausted(last_error)`.
+    seconds before it is given up. When no actor is left, raises `on_exhausted(last_error)`.
     """
     died, unavailable = _ray_exceptions()
     deadline = time.monotonic() + unavailable_wait
@@ -223,7 +242,7 @@ async def call_any(
         if index is None:
             raise on_exhausted(last)
         try:
-            return await actors.call(index, method, *args, **kwargs)
+            return await call_on(index)
         except unavailable as exc:
             last = exc
             if time.monotonic() > deadline:
@@ -317,25 +336,51 @@ class LeaseInfo(BaseModel):
     """`prover.lean_env.pool.EnvHandle | None`."""
 
 
-class RemoteLease:
-    """The `WorkerLease` API (command / tactic) of a lease held open inside a pool actor."""
+class LeaseNotOpen(StaleHandleError):
+    """A pool actor does not hold the lease any more (it restarted, or the lease was closed)."""
 
-    def __init__(self, pools: ActorSet, index: int, info: LeaseInfo) -> None:
-        self._pools = pools
-        self._index = index
-        self._lease_id = info.lease_id
+
+CLUSTER_ERRORS: dict[str, type[ProverError]] = {"LeaseNotOpen": LeaseNotOpen}
+"""Errors of this package that cross the actor boundary by name, besides `prover.errors`."""
+
+
+class RemoteLease:
+    """The `WorkerLease` API (command / tactic) of a lease held open inside a pool actor.
+
+    Like an in-process lease, it outlives its worker: when the pool actor holding it dies or
+    restarts, the next call takes a fresh lease (any alive pool) and `worker` changes, so handles
+    from before raise `StaleHandleError` and the search re-materialises its states on the new one.
+    """
+
+    def __init__(self, proxy: RayPoolProxy, key: Any, index: int, info: LeaseInfo) -> None:
+        self._proxy = proxy
+        self._key = key
+        self._adopt(index, info)
+
+    def _adopt(self, index: int, info: LeaseInfo) -> None:
+        self.index = index
+        self.lease_id = info.lease_id
         self.worker = info.worker
         self.header_env = info.header_env
 
     async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        died, _ = _ray_exceptions()
         try:
-            return await self._pools.call(self._index, method, self._lease_id, *args, **kwargs)
-        except died as exc:
-            # The lease's proof states lived in that actor's REPLs: they are gone for good.
-            raise StaleHandleError(
-                f"Lean pool actor {self._pools.names[self._index]} died while holding lease "
-                f"{self._lease_id}: {first_line(exc)}"
+            return await self._send(method, *args, **kwargs)
+        except LeaseNotOpen as lost:
+            log.warning("%s; taking a new lease", lost)
+        # best effort: an actor that was only unreachable still holds the old lease
+        self._proxy.pools.handles[self.index].close_lease.remote(self.lease_id)
+        self._adopt(*await self._proxy._open(self._key, None))
+        return await self._send(method, *args, **kwargs)
+
+    async def _send(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        died, _ = _ray_exceptions()
+        pools = self._proxy.pools
+        try:
+            return await pools.call(self.index, method, self.lease_id, *args, **kwargs)
+        except died as exc:  # dead or restarting (the next `_open` tells which): the lease is gone
+            raise LeaseNotOpen(
+                f"Lean pool actor {pools.names[self.index]} lost lease {self.lease_id}: {first_line(exc)}"
             ) from exc
 
     async def command(self, cmd: str, **kwargs: Any) -> Any:
@@ -343,10 +388,6 @@ class RemoteLease:
 
     async def tactic(self, state: Any, tactic: str, **kwargs: Any) -> Any:
         return await self._call("lease_tactic", state, tactic, **kwargs)
-
-    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Any other `WorkerLease` method (pickle helpers ...), by name."""
-        return await self._call("lease_call", method, *args, **kwargs)
 
 
 class RayPoolProxy:
@@ -385,32 +426,31 @@ class RayPoolProxy:
             self.pools.handles[index].close_lease.remote(task.result().lease_id)
 
     async def _open(self, key: Any, affinity: Any) -> tuple[int, LeaseInfo]:
+        """A lease on the pool that issued `affinity` if it answers, else on the least-loaded one."""
         died, _ = _ray_exceptions()
         home = self._worker_home.get(affinity) if affinity is not None else None
+        opened: tuple[int, LeaseInfo] | None = None
         if home is not None and home not in self.pools.dead:
-            try:
-                return home, await self._open_on(home, key, affinity)
-            except died as exc:
-                self.pools.mark_dead(home, exc)
-        # Any pool: affinity refers to a worker elsewhere, so drop it (handles are stale anyway).
-        while True:
-            index = self.pools.pick()
-            if index is None:
-                raise _pool_exhausted(None)
-            try:
+            with contextlib.suppress(died):  # dead or restarting: `route` below sorts out which
+                opened = home, await self._open_on(home, key, affinity)
+        if opened is None:
+
+            async def open_on(index: int) -> tuple[int, LeaseInfo]:
+                # affinity names a worker of another pool (or of an earlier life): drop it
                 return index, await self._open_on(index, key, None)
-            except died as exc:
-                self.pools.mark_dead(index, exc)
+
+            opened = await route(self.pools, open_on, on_exhausted=_pool_exhausted)
+        self._worker_home[opened[1].worker] = opened[0]
+        return opened
 
     @contextlib.asynccontextmanager
     async def lease(self, key: Any, *, affinity: Any | None = None) -> AsyncIterator[RemoteLease]:
-        index, info = await self._open(key, affinity)
-        self._worker_home[info.worker] = index
+        lease = RemoteLease(self, key, *await self._open(key, affinity))
         try:
-            yield RemoteLease(self.pools, index, info)
+            yield lease
         finally:
             # Shielded: a cancelled search still gives its worker back.
-            closing = asyncio.ensure_future(self.pools.call(index, "close_lease", info.lease_id))
+            closing = asyncio.ensure_future(self.pools.call(lease.index, "close_lease", lease.lease_id))
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.shield(closing)
 

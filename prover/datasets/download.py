@@ -50,8 +50,13 @@ def fetch_url(url: str) -> bytes:
 
 
 def parse_jsonl_bytes(data: bytes, what: str) -> list[dict[str, Any]]:
+    """Rows of a downloaded JSONL file; anything else (an HTML error page, ...) is a DataError."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{what}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     rows = []
-    for lineno, line in enumerate(data.decode("utf-8").splitlines(), start=1):
+    for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:

@@ -7,8 +7,8 @@ Two pseudo-benchmarks read user files directly: `jsonl:PATH` and `lean:PATH`.
 
 from __future__ import annotations
 
-import re
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -220,7 +220,7 @@ def resolve_data_file(spec: BenchmarkSpec, file_name: str, data_dir: Path | str 
     explicit = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV) or None
     if explicit is not None:
         folder = Path(explicit).expanduser()
-        origin = "--data-dir" if data_dir is not None else f"${DATA_DIR_ENV}"
+        origin = "--data-dir / eval.data_dir" if data_dir is not None else f"${DATA_DIR_ENV}"
         path = folder / file_name
         if not folder.is_dir():
             raise DataError(f"data folder {folder} (from {origin}) does not exist")

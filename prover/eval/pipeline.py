@@ -143,6 +143,14 @@ class PipelineStats:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
+    def start(self, problems: Sequence[Problem], todo: Sequence[Problem], done: DoneMap) -> None:
+        """Count the problems an earlier run already finished as done (and solved if proved)."""
+        todo_names = {p.name for p in todo}
+        finished = [p for p in problems if p.name not in todo_names]
+        self.problems_total = len(problems)
+        self.problems_done = len(finished)
+        self.solved = sum(1 for p in finished if any(a.verdict.proved for a in done.get(p.name, {}).values()))
+
 
 class GatedSampler(Sampler):
     """The run's sampler, pausing new requests while too many checks are pending."""
@@ -335,13 +343,8 @@ async def run_pipeline(
     """
     done = done or {}
     stats = stats or PipelineStats()
-    stats.problems_total = len(problems)
     todo = pending_problems(problems, config, strategy, done)
-    todo_names = {p.name for p in todo}
-    stats.problems_done = len(problems) - len(todo)
-    stats.solved = sum(
-        1 for p in problems if p.name not in todo_names and any(a.verdict.proved for a in done.get(p.name, {}).values())
-    )
+    stats.start(problems, todo, done)
     progress = progress or Progress(stats, enabled=False)
     if not todo:
         return stats

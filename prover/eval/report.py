@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from prover.errors import RunError
 from prover.eval.metrics import Summary, outcomes, summarize
 from prover.eval.store import RECORDED_AT, ResultsStore, RunInfo, read_events
 from prover.types import Attempt
@@ -238,14 +237,11 @@ def register_report(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    run_dir: Path = args.run_dir
-    if not run_dir.is_dir():
-        raise RunError(f"run directory {run_dir} does not exist")
-    summary = render_report(run_dir)
-    if getattr(args, "json", False):
+    summary = render_report(args.run_dir)
+    if args.json:
         print(json.dumps(summary.model_dump(mode="json"), indent=2))
-        return 0
-    print(short_summary(summary, run_dir))
+    else:
+        print(short_summary(summary, args.run_dir))
     return 0
 
 

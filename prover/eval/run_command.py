@@ -111,7 +111,7 @@ def build_config(args: argparse.Namespace) -> ProverConfig:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from prover.api import default_run_dir, evaluate, latest_run_dir
+    from prover.api import evaluate, resolve_run_dir
     from prover.datasets import load_benchmark
     from prover.eval.report import short_summary
 
@@ -123,9 +123,7 @@ def run_eval(args: argparse.Namespace) -> int:
         limit=config.eval.limit,
         names=config.eval.names,
     )
-    out = config.eval.out
-    if out is None:
-        out = (latest_run_dir(config) if config.eval.resume else None) or default_run_dir(config)
+    out = resolve_run_dir(config, None, config.eval.resume)
     try:
         result = evaluate(problems, config, out=out, resume=config.eval.resume, progress=not args.quiet)
     except (ProverError, KeyboardInterrupt):

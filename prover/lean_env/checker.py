@@ -26,21 +26,22 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shlex
 import time
 from collections.abc import Sequence
 
 from prover.config import CheckerConfig
 from prover.errors import LeanError, PoolClosed, PoolOverloaded
 from prover.lean_env.assemble import AssembledProof, AssemblyRejected, assemble
+from prover.lean_env.lease import WorkerLease
 from prover.lean_env.pool import LeanPool
 from prover.lean_env.preflight import banned_items, preflight
 from prover.lean_env.protocol import CommandResponse
 from prover.lean_env.results import EnvKey, OutcomeKind, ReplResult
-from prover.lean_env.lease import WorkerLease
 from prover.lean_env.verdict_cache import VerdictCache, verdict_key
 from prover.types import CheckStatus, LeanMessage, Pos, Problem, Verdict, content_hash
 
-CHECKER_VERSION = "checker/v1"
+CHECKER_VERSION = "checker/v2"
 """Bump when the pipeline changes meaning: it is part of every cache key."""
 
 NATIVE_AXIOMS: tuple[str, ...] = ("Lean.ofReduceBool", "Lean.trustCompiler")
@@ -54,8 +55,11 @@ _FAILURE_KINDS = {
     OutcomeKind.CRASH: (CheckStatus.ERROR, "crash"),
     OutcomeKind.INFRASTRUCTURE: (CheckStatus.ERROR, "infrastructure"),
 }
-_AXIOMS = re.compile(r"depends on axioms:\s*\[(.*)\]\s*$", re.DOTALL)
-_NO_AXIOMS = re.compile(r"does not depend on any axioms\s*$")
+_AXIOMS = re.compile(r"'(.*)' depends on axioms:\s*\[(.*)\]", re.DOTALL)
+_NO_AXIOMS = re.compile(r"'(.*)' does not depend on any axioms", re.DOTALL)
+_AXIOM_NAME = re.compile(r"(?:«[^»]*»|[^,«\s])+")
+"""One name in a printed axiom list. `«»` parts stay as printed: `«Classical.choice»` (one name
+component containing a dot, or `«propext, Quot.sound»`) is not `Classical.choice`."""
 _CHECK_LINES, _AXIOMS_LINES = (1, 3), (4, 1 << 30)
 """Line ranges of the trusted command's two parts (see `_trusted_command`): the `#check` reply may
 be reported at its `set_option ... in` prefix or at `#check` itself."""
@@ -128,6 +132,7 @@ class ProofChecker:
         key = verdict_key(
             workspace=env_key.workspace,
             lean_version=env_key.lean_version,
+            repl_cmd=shlex.join(self.pool.config.repl_cmd or ()),
             header=problem.header,
             statement=problem.formal_statement,
             proof=proof,
@@ -226,17 +231,25 @@ class ProofChecker:
     async def _not_declared_by_header(
         self, lease: WorkerLease, problem: Problem, asm: AssembledProof, names: Sequence[str]
     ) -> list[str]:
-        """The names among `names` that the header environment does not declare (sorryAx always
-        counts as not declared). One `#check @name` line per unknown name, on the header env."""
+        """The names among `names` that are not axioms of the header environment (sorryAx never is).
+
+        One `#print axioms <name>` line per unknown name, on the header env: `name` is a header
+        axiom iff the reply names exactly that constant and lists it as its own axiom. Asking
+        `#check @name` would not do: the header's `namespace`/`open`s resolve a model axiom
+        `sqrt_cheat` to `Real.sqrt_cheat` if that exists, and any def or theorem would pass."""
         key = self.pool.env_key(problem.header)
         unknown = [n for n in names if (key, n) not in self._header_axioms and n not in NEVER_ALLOWED]
         if unknown:
-            cmd = "\n".join(f"#check @{name}" for name in unknown) + "\n"
+            cmd = "\n".join(f"#print axioms {name}" for name in unknown) + "\n"
             result = await lease.command(cmd)
-            errors = {m.pos.line for m in self._response(result, asm, result.seconds).messages
-                      if m.severity == "error"}
+            replies: dict[int, list[str]] = {}
+            for m in self._response(result, asm, result.seconds).messages:
+                replies.setdefault(m.pos.line, []).append(m.data.strip() if m.severity == "info" else "")
             for line, name in enumerate(unknown, start=1):
-                self._header_axioms[(key, name)] = line not in errors
+                printed = [_printed_axioms(data) for data in replies.get(line, [])]
+                self._header_axioms[(key, name)] = (
+                    len(printed) == 1 and printed[0] is not None and printed[0][0] == name and name in printed[0][1]
+                )
         return [n for n in names if n in NEVER_ALLOWED or not self._header_axioms[(key, n)]]
 
     async def _reference(self, lease: WorkerLease, problem: Problem, asm: AssembledProof) -> tuple[str, ...]:
@@ -305,14 +318,20 @@ def _parse_axioms(name: str, messages: Sequence[LeanMessage]) -> tuple[str, ...]
         return Verdict(status=CheckStatus.REJECTED, rule="axioms",
                        detail=f"`#print axioms {name}` gave {len(infos)} info messages, expected exactly one")
     data = infos[0].data.strip()
-    if _NO_AXIOMS.search(data):
-        return ()
-    match = _AXIOMS.search(data)
-    if match is None:
+    listed = _printed_axioms(data)
+    if listed is None:
         return Verdict(status=CheckStatus.REJECTED, rule="axioms",
                        detail=f"cannot read the axioms of `{name}` from: {data[:300]}")
-    names = [a.strip().strip("«»") for a in match.group(1).replace("\n", " ").split(",")]
-    return tuple(a for a in names if a)
+    return listed[1]
+
+
+def _printed_axioms(data: str) -> tuple[str, tuple[str, ...]] | None:
+    """(constant, its axioms) from one `#print axioms` info message, None if it is not one."""
+    if match := _NO_AXIOMS.fullmatch(data):
+        return match.group(1), ()
+    if match := _AXIOMS.fullmatch(data):
+        return match.group(1), tuple(_AXIOM_NAME.findall(match.group(2)))
+    return None
 
 
 async def check_many(

@@ -7,9 +7,10 @@ reused REPL id can never silently answer for a different state.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
 
-from prover.errors import StaleHandleError
+from prover.errors import PoolClosed, StaleHandleError
 from prover.lean_env.protocol import (
     CommandRequest,
     CommandResponse,
@@ -81,7 +82,7 @@ class WorkerLease:
         return await self._send(lambda _: UnpickleEnvRequest(unpickle_env_from=path), None, timeout)
 
     async def pickle_proof_state(self, state: ProofStateHandle, path: str, *, timeout: float | None = None) -> ReplResult:
-        req = lambda _: PickleProofStateRequest(pickle_to=path, proof_state=state.proof_state)  # noqa: E731
+        req = lambda _: PickleProofStateRequest(pickle_to=path, proof_state=state.proof_state)
         return await self._send(req, state, timeout)
 
     async def unpickle_proof_state(self, path: str, *, env: EnvArg = None, timeout: float | None = None) -> ReplResult:
@@ -97,6 +98,7 @@ class WorkerLease:
             if not self._worker.alive:
                 out = await self._revive()
                 if out is not None:
+                    self._pool.record(out, sent=False)
                     return make_result(out, self._worker.worker_id)
                 self._check_usable(handle)  # explicit handles are stale now
             req = build(self._env_id(handle))
@@ -125,6 +127,8 @@ class WorkerLease:
     def _check_usable(self, handle: EnvArg | ProofStateHandle) -> None:
         if self.released:
             raise StaleHandleError("this worker lease was released; lease the pool again")
+        if self._worker.closed:
+            raise PoolClosed("the Lean pool was closed while this lease was held")
         if isinstance(handle, (EnvHandle, ProofStateHandle)) and handle.worker != self.worker:
             raise StaleHandleError(
                 f"handle from worker {handle.worker.worker_id} generation {handle.worker.generation} used on "

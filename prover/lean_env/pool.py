@@ -72,7 +72,6 @@ class _Slot:
     worker: ReplWorker
     key: EnvKey
     state: SlotState
-    uses: int = 0
     last_used: float = field(default_factory=time.monotonic)
 
 
@@ -139,16 +138,13 @@ class LeanPool:
         await asyncio.gather(*self._background, return_exceptions=True)
 
     # -- used by WorkerLease ----------------------------------------------------------------
-    def record(self, out: Outcome, *, retried: bool) -> None:
-        self._counters["requests"] += 1
+    def record(self, out: Outcome, *, retried: bool = False, sent: bool = True) -> None:
+        """Count one request's outcome (`sent=False`: it failed before reaching a process)."""
+        self._counters["requests"] += sent
         if out.kind in _OUTCOME_COUNTERS:
             self._counters[_OUTCOME_COUNTERS[out.kind]] += 1
         if retried:
             self._counters["retries"] += 1
-
-    @property
-    def counters(self) -> collections.Counter[str]:
-        return self._counters
 
     # -- acquiring --------------------------------------------------------------------------
     async def _acquire(self, key: EnvKey, affinity: WorkerRef | None) -> _Slot:
@@ -224,7 +220,7 @@ class LeanPool:
             slot.state = "busy"
         except BaseException:
             self._slots.pop(slot.worker.worker_id, None)
-            slot.worker._kill_now("start failed")
+            slot.worker.kill_now("start failed")
             self._spawn(slot.worker.close())
             self._spawn(self._notify())
             raise
@@ -232,14 +228,13 @@ class LeanPool:
     # -- releasing --------------------------------------------------------------------------
     def _release(self, slot: _Slot) -> None:
         """Return a worker; dead, worn-out or bloated ones are restarted in the background."""
-        slot.uses += 1
         slot.last_used = time.monotonic()
         worker = slot.worker
         if self._closed or slot.worker.worker_id not in self._slots:
             self._spawn(worker.close())
             return
         if not worker.alive:
-            if worker._kill_reason.startswith("cancel"):
+            if worker.kill_reason.startswith("cancel"):
                 self._counters["cancellations"] += 1
             self._refresh(slot, recycle=False)
         elif self._worn_out(slot):
@@ -251,7 +246,7 @@ class LeanPool:
 
     def _worn_out(self, slot: _Slot) -> bool:
         cfg = self.config
-        if cfg.max_uses and slot.uses >= cfg.max_uses:
+        if cfg.max_uses and slot.worker.uses >= cfg.max_uses:
             return True
         return bool(cfg.rss_limit_mb) and slot.worker.rss_mb() > (cfg.rss_limit_mb or 0)
 
@@ -264,7 +259,7 @@ class LeanPool:
     async def _restart(self, slot: _Slot) -> None:
         try:
             await slot.worker.restart()
-            slot.uses, slot.state = 0, "idle"
+            slot.state = "idle"
         except Exception:  # noqa: BLE001 - a worker that cannot restart leaves the pool
             self._slots.pop(slot.worker.worker_id, None)
             await slot.worker.close()

@@ -9,7 +9,10 @@ hijack the trusted `#print axioms` (E7) — none of which a later check can undo
 
 Matching is done on the text with comments and string literals blanked out (same length, newlines
 kept, so positions stay valid) and with Lean-style word boundaries: `sorry_free_lemma`, `h.sorry`,
-or `sorry` inside a comment do not match `sorry`.
+or `sorry` inside a comment do not match `sorry`. The lexer follows Lean's tokenizer (identifiers,
+char literals, `«»` names, nested comments, `s!` interpolation), because any disagreement on where
+a comment or string ends would hide code from the scan; items the axiom audit cannot back up are
+also searched inside string literals, and strings Lean might interpolate are refused.
 
 Each item has a name; a hit is reported as the verdict rule `preflight:<name>`.
 
@@ -119,6 +122,9 @@ _ITEMS: tuple[BanItem, ...] = (
     BanItem(name="exit", reason="`#exit` stops elaboration of the rest of the file", patterns=(_cmd("#exit"),)),
     BanItem(name="guard_msgs", reason="`#guard_msgs` swallows error and sorry messages",
             patterns=(_cmd("#guard_msgs"),)),
+    BanItem(name="interpolation",
+            reason="a string literal with `{` that is not an `s!`/`m!`/`f!` string: Lean may read its "
+            "`{...}` as code (`throwError`, `println!`, `trace[..]` ...), which the preflight cannot see"),
     BanItem(name="metaprogram",
             reason="meta-level code (MetaM/TacticM/IO, environment access) is not a proof (E6, E12)",
             patterns=tuple(_name(w) for w in ("MetaM", "TacticM", "TermElabM", "CommandElabM", "CoreM",
@@ -133,6 +139,12 @@ DEFAULT_BANNED: tuple[str, ...] = tuple(name for name in BAN_ITEMS if name != "p
 """The default list. `partial` is off: a `partial def` is an opaque constant to the kernel, so it
 cannot make a false theorem provable; it matters only where compiled code is trusted (code tasks,
 or `native_decide`, which is banned separately)."""
+
+SEMANTICALLY_CHECKED: frozenset[str] = frozenset({"sorry", "admit", "axiom", "native_decide", "partial"})
+"""Items the checker's axiom audit also catches. Every other item is searched in string literals
+too (`LexedText.strings_visible`): if the lexer and Lean ever disagree on where a string ends, what
+the lexer took for string content is still seen (a false alarm on a string that merely mentions
+`#eval` is the price)."""
 
 MATHLIB_DEPENDENCIES: tuple[str, ...] = (
     "Aesop", "Batteries", "Std", "Qq", "ProofWidgets", "Plausible", "ImportGraph", "LeanSearchClient",
@@ -176,85 +188,168 @@ class PreflightResult(BaseModel):
 
 _CHAR_LIT = re.compile(r"'(?:\\(?:x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|.)|[^\\'\n])'")
 _RAW_STRING = re.compile(r'r(#*)"')
+_NUMBER = re.compile(r"0[xX][0-9a-fA-F_]*|0[bB][01_]*|0[oO][0-7_]*|[0-9][0-9_]*(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+_INTERPOLATING = ("s!", "m!", "f!")
+"""Keyword tokens whose string argument is always interpolated (`{...}` parts are code)."""
+
+
+def _letter_like(c: str) -> bool:
+    """Lean's `isLetterLike`: Greek (but λ, Π, Σ), Coptic, letter-like symbols (ℕ, ℝ), math letters."""
+    v = ord(c)
+    return (
+        (0x3B1 <= v <= 0x3C9 and v != 0x3BB) or (0x391 <= v <= 0x3A9 and v not in (0x3A0, 0x3A3))
+        or 0x3CA <= v <= 0x3FB or 0x1F00 <= v <= 0x1FFE or 0x2100 <= v <= 0x214F or 0x1D49C <= v <= 0x1D59F
+    )
+
+
+def _id_first(c: str) -> bool:
+    return (c.isascii() and c.isalpha()) or c == "_" or _letter_like(c)
+
+
+def _id_rest(c: str) -> bool:
+    v = ord(c)
+    return (_id_first(c) or (c.isascii() and c.isdigit()) or c in "'!?" or 0x2080 <= v <= 0x209C
+            or 0x1D62 <= v <= 0x1D6A)
+
+
+class LexedText(BaseModel):
+    """Model text seen the way Lean's tokenizer sees it (all views have the text's length)."""
+
+    model_config = FROZEN
+    clean: str
+    """Comments and string/char literal contents blanked (newlines kept); `«»` quotes blanked."""
+    strings_visible: str
+    """Only comments blanked: what string literals hide stays visible (see `preflight`)."""
+    ambiguous_strings: tuple[tuple[int, int], ...] = ()
+    """(start, end) of string literals with a `{` that are not `s!`/`m!`/`f!` strings: Lean reads
+    them as interpolated after `throwError`, `println!`, `trace[..]` ..., so where they end (and
+    what in them is code) cannot be told from the text alone."""
+
+
+class _Lexer:
+    """A small model of Lean's tokenizer: just enough to know what is comment, string and code."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.clean = list(text)
+        self.visible = list(text)
+        self.ambiguous: list[tuple[int, int]] = []
+
+    def blank(self, start: int, end: int, *, comment: bool) -> None:
+        for k in range(start, min(end, len(self.text))):
+            if self.text[k] != "\n":
+                self.clean[k] = " "
+                if comment:
+                    self.visible[k] = " "
+
+    def code(self, i: int, *, in_braces: bool = False) -> int:
+        """Scan code from `i`; inside an interpolation, stop after the `}` that closes it."""
+        text, n, depth = self.text, len(self.text), 0
+        while i < n:
+            ch = text[i]
+            if text.startswith("--", i):
+                end = text.find("\n", i)
+                end = n if end < 0 else end
+                self.blank(i, end, comment=True)
+                i = end
+            elif text.startswith("/-", i):
+                end = _comment_end(text, i)
+                self.blank(i, end, comment=True)
+                i = end
+            elif ch == '"':
+                i = self.string(i, interpolated=self._interpolating(i))
+            elif ch == "r" and _RAW_STRING.match(text, i):
+                hashes = _RAW_STRING.match(text, i).group(1)  # type: ignore[union-attr]
+                start = i + 2 + len(hashes)
+                end = text.find('"' + hashes, start)
+                end = n if end < 0 else end
+                self.blank(start, end, comment=False)
+                i = end + 1 + len(hashes)
+            elif ch == "'" and _CHAR_LIT.match(text, i):
+                end = _CHAR_LIT.match(text, i).end()  # type: ignore[union-attr]
+                self.blank(i + 1, end - 1, comment=False)
+                i = end
+            elif ch == "«":  # a quoted name part: its content is a name, never a comment or string
+                end = text.find("»", i + 1)
+                end = n if end < 0 else end
+                self.clean[i] = self.visible[i] = " "
+                if end < n:
+                    self.clean[end] = self.visible[end] = " "
+                i = end + 1
+            elif _id_first(ch):  # a whole identifier: its `'`s are not char literals
+                i += 1
+                while i < n and _id_rest(text[i]):
+                    i += 1
+            elif ch.isascii() and ch.isdigit():
+                i = _NUMBER.match(text, i).end()  # type: ignore[union-attr]
+            elif in_braces and ch == "{":
+                depth, i = depth + 1, i + 1
+            elif in_braces and ch == "}":
+                if depth == 0:
+                    return i + 1
+                depth, i = depth - 1, i + 1
+            else:
+                i += 1
+        return n
+
+    def string(self, start: int, *, interpolated: bool) -> int:
+        """Blank a `"..."` literal opening at `start`; returns the index after it."""
+        text, n = self.text, len(self.text)
+        j, segment, brace = start + 1, start + 1, False
+        while j < n and text[j] != '"':
+            if text[j] == "\\":
+                j += 2
+            elif text[j] == "{" and interpolated:
+                self.blank(segment, j, comment=False)
+                j = segment = self.code(j + 1, in_braces=True)
+            else:
+                brace = brace or text[j] == "{"
+                j += 1
+        end = min(j, n)
+        self.blank(segment, end, comment=False)
+        if brace:
+            self.ambiguous.append((start, end + 1))
+        return end + 1
+
+    def _interpolating(self, quote: int) -> bool:
+        """Is the string at `quote` the argument of `s!`/`m!`/`f!` (whitespace allowed between)?"""
+        j = quote
+        while j > 0 and self.text[j - 1] in " \t\n":
+            j -= 1
+        if self.text[max(j - 2, 0) : j] not in _INTERPOLATING:
+            return False
+        return j == 2 or not (_id_rest(self.text[j - 3]) or self.text[j - 3] in ".»")
+
+
+def _comment_end(text: str, start: int) -> int:
+    """Index after the (nested) block comment opening at `start`."""
+    depth, j = 1, start + 2
+    while j < len(text) and depth:
+        if text.startswith("/-", j):
+            depth, j = depth + 1, j + 2
+        elif text.startswith("-/", j):
+            depth, j = depth - 1, j + 2
+        else:
+            j += 1
+    return j
+
+
+def lex(text: str) -> LexedText:
+    """Split `text` into code, comments and literals the way Lean's tokenizer would."""
+    lexer = _Lexer(text)
+    lexer.code(0)
+    return LexedText(clean="".join(lexer.clean), strings_visible="".join(lexer.visible),
+                     ambiguous_strings=tuple(lexer.ambiguous))
 
 
 def blank_comments_and_strings(text: str) -> str:
     """Replace comments and the contents of string/char literals by spaces (newlines kept).
 
     Nested `/- -/` comments (and doc comments) and `--` comments go entirely; string contents go,
-    except `{...}` parts of interpolated strings (`s!"..{e}.."`), which are code. `«name»` quotes
-    become spaces so a quoted keyword is still seen. The result has the same length as `text`.
+    except `{...}` parts of `s!`/`m!`/`f!` strings, which are code. `«name»` quotes become spaces
+    so a quoted keyword is still seen. The result has the same length as `text`.
     """
-    out = list(text)
-    n = len(text)
-
-    def blank(start: int, end: int) -> None:
-        for k in range(start, min(end, n)):
-            if out[k] != "\n":
-                out[k] = " "
-
-    i = 0
-    while i < n:
-        ch = text[i]
-        if text.startswith("--", i):
-            end = text.find("\n", i)
-            end = n if end < 0 else end
-            blank(i, end)
-            i = end
-        elif text.startswith("/-", i):
-            depth, j = 1, i + 2
-            while j < n and depth:
-                if text.startswith("/-", j):
-                    depth, j = depth + 1, j + 2
-                elif text.startswith("-/", j):
-                    depth, j = depth - 1, j + 2
-                else:
-                    j += 1
-            blank(i, j)
-            i = j
-        elif ch == '"':
-            i = _blank_string(text, i, blank, interpolated=i > 0 and text[i - 1] == "!")
-        elif ch == "r" and (i == 0 or not re.match(_ID, text[i - 1])) and _RAW_STRING.match(text, i):
-            hashes = _RAW_STRING.match(text, i).group(1)  # type: ignore[union-attr]
-            start = i + 2 + len(hashes)
-            end = text.find('"' + hashes, start)
-            end = n if end < 0 else end
-            blank(start, end)
-            i = end + 1 + len(hashes)
-        elif ch == "'" and (i == 0 or not re.match(r"[\w'.]", text[i - 1])) and _CHAR_LIT.match(text, i):
-            end = _CHAR_LIT.match(text, i).end()  # type: ignore[union-attr]
-            blank(i + 1, end - 1)
-            i = end
-        elif ch in "«»":
-            out[i] = " "
-            i += 1
-        else:
-            i += 1
-    return "".join(out)
-
-
-def _blank_string(text: str, start: int, blank, *, interpolated: bool) -> int:
-    """Blank a `"..."` literal starting at `start`; return the index after its closing quote."""
-    n, j, depth, seg = len(text), start + 1, 0, start + 1
-    while j < n:
-        ch = text[j]
-        if ch == "\\" and depth == 0:
-            j += 2
-            continue
-        if interpolated and ch == "{":
-            if depth == 0:
-                blank(seg, j)
-            depth += 1
-        elif interpolated and ch == "}" and depth:
-            depth -= 1
-            if depth == 0:
-                seg = j + 1
-        elif ch == '"' and depth == 0:
-            blank(seg, j)
-            return j + 1
-        j += 1
-    blank(seg, n)
-    return n
+    return lex(text).clean
 
 
 def position(text: str, offset: int) -> Pos:
@@ -413,11 +508,17 @@ def preflight(
         raise ConfigError(f"unknown preflight item(s) {unknown}; known: {sorted(BAN_ITEMS)}")
     if allowed_imports is None:
         allowed_imports = header_imports(header)
-    clean = _blank_neutral(blank_comments_and_strings(proof), neutral_lines(header))
+    lexed = lex(proof)
+    neutral = neutral_lines(header)
+    clean = _blank_neutral(lexed.clean, neutral)
+    views = {"clean": clean, "strings": _blank_neutral(lexed.strings_visible, neutral)}
     spans: list[tuple[int, int, str]] = []
     for name in names:
-        for pattern in BAN_ITEMS[name].patterns:
-            spans.extend((m.start(), m.end(), name) for m in re.finditer(pattern, clean))
+        for view in ("clean",) if name in SEMANTICALLY_CHECKED else ("clean", "strings"):
+            for pattern in BAN_ITEMS[name].patterns:
+                spans.extend((m.start(), m.end(), name) for m in re.finditer(pattern, views[view]))
+    if "interpolation" in names:
+        spans.extend((s, e, "interpolation") for s, e in lexed.ambiguous_strings)
     attrs = {a: name for name in names for a in BAN_ITEMS[name].attributes}
     spans.extend((s, e, item) for item, s, e in _attribute_hits(clean, attrs))
     if "instance" in names:

@@ -108,10 +108,6 @@ Request = Union[
     UnpickleProofStateRequest,
 ]
 
-EXPECTS_PROOF_STATE = (TacticRequest, PickleProofStateRequest, UnpickleProofStateRequest)
-"""Request types answered by a ProofStepResponse (the others by a CommandResponse)."""
-
-
 _REQUEST_ORDER: tuple[tuple[type[_Request], tuple[str, ...]], ...] = (
     (TacticRequest, ("tactic", "proofState")),
     (PickleEnvRequest, ("pickleTo", "env")),
@@ -165,19 +161,21 @@ class TacticInfo(_Message):
     used_constants: tuple[str, ...] | None = None
 
 
-class _Reply(_Message):
-    messages: tuple[LeanMessage, ...] = ()
-    sorries: tuple[Sorry, ...] = ()
-
+class _Response(_Message):
     def to_json(self) -> dict[str, Any]:
         """The JSON object this reply was parsed from (lossless round trip)."""
         return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
+
+
+class _Reply(_Response):
+    messages: tuple[LeanMessage, ...] = ()
+    sorries: tuple[Sorry, ...] = ()
 
     def errors(self) -> tuple[LeanMessage, ...]:
         return tuple(m for m in self.messages if m.severity == "error")
 
     def has_errors(self) -> bool:
-        return any(m.severity == "error" for m in self.messages)
+        return bool(self.errors())
 
     def has_sorry(self) -> bool:
         """Sorries listed, or either spelling of the "declaration uses sorry" warning."""
@@ -207,13 +205,10 @@ class ProofStepResponse(_Reply):
         return self.proof_status == "Completed" and not self.has_errors() and not self.sorries
 
 
-class ReplErrorResponse(_Message):
+class ReplErrorResponse(_Response):
     """`{"message": ...}`: unknown env/proof state, a tactic that threw, an IO error."""
 
     message: str
-
-    def to_json(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
 
     def errors(self) -> tuple[LeanMessage, ...]:
         return (LeanMessage(severity="error", pos=Pos(line=0, column=0), data=self.message),)

@@ -11,7 +11,7 @@ from enum import Enum
 
 from pydantic import BaseModel, ConfigDict
 
-from prover.lean_env.protocol import CommandResponse, ProofStepResponse, ReplErrorResponse
+from prover.lean_env.protocol import Reply
 
 FROZEN = ConfigDict(frozen=True, extra="forbid")
 
@@ -60,15 +60,12 @@ class OutcomeKind(str, Enum):
     INFRASTRUCTURE = "infrastructure"
 
 
-Response = CommandResponse | ProofStepResponse | ReplErrorResponse
-
-
 class ReplResult(BaseModel):
     """One answered request. `response` is None when the process failed (timeout/crash/oom)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    model_config = FROZEN
     kind: OutcomeKind
-    response: Response | None = None
+    response: Reply | None = None
     env: EnvHandle | None = None
     proof_state: ProofStateHandle | None = None
     sorry_states: tuple[ProofStateHandle | None, ...] = ()
@@ -84,9 +81,16 @@ class PoolStats(BaseModel):
     """Counters since the pool started (a snapshot).
 
     `imports`: commands without env starting with `import` (header elaborations included);
-    `requests`: attempts sent (an infrastructure retry counts twice); `reuses`: leases served by
-    an already-warm worker; `restarts`: new processes for an existing worker (failure, death,
-    recycling); `cancellations`: workers killed because their caller was cancelled mid-request."""
+    `starts`: processes spawned; `restarts`: new processes for an existing worker (failure,
+    death, recycling); `reuses`: leases served by an already-warm worker; `requests`: attempts
+    sent to a process (an infrastructure retry counts twice; header elaborations are not
+    requests); `timeouts`/`crashes`/`ooms`/`infra_failures`: request outcomes of those kinds (a dead worker that cannot be restarted for a request counts
+    as an infrastructure failure); `retries`: infrastructure retries of requests and of worker
+    starts; `evictions`: idle workers closed for another key or above `max_idle_workers`;
+    `recycles`: restarts after `max_uses` requests or above `rss_limit_mb`; `cancellations`:
+    workers killed because their caller was cancelled mid-request; `rejected`: leases refused
+    by `queue_limit`. Gauges: `workers` (in any state), `busy` (leased, starting or
+    restarting), `waiting` (callers queued for a worker)."""
 
     model_config = FROZEN
     imports: int = 0

@@ -21,7 +21,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -63,7 +63,7 @@ class FaultInjector:
         self.hoard: list[bytes] = []
         self.served = 0
 
-    def hits(self, patterns, text: str) -> bool:
+    def hits(self, patterns: Iterable[str], text: str) -> bool:
         return any(re.search(p, text) for p in patterns)
 
     def before(self, text: str) -> float:
@@ -116,7 +116,7 @@ def serve_scenario(scenario: Scenario) -> None:
     lean = SimulatedLean(scenario)
     faults = FaultInjector(scenario.faults)
     for text in read_requests(sys.stdin.buffer):
-        if text.startswith("#") or text.startswith("--"):
+        if text.startswith(("#", "--")):
             continue
         obj, body = _request_text(text)
         if obj is None:

@@ -1,6 +1,6 @@
 """Content-addressed verdict cache: (environment, statement, proof, rules) -> Verdict.
 
-The key hashes everything that can change a verdict: workspace, Lean version, header, statement,
+The key hashes everything that can change a verdict: workspace, Lean version, REPL command, header, statement,
 the model's proof text and a fingerprint of the checker's rules (allowed axioms, ban list, ...),
 so editing the allow-list never serves a stale verdict. Storage is one SQLite file in WAL mode
 with a busy timeout, safe for several processes (eval workers, Ray actors on one node) at once.
@@ -49,10 +49,12 @@ class CacheStats:
 
 
 def verdict_key(
-    *, workspace: str, lean_version: str, header: str, statement: str, proof: str, rules: str
+    *, workspace: str, lean_version: str, repl_cmd: str, header: str, statement: str, proof: str, rules: str
 ) -> str:
-    """The content address of one check."""
-    return content_hash("verdict/v1", workspace, lean_version, header, statement, proof, rules)
+    """The content address of one check. `repl_cmd` is the configured REPL command line ("" for
+    the workspace's own REPL): a verdict of another REPL (the simulated one, another build) on
+    the same workspace must never be served."""
+    return content_hash("verdict/v1", workspace, lean_version, repl_cmd, header, statement, proof, rules)
 
 
 class VerdictCache:
@@ -138,7 +140,7 @@ class VerdictCache:
                 if pending.cancelled():
                     continue  # the computing caller was cancelled, not us
                 raise
-            except Exception:  # noqa: BLE001 - its failure is not ours; try again
+            except Exception:  # noqa: BLE001, S112 - its failure is not ours; try again
                 continue
             return verdict.model_copy(update={"cached": True})
         loop = asyncio.get_running_loop()

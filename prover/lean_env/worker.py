@@ -7,15 +7,22 @@ diagnostics, writes validated requests and reads blank-line-framed replies. Ever
 as an `Outcome` with an `OutcomeKind`: REPL failures are classified here, in one place, and the
 process is restarted (new generation, header re-elaborated) so the caller never sees a wedged
 worker. Exceptions are reserved for misuse and for failures to start at all.
+
+A REPL that dies without answering is blamed on the request only if it read it: the worker
+keeps a duplicate of its end of the REPL's stdin pipe, and request bytes still unread in that
+pipe at EOF mean the process died first (INFRASTRUCTURE, safe to retry), not a crash.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import fcntl
 import os
 import resource
 import signal
+import struct
+import termios
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +47,7 @@ from prover.lean_env.results import OutcomeKind, WorkerRef
 READ_LIMIT = 1 << 26  # bytes buffered per reply; infotrees can be large
 STDERR_TAIL = 16 * 1024
 RSS_INTERVAL = 0.2
+RSS_RECENT = 3  # samples (~0.6 s) remembered to judge a SIGKILL: the last one may be of a dying process
 OOM_MARKERS = (b"out of memory", b"std::bad_alloc", b"memoryerror", b"cannot allocate memory", b"rlimit")
 FAILURE_ERRORS: dict[OutcomeKind, type[ReplError]] = {
     OutcomeKind.TIMEOUT: ReplTimeout,
@@ -107,13 +115,17 @@ class ReplWorker:
         self.counters = counters if counters is not None else collections.Counter()
         self.generation = 0
         self.header_env: int | None = None
+        self.uses = 0
+        """Requests answered by the current process (the header excluded)."""
         self.last_rss_mb = 0.0
         self.closed = False
         self._proc: asyncio.subprocess.Process | None = None
+        self._stdin_probe: int | None = None  # our duplicate of the REPL's stdin pipe (FIONREAD)
         self._tasks: list[asyncio.Task] = []
         self._stderr_tail = bytearray()
         self._kill_reason = ""
         self._children: list[psutil.Process] = []
+        self._recent_rss: collections.deque[float] = collections.deque(maxlen=RSS_RECENT)
 
     # -- lifecycle --------------------------------------------------------------------------
     @property
@@ -123,6 +135,11 @@ class ReplWorker:
     @property
     def alive(self) -> bool:
         return self._proc is not None and self._proc.returncode is None and not self._kill_reason
+
+    @property
+    def kill_reason(self) -> str:
+        """Why the current process was killed ("" while it runs), e.g. "cancelled mid-request"."""
+        return self._kill_reason
 
     @property
     def stderr_tail(self) -> str:
@@ -135,11 +152,13 @@ class ReplWorker:
         await self.kill()
         self.generation += 1
         self.header_env = None
+        self.last_rss_mb = 0.0
+        self._recent_rss.clear()
         self._kill_reason = ""
         self._stderr_tail.clear()
         self.counters["starts"] += 1
         try:
-            self._proc = await asyncio.create_subprocess_exec(
+            proc = await asyncio.create_subprocess_exec(
                 *self.launcher.argv,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
@@ -152,9 +171,14 @@ class ReplWorker:
             )
         except OSError as exc:
             raise ReplCrashed(f"cannot start REPL {self.launcher.argv!r}: {exc}") from exc
-        self._tasks = [asyncio.create_task(self._drain_stderr(self._proc)), asyncio.create_task(self._watch_rss(self._proc))]
+        self._proc, self._stdin_probe = proc, _dup_stdin(proc)
+        self._tasks = [asyncio.create_task(self._drain_stderr(proc)), asyncio.create_task(self._watch_rss(proc))]
+        if self.closed:  # close() ran while the process was being spawned
+            await self.kill("closed")
+            raise PoolClosed(f"worker {self.worker_id} was closed while starting")
         if self.header.strip():
             await self._elaborate_header()
+        self.uses = 0
 
     async def _elaborate_header(self) -> None:
         out = await self.run(CommandRequest(cmd=self.header), timeout=self.config.header_timeout, recover=False)
@@ -176,17 +200,20 @@ class ReplWorker:
         proc = self._proc
         if proc is None:
             return
-        self._kill_now(reason or "killed")
+        self.kill_now(reason or "killed")
+        if self._stdin_probe is not None:
+            os.close(self._stdin_probe)
+            self._stdin_probe = None
         try:
             await asyncio.wait_for(proc.wait(), 5.0)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         for task in self._tasks:
             task.cancel()
         self._tasks = []
 
-    def _kill_now(self, reason: str) -> None:
-        """Synchronous part of kill (usable while being cancelled)."""
+    def kill_now(self, reason: str) -> None:
+        """SIGKILL the process group without waiting (usable while being cancelled)."""
         proc = self._proc
         if proc is None:
             return
@@ -215,10 +242,11 @@ class ReplWorker:
         try:
             kind, reply, detail = await self._exchange(req, timeout)
         except asyncio.CancelledError:
-            self._kill_now("cancelled mid-request")
+            self.kill_now("cancelled mid-request")
             raise
         if self.closed:
             raise PoolClosed(f"worker {self.worker_id} was closed during the request")
+        self.uses += 1
         out = Outcome(kind, reply, time.monotonic() - start, detail, generation)
         if kind in FAILURE_ERRORS and recover:
             await self._recover()
@@ -228,9 +256,10 @@ class ReplWorker:
         proc = self._proc
         if proc is None or not self.alive:
             return OutcomeKind.INFRASTRUCTURE, None, "REPL process was not running"
+        request = encode_request(req).encode("utf-8")
         try:
             assert proc.stdin is not None
-            proc.stdin.write(encode_request(req).encode("utf-8"))
+            proc.stdin.write(request)
             await proc.stdin.drain()
             if proc.stdin.is_closing():  # EPIPE is swallowed by the transport: the REPL was gone
                 raise BrokenPipeError("REPL stdin closed before the request was written")
@@ -239,11 +268,14 @@ class ReplWorker:
             return OutcomeKind.INFRASTRUCTURE, None, f"request not delivered: {exc!r}"
         try:
             text = await asyncio.wait_for(self._read_reply(proc), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             await self.kill("timeout")
             return OutcomeKind.TIMEOUT, None, f"no reply within {timeout:g} s; process group killed"
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
-            return await self._died(proc)
+        except asyncio.LimitOverrunError:
+            await self.kill("reply too large")
+            return OutcomeKind.CRASH, None, f"reply larger than {READ_LIMIT} bytes; process group killed"
+        except asyncio.IncompleteReadError:
+            return await self._died(proc, len(request))
         try:
             reply = decode_reply(text)
         except ReplProtocolError as exc:
@@ -260,23 +292,27 @@ class ReplWorker:
             if text:
                 return text
 
-    async def _died(self, proc: asyncio.subprocess.Process) -> tuple[OutcomeKind, None, str]:
-        """EOF on stdout: wait for exit and stderr, then tell OOM from a crash."""
+    async def _died(self, proc: asyncio.subprocess.Process, request_bytes: int) -> tuple[OutcomeKind, None, str]:
+        """EOF on stdout: wait for exit and stderr, then tell a request never read, OOM and crash apart."""
         reason = self._kill_reason
+        never_read = _unread_bytes(self._stdin_probe) >= request_bytes
         try:
             await asyncio.wait_for(proc.wait(), 2.0)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             await self.kill("EOF without exit")
         if self._tasks:
             await asyncio.wait(self._tasks[:1], timeout=1.0)
         await self.kill(reason or "exited")
-        tail = self.stderr_tail[-600:].strip()
+        ended = f"exit code {proc.returncode}; stderr: {self.stderr_tail[-600:].strip()}"
+        if never_read:
+            return OutcomeKind.INFRASTRUCTURE, None, f"REPL died before reading the request ({reason or ended})"
+        if reason.startswith("oom") or any(m in self._stderr_tail.lower() for m in OOM_MARKERS):
+            return OutcomeKind.OUT_OF_MEMORY, None, f"out of memory ({reason or 'REPL reported it'}); {ended}"
         cap = self.config.rss_kill_mb or self.config.memory_limit_mb
-        oom = reason.startswith("oom") or any(m in self._stderr_tail.lower() for m in OOM_MARKERS)
-        sigkilled_big = proc.returncode == -signal.SIGKILL and cap and self.last_rss_mb > 0.9 * cap
-        if oom or sigkilled_big:
-            return OutcomeKind.OUT_OF_MEMORY, None, f"out of memory ({reason or 'REPL reported it'}); stderr: {tail}"
-        return OutcomeKind.CRASH, None, f"REPL exited with code {proc.returncode}; stderr: {tail}"
+        rss = max(self._recent_rss, default=0.0)
+        if _sigkilled(proc.returncode) and cap and rss > 0.9 * cap:
+            return OutcomeKind.OUT_OF_MEMORY, None, f"SIGKILL at RSS {rss:.0f} MB near the {cap} MB cap (OOM killer?); {ended}"
+        return OutcomeKind.CRASH, None, f"REPL exited: {ended}"
 
     async def _recover(self) -> None:
         """Transparent restart after a failure; a failed restart leaves the worker dead."""
@@ -295,7 +331,7 @@ class ReplWorker:
                 del self._stderr_tail[:-STDERR_TAIL]
 
     async def _watch_rss(self, proc: asyncio.subprocess.Process) -> None:
-        """Sample the process group's RSS; past memory_limit_mb kill it as out of memory."""
+        """Sample the process group's RSS; past rss_kill_mb (default memory_limit_mb) kill it as OOM."""
         try:
             root = psutil.Process(proc.pid)
         except psutil.Error:
@@ -304,9 +340,9 @@ class ReplWorker:
         while proc.returncode is None:
             if samples % 10 == 0:
                 self._children = _children(root)
-            self.last_rss_mb = _rss_mb([root, *self._children])
+            self._sample_rss(root)
             if cap and self.last_rss_mb > cap and proc is self._proc:
-                self._kill_now(f"oom: RSS {self.last_rss_mb:.0f} MB above {cap} MB")
+                self.kill_now(f"oom: RSS {self.last_rss_mb:.0f} MB above {cap} MB")
                 return
             samples += 1
             await asyncio.sleep(RSS_INTERVAL)
@@ -316,11 +352,38 @@ class ReplWorker:
         if self._proc is None or self._proc.returncode is not None:
             return 0.0
         try:
-            root = psutil.Process(self._proc.pid)
+            return self._sample_rss(psutil.Process(self._proc.pid))
         except psutil.Error:
             return 0.0
+
+    def _sample_rss(self, root: psutil.Process) -> float:
         self.last_rss_mb = _rss_mb([root, *self._children])
+        self._recent_rss.append(self.last_rss_mb)
         return self.last_rss_mb
+
+
+def _dup_stdin(proc: asyncio.subprocess.Process) -> int | None:
+    """A private duplicate of our end of the child's stdin pipe: it keeps the pipe's buffer
+    readable by FIONREAD after asyncio closes its own end (which it does when the child exits)."""
+    try:
+        return os.dup(proc.stdin.get_extra_info("pipe").fileno())  # type: ignore[union-attr]
+    except (AttributeError, OSError):
+        return None
+
+
+def _unread_bytes(fd: int | None) -> int:
+    """Bytes written into a pipe and not yet read by the other side (Linux FIONREAD); 0 if unknown."""
+    if fd is None:
+        return 0
+    try:
+        return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+    except OSError:
+        return 0
+
+
+def _sigkilled(returncode: int | None) -> bool:
+    """Killed by SIGKILL: our child directly (-9), or the REPL under a wrapper (`lake env`, sh: 137)."""
+    return returncode in (-signal.SIGKILL, 128 + signal.SIGKILL)
 
 
 def _children(root: psutil.Process) -> list[psutil.Process]:

@@ -7,8 +7,6 @@ from prover.leangeo.settings import (
     MATHLIB_REV,
     PROMPT_ADDITION,
     SYSTEM_PROMPT,
-    LeanGeoSettings,
-    checker_overrides,
     lakefile_text,
     lean_toolchain_text,
 )
@@ -20,8 +18,6 @@ __all__ = [
     "MATHLIB_REV",
     "PROMPT_ADDITION",
     "SYSTEM_PROMPT",
-    "LeanGeoSettings",
-    "checker_overrides",
     "lakefile_text",
     "lean_toolchain_text",
 ]

@@ -2,15 +2,14 @@
 
 Facts from `../shared/reference/leangeo.md` (LeanGeo @ 9212b89e). LeanGeo-Bench problems import
 `SystemE` and `LeanGeo`, so they can only be checked in a Lake project that requires LeanGeo on
-Lean v4.15.0, with the SMT solvers (cvc5, z3, smt-portfolio) on PATH.
+Lean v4.15.0, with the SMT solvers (cvc5, z3, smt-portfolio) on PATH. `prover setup lean` does
+not build that project: `lakefile_text`, `lean_toolchain_text` and `BUILD_STEPS` describe it.
+The checker settings reach runs through the benchmark registry (`leangeo` spec).
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
-
 LEAN_TOOLCHAIN = "leanprover/lean4:v4.15.0"
-LEAN_VERSION = "v4.15.0"
 MATHLIB_REV = "9837ca9d65d9de6fad1ef4381750ca688774e608"
 LEANGEO_GIT = "https://github.com/project-numina/LeanGeo"
 LEANGEO_REV = "9212b89ef0cb08adb049b32f6332a1f2b9e551ab"
@@ -51,23 +50,6 @@ BUILD_STEPS: tuple[str, ...] = (
 smt-portfolio`; `z3` and `cvc5` must be on PATH)."""
 
 
-class LeanGeoSettings(BaseModel):
-    """Everything a checker or `prover setup` needs to know about LeanGeo."""
-
-    model_config = ConfigDict(frozen=True)
-
-    lean_toolchain: str = LEAN_TOOLCHAIN
-    mathlib_rev: str = MATHLIB_REV
-    leangeo_rev: str = LEANGEO_REV
-    extra_axioms: tuple[str, ...] = EXTRA_AXIOMS
-    allow_header_axioms: bool = True
-    """SystemE/LeanGeo declare their geometry (`axiom Point : Type`, ~100 inference rules, 9
-    LeanGeo axioms) as Lean axioms, so every LeanGeo proof depends on them: the checker accepts
-    axioms that the header environment declares, and still refuses `sorryAx` and axioms the
-    proof declares itself."""
-    header: str = HEADER
-
-
 def lakefile_text(package: str = "leangeo_workspace") -> str:
     """`lakefile.lean` of a workspace that requires LeanGeo (which pins Mathlib 9837ca9d and
     lean-smt itself, so they are not required again here)."""
@@ -82,8 +64,3 @@ def lakefile_text(package: str = "leangeo_workspace") -> str:
 def lean_toolchain_text() -> str:
     """Contents of the workspace's `lean-toolchain` file."""
     return LEAN_TOOLCHAIN + "\n"
-
-
-def checker_overrides() -> dict[str, object]:
-    """Dotted config overrides for checking LeanGeo proofs (see `ProverConfig.with_overrides`)."""
-    return {"checker.extra_allowed_axioms": EXTRA_AXIOMS, "checker.allow_header_axioms": True}

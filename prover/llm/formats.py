@@ -206,12 +206,22 @@ def _clean_tactic(text: str) -> str | None:
     return tactic or None
 
 
-def _statement_code(problem: Problem, *, sorry: bool) -> str:
-    """Header + statement as the model sees it (optionally closed with `sorry`, as in DS-V2)."""
+def _informal_docstring(problem: Problem) -> str:
+    """The informal statement as the doc comment DS-V1.5's and Goedel's datasets put before the
+    theorem (`informal_prefix`: ``/-- text-/`` and a newline); empty without one."""
+    if not problem.informal_statement:
+        return ""
+    return f"/-- {problem.informal_statement.strip()}-/\n"
+
+
+def _statement_code(problem: Problem, *, sorry: bool, docstring: bool = False) -> str:
+    """Header + statement as the model sees it (optionally closed with `sorry`, as in DS-V2, and
+    with the informal statement as a doc comment, as in the DS-V2 / Goedel / Kimina datasets)."""
     statement = problem.formal_statement.rstrip()
     if sorry:
         statement += " sorry"
-    return f"{problem.header}{statement}".strip("\n")
+    informal = _informal_docstring(problem) if docstring else ""
+    return f"{problem.header}{informal}{statement}".strip("\n")
 
 
 def _checked_code(problem: Problem, feedback: Feedback) -> str:
@@ -330,8 +340,6 @@ def kimina_feedback_text(problem: Problem, feedback: Feedback, max_errors: int) 
 # Formats
 # ---------------------------------------------------------------------------------------------
 
-_DEFAULT_TACTIC_STOP: tuple[str, ...] = ()
-
 
 class PromptFormat(ABC):
     """How one model family is prompted and how its answers are read."""
@@ -364,8 +372,12 @@ class PromptFormat(ABC):
         """Tactic body or complete Lean code for `problem` from a completion; None if unusable."""
 
     def tactic_request(self, goals: str) -> GenRequest:
-        """BFS-Prover style step prompt: the pretty-printed goals then `:::`."""
-        return GenRequest(prompt=f"{goals.strip()}:::", stop=_DEFAULT_TACTIC_STOP)
+        """BFS-Prover style step prompt: the pretty-printed goals then `:::`.
+
+        Log-probs are requested: best-first search ranks tactics by them, and an OpenAI-compatible
+        server returns none unless asked (tactics are short, so they cost little).
+        """
+        return GenRequest(prompt=f"{goals.strip()}:::", logprobs=True)
 
     def extract_tactic(self, completion: str) -> str | None:
         """One tactic from a step completion (text after the last `:::` if the state was echoed)."""
@@ -377,7 +389,12 @@ class PromptFormat(ABC):
 
 
 class DeepSeekV15Format(PromptFormat):
-    """DeepSeek-Prover-V1.5 (non-CoT): the model completes a Lean code block."""
+    """DeepSeek-Prover-V1.5 (non-CoT): the model completes a Lean code block.
+
+    The prompt is DS-V1.5's `non_cot_prompt`: instruction, fence, header, informal doc comment,
+    statement. Its dataset statements end in `:= by` plus a newline, so the model continues on the
+    next line; the extracted body puts that newline back in front of the continuation.
+    """
 
     name = "deepseek-v1.5"
     supports_feedback = False
@@ -391,11 +408,9 @@ class DeepSeekV15Format(PromptFormat):
                 f"prompt format {self.name!r} is a completion format without self-correction; "
                 "set whole_proof.rounds = 0 or use a chat format"
             )
-        informal = ""
-        if problem.informal_statement:
-            informal = f"/-- {problem.informal_statement.strip()} -/\n"
         prompt = (
-            f"{self.instruction}\n\n```lean4\n{problem.header}{informal}{problem.formal_statement}"
+            f"{self.instruction}\n\n```lean4\n{problem.header}{_informal_docstring(problem)}"
+            f"{problem.formal_statement}{self._line_end(problem)}"
         )
         return GenRequest(prompt=prompt, stop=("```",))
 
@@ -404,7 +419,12 @@ class DeepSeekV15Format(PromptFormat):
         for token in _SPECIAL_TOKENS:
             body = body.replace(token, "")
         body = body.rstrip()
-        return body if body.strip() else None
+        return self._line_end(problem) + body if body.strip() else None
+
+    @staticmethod
+    def _line_end(problem: Problem) -> str:
+        """The newline the prompt adds after `:= by` (none if the statement already ends in one)."""
+        return "" if problem.formal_statement.endswith("\n") else "\n"
 
 
 class _ChatProofFormat(PromptFormat):
@@ -427,7 +447,8 @@ class _ChatProofFormat(PromptFormat):
         if self.system_prompt:
             messages.append(ChatMessage(role="system", content=self.system_prompt))
         messages.append(ChatMessage(role="user", content=self.user_prompt(problem)))
-        for round_no, item in enumerate(feedback, 1):
+        # Goedel numbers the failed proof being corrected: "The proof (Round 0)" is the first sample.
+        for round_no, item in enumerate(feedback):
             messages.append(ChatMessage(role="assistant", content=item.completion))
             messages.append(
                 ChatMessage(role="user", content=self.feedback_turn(problem, item, round_no, limit))
@@ -451,7 +472,7 @@ class DeepSeekV2Format(_ChatProofFormat):
     )
 
     def user_prompt(self, problem: Problem) -> str:
-        code = _statement_code(problem, sorry=True)
+        code = _statement_code(problem, sorry=True, docstring=True)
         return f"Complete the following Lean 4 code:\n\n```lean4\n{code}\n```\n\n{self.plan_request}"
 
 
@@ -469,9 +490,9 @@ class KiminaFormat(_ChatProofFormat):
 
     def user_prompt(self, problem: Problem) -> str:
         prompt = "Think about and solve the following problem step by step in Lean 4."
-        if problem.informal_statement:
-            prompt += f"\n# Problem: {problem.informal_statement.strip()}"
-        code = _statement_code(problem, sorry=False)
+        if problem.informal_statement:  # no space after the colon, as in Kimina's model card
+            prompt += f"\n# Problem:{problem.informal_statement.strip()}"
+        code = _statement_code(problem, sorry=False, docstring=True)
         return prompt + f"\n# Formal statement:\n```lean4\n{code}\n```\n"
 
     def feedback_turn(self, problem: Problem, feedback: Feedback, round_no: int, max_errors: int) -> str:
@@ -511,7 +532,8 @@ class ChatFormat(_ChatProofFormat):
             messages=(
                 ChatMessage(role="system", content=self.system_prompt or ""),
                 ChatMessage(role="user", content=content),
-            )
+            ),
+            logprobs=True,
         )
 
     def extract_tactic(self, completion: str) -> str | None:

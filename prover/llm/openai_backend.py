@@ -9,7 +9,10 @@ back to a `GenResult`. Policy, in one place:
   exponential backoff and full jitter, waiting `Retry-After` instead when the server sends it;
   exhausting retries raises `SamplerUnavailable`;
 * any other 4xx raises `SamplerRequestError` at once, carrying the server's message;
-* a 2xx reply that is not the expected JSON raises `SamplerError` naming what is missing.
+* a 2xx reply that is not the expected JSON raises `SamplerError` naming what is missing;
+* a server that returns fewer choices than `n` (some hosted APIs ignore `n`) is asked again for
+  the missing ones, with the seed moved on so the extra samples differ; more choices than `n` is
+  a malformed reply.
 
 Log-probs are requested only when `GenRequest.logprobs` is set (they multiply reply sizes); the
 cumulative log-prob is then the sum of the sampled tokens' log-probs. Token counts come from the
@@ -121,15 +124,25 @@ class OpenAISampler(Sampler):
 
     async def generate(self, request: GenRequest) -> GenResult:
         started = time.perf_counter()
+        completions: list[Completion] = []
+        prompt_tokens = 0
         try:
-            endpoint, payload = self._build(request)
-            data = await self._post_with_retries(endpoint, payload)
-            chat = endpoint.endswith("chat/completions")
-            result = _parse_reply(data, request, chat=chat, url=self._url(endpoint))
+            while len(completions) < request.n:
+                part = _remaining_part(request, len(completions))
+                endpoint, payload = self._build(part)
+                data = await self._post_with_retries(endpoint, payload)
+                chat = endpoint.endswith("chat/completions")
+                reply = _parse_reply(data, part, chat=chat, url=self._url(endpoint))
+                completions.extend(reply.completions)
+                prompt_tokens += reply.prompt_tokens
         except SamplerError:
             self.stats.errors += 1
             raise
-        result = result.model_copy(update={"seconds": time.perf_counter() - started})
+        result = GenResult(
+            completions=tuple(completions),
+            prompt_tokens=prompt_tokens,
+            seconds=time.perf_counter() - started,
+        )
         self.stats.add(request, result)
         return result
 
@@ -292,6 +305,14 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
+def _remaining_part(request: GenRequest, received: int) -> GenRequest:
+    """The request for the samples still missing after `received` came back (seed moved on)."""
+    if received == 0:
+        return request
+    seed = None if request.seed is None else request.seed + received
+    return request.model_copy(update={"n": request.n - received, "seed": seed})
+
+
 def _parse_reply(data: Any, request: GenRequest, *, chat: bool, url: str) -> GenResult:
     def bad(what: str) -> SamplerError:
         return SamplerError(f"malformed reply from {url}: {what}")
@@ -301,8 +322,8 @@ def _parse_reply(data: Any, request: GenRequest, *, chat: bool, url: str) -> Gen
     choices = data.get("choices")
     if not isinstance(choices, list) or not choices:
         raise bad("no 'choices' list")
-    if len(choices) != request.n:
-        raise bad(f"{len(choices)} choices for n={request.n} (does the server support n > 1?)")
+    if len(choices) > request.n:
+        raise bad(f"{len(choices)} choices for n={request.n}")
     ordered = sorted(
         choices, key=lambda c: c["index"] if isinstance(c, dict) and isinstance(c.get("index"), int) else 0
     )

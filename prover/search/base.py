@@ -17,6 +17,9 @@ from prover.config import ProverConfig
 from prover.llm.base import Sampler
 from prover.types import Attempt, Problem, Verdict
 
+DoneAttempts = Mapping[tuple[int, int], Attempt]
+"""Attempts of one problem already recorded, keyed by `(round, sample_index)`."""
+
 RecordAttempt = Callable[[Attempt], Awaitable[None]]
 """Called once per finished attempt; the results store appends it to attempts.jsonl."""
 
@@ -51,7 +54,7 @@ class Strategy(ABC):
         problem: Problem,
         ctx: StrategyContext,
         record: RecordAttempt,
-        done: Mapping[tuple[int, int], Attempt] | None = None,
+        done: DoneAttempts | None = None,
     ) -> None:
         """Run the strategy's budget for `problem`.
 
@@ -63,3 +66,12 @@ class Strategy(ABC):
                 `(round, sample_index)`; they must not be redone or recorded again, but their
                 verdicts count (for early stop and self-correction chains).
         """
+
+    def is_complete(self, problem: Problem, config: ProverConfig, done: DoneAttempts) -> bool:
+        """Whether `prove(problem, ..., done=done)` would record nothing new.
+
+        The pipeline skips complete problems without starting any service, so re-running a
+        finished run is instant. The default never claims completeness (the problem is redone and
+        `prove` skips what `done` holds).
+        """
+        return False

@@ -15,7 +15,8 @@ Three layers, one job each:
 
 Search rules (provers.md section 2): pop the open node with the best priority
 `cumulative logprob / depth**alpha` (per-tactic score = mean token log-prob, as BFS-Prover-V2);
-consult the proof cache (replay a cached proof through Lean, or skip a known dead end); sample
+consult the proof cache (replay a cached proof through Lean and trust it only if every step makes
+progress and the last completes the proof, or skip a known dead end); sample
 `width` tactics in one request; drop unparsable, banned and duplicate tactics; apply the rest in
 score order, stopping when one completes the proof; merge identical states; propagate statuses.
 """
@@ -27,18 +28,24 @@ import heapq
 import logging
 import re
 import time
-from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from prover.config import BfsConfig
+from prover.config import BfsConfig, ProverConfig
 from prover.errors import ConfigError, SamplerRequestError
 from prover.llm.base import Sampler
-from prover.search.base import RecordAttempt, Strategy, StrategyContext
+from prover.search.base import DoneAttempts, RecordAttempt, Strategy, StrategyContext
 from prover.search.proof_cache import CacheEntry, CacheKey, ProofCache
-from prover.search.tactic_env import PoolTacticEnv, StartOutcome, StepBatch, TacticEnv
-from prover.search.tree import EdgeOutcome, NodeStatus, SearchTree
+from prover.search.tactic_env import (
+    PoolTacticEnv,
+    StartOutcome,
+    StepBatch,
+    StepOutcome,
+    TacticEnv,
+)
+from prover.search.tree import EdgeOutcome, NodeStatus, SearchTree, normalise_goals
 from prover.types import Attempt, CheckStatus, GenRequest, GenResult, Problem, Verdict
 
 log = logging.getLogger(__name__)
@@ -46,6 +53,9 @@ log = logging.getLogger(__name__)
 _LEAN_VERDICTS = frozenset({
     EdgeOutcome.OK, EdgeOutcome.PROVED, EdgeOutcome.ERROR, EdgeOutcome.INCOMPLETE, EdgeOutcome.NO_PROGRESS
 })
+
+_CHECKER_REFUSALS = frozenset({CheckStatus.FAILED, CheckStatus.REJECTED})
+"""Checker verdicts that are Lean's or a soundness rule's word (not a timeout or a crash)."""
 
 ALWAYS_BANNED: tuple[str, ...] = ("sorry", "admit", "native_decide", "apply?", "exact?")
 """Never applied in search: they fake progress or depend on the checker rejecting them later."""
@@ -114,6 +124,9 @@ SearchRequest = (
     StartLean | SampleTactics | ApplyTactics | ReplayTactics | LookupProof | PublishProof | RetractProof | PublishDead
 )
 
+MAX_LOST_EXPANSIONS_PER_NODE = 2
+"""Times a node is expanded again after every tactic of an expansion ended as INFRASTRUCTURE."""
+
 StopReason = Literal[
     "proved", "exhausted", "max_expansions", "time_budget", "lean_time_budget", "stopped", "start_failed"
 ]
@@ -140,6 +153,8 @@ class SearchResult:
     cache_proof_hits: int = 0
     cache_dead_hits: int = 0
     cache_stale: int = 0
+    lost_expansions: int = 0
+    """Expansions whose every tactic ended as INFRASTRUCTURE (the worker lost the state)."""
 
     @property
     def proved(self) -> bool:
@@ -214,6 +229,8 @@ class BestFirstSearch:
         use_cache: consult and publish to the proof cache.
         use_dead_ends: skip states the cache knows as dead ends.
         score: per-tactic score, "mean" token log-prob (BFS-Prover-V2) or the "sum".
+        tactic_timeout: wall seconds one tactic may take (the strategy passes `lean.timeout`);
+            the remaining wall and Lean-time budgets cap it further.
         clock: monotonic seconds (injectable for tests).
         should_stop: polled before each expansion (another attempt proved the problem).
     """
@@ -231,6 +248,7 @@ class BestFirstSearch:
         use_cache: bool = True,
         use_dead_ends: bool = True,
         score: Literal["mean", "sum"] = "mean",
+        tactic_timeout: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         should_stop: Callable[[], bool] = lambda: False,
     ) -> None:
@@ -242,6 +260,7 @@ class BestFirstSearch:
         self.use_cache = use_cache
         self.use_dead_ends = use_dead_ends
         self.score = score
+        self.tactic_timeout = tactic_timeout
         self.clock = clock
         self.should_stop = should_stop
         self.tree = SearchTree(problem.name, attempt)
@@ -278,7 +297,10 @@ class BestFirstSearch:
         return max(self.config.time_budget - self._elapsed(), 0.0)
 
     def _lean_timeout(self) -> float:
+        """Per-tactic timeout: the tactic timeout, capped by what is left of both budgets."""
         remaining = self._remaining()
+        if self.tactic_timeout is not None:
+            remaining = min(remaining, self.tactic_timeout)
         if self.config.lean_time_budget is not None:
             remaining = min(remaining, max(self.config.lean_time_budget - self.result.lean_seconds, 0.0))
         return max(remaining, 0.001)
@@ -377,25 +399,36 @@ class BestFirstSearch:
         batch: StepBatch = yield ReplayTactics(self.tree.path_to(node), entry.tactics, self._lean_timeout())
         self._account(batch)
         outcomes = batch.outcomes
-        confirmed = (
-            len(outcomes) == len(entry.tactics)
-            and all(o.outcome is EdgeOutcome.OK for o in outcomes[:-1])
-            and outcomes[-1].outcome is EdgeOutcome.PROVED
-        )
-        if not confirmed:
+        if not self._confirms(node, entry, outcomes):
             self.result.cache_stale += 1
             if all(o.outcome in _LEAN_VERDICTS for o in outcomes):  # Lean's word, not an accident
                 yield RetractProof(self._key(node), entry.tactics)
             return False
         self.result.cache_proof_hits += 1
         current = node
-        for outcome in outcomes:
-            goals = outcome.goals if outcome.outcome is EdgeOutcome.OK else None
-            last_state = current
-            current, _ = self.tree.add_success(current, outcome.tactic, 0.0, goals, outcome.seconds, cached=True)
-        changed = self.tree.propagate(last_state)
+        for outcome in outcomes[:-1]:
+            current, _ = self.tree.add_success(current, outcome.tactic, 0.0, outcome.goals, outcome.seconds, cached=True)
+        last = outcomes[-1]
+        self.tree.add_success(current, last.tactic, 0.0, None, last.seconds, cached=True)
+        changed = self.tree.propagate(current)
         # `node`'s script is the cache entry itself; its new sub-states and closed ancestors are news.
         yield from self._publish(n for n in changed if n != node)
+        return True
+
+    def _confirms(self, node: str, entry: CacheEntry, outcomes: Sequence[StepOutcome]) -> bool:
+        """The replay ran the whole script, every step but the last reached a new state, and the
+        last one completed the proof (a step back to its own state would be a no-progress edge,
+        which cannot sit on a proof path)."""
+        if not outcomes or len(outcomes) != len(entry.tactics) or outcomes[-1].outcome is not EdgeOutcome.PROVED:
+            return False
+        goals = self.tree.goals(node)
+        for outcome in outcomes[:-1]:
+            if outcome.outcome is not EdgeOutcome.OK:
+                return False
+            after = normalise_goals(outcome.goals or ())
+            if after == goals:
+                return False
+            goals = after
         return True
 
     def _candidates(self, gen: GenResult) -> list[tuple[str, float]]:
@@ -449,6 +482,14 @@ class BestFirstSearch:
             batch: StepBatch = yield ApplyTactics(tree.path_to(node), tactics, self._lean_timeout())
             self._account(batch)
             outcomes = batch.outcomes
+        if outcomes and all(o.outcome is EdgeOutcome.INFRASTRUCTURE for o in outcomes):
+            # Lean never judged these tactics (the worker lost the state): not the node's fault
+            result.lost_expansions += 1
+            attrs = tree.graph.nodes[node]
+            attrs["lost_expansions"] = attrs.get("lost_expansions", 0) + 1
+            if attrs["lost_expansions"] <= MAX_LOST_EXPANSIONS_PER_NODE:
+                self._push(node)  # expand it again later, with fresh samples
+                return True
         for (tactic, logprob), outcome in zip(candidates, outcomes):
             self._record(node, tactic, logprob, outcome)
         complete = bool(candidates) and len(outcomes) == len(candidates) and gen.completions
@@ -584,18 +625,29 @@ class BestFirstStrategy(Strategy):
         self.fmt = fmt
         self.score = score
 
+    def _passes(self, config: ProverConfig) -> int:
+        return self.passes or config.whole_proof.passes
+
+    def is_complete(self, problem: Problem, config: ProverConfig, done: DoneAttempts) -> bool:
+        """Whether `prove` would record nothing new: every attempt is recorded, or (with
+        `bfs.stop_on_first`) one of them proved the problem. Lets a finished run skip the problem
+        without starting the sampler or the Lean pool."""
+        if config.bfs.stop_on_first and any(a.verdict.proved for a in done.values()):
+            return True
+        return all((0, index) in done for index in range(self._passes(config)))
+
     async def prove(
         self,
         problem: Problem,
         ctx: StrategyContext,
         record: RecordAttempt,
-        done: Mapping[tuple[int, int], Attempt] | None = None,
+        done: DoneAttempts | None = None,
     ) -> None:
         done = done or {}
-        cfg = ctx.config.bfs
-        passes = self.passes or ctx.config.whole_proof.passes
-        if cfg.stop_on_first and any(a.verdict.proved for a in done.values()):
+        if self.is_complete(problem, ctx.config, done):
             return
+        passes = self._passes(ctx.config)
+        stop_on_first = ctx.config.bfs.stop_on_first
         todo = [i for i in range(passes) if (0, i) not in done]
         stop = asyncio.Event()
         limit = asyncio.Semaphore(self.parallel_attempts or max(1, min(passes, ctx.config.lean.workers)))
@@ -606,9 +658,9 @@ class BestFirstStrategy(Strategy):
                 if stop.is_set():
                     return
                 attempt = await self.run_attempt(problem, ctx, index, fmt=fmt, should_stop=stop.is_set)
-                await record(attempt)
-                if attempt.verdict.proved and cfg.stop_on_first:
+                if attempt.verdict.proved and stop_on_first:
                     stop.set()
+                await record(attempt)
 
         async with asyncio.TaskGroup() as group:
             for index in todo:
@@ -642,6 +694,7 @@ class BestFirstStrategy(Strategy):
             use_cache=cache is not None,
             use_dead_ends=self.use_dead_ends,
             score=self.score,
+            tactic_timeout=ctx.config.lean.timeout,
             should_stop=should_stop,
         )
         env = self._env(ctx, problem)
@@ -656,6 +709,8 @@ class BestFirstStrategy(Strategy):
             t0 = time.monotonic()
             verdict = await ctx.checker.check(problem, proof)
             check_seconds = time.monotonic() - t0
+            if cache is not None and verdict.status in _CHECKER_REFUSALS:
+                await _retract_path(cache, problem, result.tree)
         else:
             verdict = _unproved_verdict(result)
         tree_file = await self._write_tree(problem, index, result.tree)
@@ -681,11 +736,28 @@ class BestFirstStrategy(Strategy):
         return str(path)
 
 
+async def _retract_path(cache: ProofCache, problem: Problem, tree: SearchTree) -> None:
+    """Withdraw the scripts this search published along a proof the checker refused.
+
+    Tactic mode can accept what command mode refuses (old REPLs, axioms, statement tricks); left
+    in the cache, the root's script would be replayed by every later attempt of the problem
+    instead of a search of its own.
+    """
+    edges = tree.proof_edges() or []
+    tactics = [tactic for _, _, tactic in edges]
+    for i, (state, _, _) in enumerate(edges):
+        await cache.retract(CacheKey(header=problem.header, goals=tree.goals(state)), tactics[i:])
+
+
 def _unproved_verdict(result: SearchResult) -> Verdict:
     if result.stop_reason == "start_failed":
         status = CheckStatus.ERROR if result.start_infrastructure else CheckStatus.FAILED
         return Verdict(status=status, rule="search:start_failed", detail=result.start_error)
     detail = f"no proof found: {result.stop_reason} after {result.expansions} expansions"
+    if result.stop_reason == "exhausted" and result.lost_expansions:
+        # the tree ran out only because Lean kept losing states: an infrastructure failure
+        return Verdict(status=CheckStatus.ERROR, rule="search:infrastructure", lean_seconds=result.lean_seconds,
+                       detail=f"{detail}; {result.lost_expansions} expansions lost their Lean state")
     return Verdict(status=CheckStatus.FAILED, rule=f"search:{result.stop_reason}", detail=detail,
                    lean_seconds=result.lean_seconds)
 
@@ -707,6 +779,7 @@ def _extra(result: SearchResult, env: TacticEnv, search: BestFirstSearch, tree_f
         "cache_proof_hits": result.cache_proof_hits,
         "cache_dead_hits": result.cache_dead_hits,
         "cache_stale": result.cache_stale,
+        "lost_expansions": result.lost_expansions,
         "rematerialisations": env.stats.rematerialisations,
         "proof_tactics": result.tactics,
         "seed": search.seed,

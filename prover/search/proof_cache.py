@@ -15,7 +15,8 @@ child was cut by a budget, a timeout, a crash, the depth limit or an empty sampl
 relative to the sampler's candidates; searches may ignore dead entries (`use_dead_ends=False`),
 and never apply one to their own root (independent pass@k attempts must each get their try).
 A proof always overrides a dead entry; a dead entry never overrides a proof; a shorter proof
-replaces a longer one; a proof whose replay Lean rejects is retracted (compare-and-delete).
+replaces a longer one; a proof whose replay Lean rejects, or whose assembled whole proof the
+checker refuses, is retracted (compare-and-delete).
 
 Every method takes and returns serialisable values (pydantic models, strings, tuples), so the
 interface can be served by a Ray actor unchanged.

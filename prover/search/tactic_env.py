@@ -18,8 +18,10 @@ bookkeeping benchmark; it is not Lean.
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +31,9 @@ from prover.types import Problem
 
 Path_ = tuple[str, ...]
 """A state, named by the tactics applied from the root (the theorem's `sorry`)."""
+
+StepCall = Callable[[Path_, str, "float | None"], Awaitable["StepOutcome"]]
+"""Apply one tactic to the state at a path, with a timeout."""
 
 _KIND_TO_OUTCOME = {
     "timeout": EdgeOutcome.TIMEOUT,
@@ -76,11 +81,14 @@ class EnvStats:
     lean_seconds: float = 0.0
     rematerialisations: int = 0
     """Times a state had to be rebuilt by replaying its path after a worker restart."""
-    worker_changes: int = 0
 
 
 class TacticEnv(ABC):
-    """Start a theorem in tactic mode and apply tactics to its states (one search, one env)."""
+    """Start a theorem in tactic mode and apply tactics to its states (one search, one env).
+
+    Subclasses say how one tactic is applied (`_stepper`); sibling batches and chain replays, and
+    their Lean-cost accounting, are the same for every env.
+    """
 
     def __init__(self) -> None:
         self.stats = EnvStats()
@@ -90,18 +98,32 @@ class TacticEnv(ABC):
         """Elaborate `statement sorry` on the header env; the root state is path ()."""
 
     @abstractmethod
-    async def apply_many(
-        self, path: Path_, tactics: Sequence[str], *, stop_on_proved: bool = True, timeout: float | None = None
-    ) -> StepBatch:
-        """Apply each tactic to the state at `path` (siblings, in order)."""
+    def _stepper(self) -> AbstractAsyncContextManager[StepCall]:
+        """A context (e.g. one worker lease) in which tactics are applied to states by path."""
 
-    @abstractmethod
+    async def apply_many(self, path: Path_, tactics: Sequence[str], *, timeout: float | None = None) -> StepBatch:
+        """Apply each tactic to the state at `path` (siblings, in order); stop once one proves it."""
+        return await self._run(path, tactics, timeout, chain=False)
+
     async def replay(self, path: Path_, tactics: Sequence[str], *, timeout: float | None = None) -> StepBatch:
         """Apply `tactics` one after another from `path`; stops at the first non-OK outcome."""
+        return await self._run(path, tactics, timeout, chain=True)
 
-    async def apply(self, path: Path_, tactic: str, *, timeout: float | None = None) -> StepOutcome:
-        batch = await self.apply_many(path, [tactic], timeout=timeout)
-        return batch.outcomes[0]
+    async def _run(self, path: Path_, tactics: Sequence[str], timeout: float | None, *, chain: bool) -> StepBatch:
+        calls0, secs0 = self.stats.lean_calls, self.stats.lean_seconds
+        outcomes: list[StepOutcome] = []
+        current = tuple(path)
+        async with self._stepper() as step:
+            for tactic in tactics:
+                outcome = await step(current, tactic, timeout)
+                outcomes.append(outcome)
+                if chain:
+                    if outcome.outcome is not EdgeOutcome.OK:
+                        break
+                    current = current + (tactic,)
+                elif outcome.outcome is EdgeOutcome.PROVED:
+                    break
+        return StepBatch(tuple(outcomes), self.stats.lean_calls - calls0, self.stats.lean_seconds - secs0)
 
     async def close(self) -> None:
         """Forget states. Idempotent."""
@@ -188,8 +210,7 @@ class PoolTacticEnv(TacticEnv):
         self._problem = problem
         self._key = self._pool.env_key(problem.header)
         calls0, secs0 = self.stats.lean_calls, self.stats.lean_seconds
-        async with self._pool.lease(self._key, affinity=self._worker) as lease:
-            self._adopt(lease)
+        async with self._lease() as lease:
             try:
                 goals, error, infra = await self._start_on(lease)
             except _Rematerialise as exc:
@@ -198,47 +219,28 @@ class PoolTacticEnv(TacticEnv):
             goals, error, infra, self.stats.lean_calls - calls0, self.stats.lean_seconds - secs0
         )
 
-    async def apply_many(
-        self, path: Path_, tactics: Sequence[str], *, stop_on_proved: bool = True, timeout: float | None = None
-    ) -> StepBatch:
-        calls0, secs0 = self.stats.lean_calls, self.stats.lean_seconds
-        outcomes: list[StepOutcome] = []
+    @contextlib.asynccontextmanager
+    async def _stepper(self) -> AsyncIterator[StepCall]:
         async with self._lease() as lease:
-            for tactic in tactics:
-                outcome = await self._step(lease, path, tactic, timeout)
-                outcomes.append(outcome)
-                if stop_on_proved and outcome.outcome is EdgeOutcome.PROVED:
-                    break
-        return StepBatch(tuple(outcomes), self.stats.lean_calls - calls0, self.stats.lean_seconds - secs0)
-
-    async def replay(self, path: Path_, tactics: Sequence[str], *, timeout: float | None = None) -> StepBatch:
-        calls0, secs0 = self.stats.lean_calls, self.stats.lean_seconds
-        outcomes: list[StepOutcome] = []
-        current = tuple(path)
-        async with self._lease() as lease:
-            for tactic in tactics:
-                outcome = await self._step(lease, current, tactic, timeout)
-                outcomes.append(outcome)
-                if outcome.outcome is not EdgeOutcome.OK:
-                    break
-                current = current + (tactic,)
-        return StepBatch(tuple(outcomes), self.stats.lean_calls - calls0, self.stats.lean_seconds - secs0)
+            yield lambda path, tactic, timeout: self._step(lease, path, tactic, timeout)
 
     async def close(self) -> None:
         self._handles.clear()
 
     # -- internals --------------------------------------------------------------------------
 
-    def _lease(self) -> Any:
+    @contextlib.asynccontextmanager
+    async def _lease(self) -> AsyncIterator[Any]:
+        """A lease on this search's worker (any worker if it is gone), adopted on entry."""
         if self._key is None:
             raise RuntimeError("PoolTacticEnv: call start(problem) first")
-        return _AdoptingLease(self, self._pool.lease(self._key, affinity=self._worker))
+        async with self._pool.lease(self._key, affinity=self._worker) as lease:
+            self._adopt(lease)
+            yield lease
 
     def _adopt(self, lease: Any) -> None:
         """Handles are only valid on the worker (and generation) that made them."""
         if lease.worker != self._worker:
-            if self._worker is not None:
-                self.stats.worker_changes += 1
             self._worker = lease.worker
             self._handles.clear()
 
@@ -340,22 +342,6 @@ class PoolTacticEnv(TacticEnv):
         return last
 
 
-class _AdoptingLease:
-    """Wrap a pool lease context so the env adopts the leased worker on entry."""
-
-    def __init__(self, env: PoolTacticEnv, inner: Any) -> None:
-        self._env = env
-        self._inner = inner
-
-    async def __aenter__(self) -> Any:
-        lease = await self._inner.__aenter__()
-        self._env._adopt(lease)
-        return lease
-
-    async def __aexit__(self, *exc: Any) -> Any:
-        return await self._inner.__aexit__(*exc)
-
-
 # ---------------------------------------------------------------------------------------------
 # In-process stand-in (tests, benchmarks)
 # ---------------------------------------------------------------------------------------------
@@ -403,28 +389,9 @@ class CallbackTacticEnv(TacticEnv):
             outcome = StepOutcome(outcome.tactic, outcome.outcome, outcome.goals, outcome.error, self.seconds_per_call)
         return outcome
 
-    async def apply_many(
-        self, path: Path_, tactics: Sequence[str], *, stop_on_proved: bool = True, timeout: float | None = None
-    ) -> StepBatch:
-        calls0 = self.stats.lean_calls
-        outcomes: list[StepOutcome] = []
-        for tactic in tactics:
-            outcome = self._one(path, tactic)
-            outcomes.append(outcome)
-            if stop_on_proved and outcome.outcome is EdgeOutcome.PROVED:
-                break
-        calls = self.stats.lean_calls - calls0
-        return StepBatch(tuple(outcomes), calls, calls * self.seconds_per_call)
+    @contextlib.asynccontextmanager
+    async def _stepper(self) -> AsyncIterator[StepCall]:
+        async def step(path: Path_, tactic: str, timeout: float | None) -> StepOutcome:
+            return self._one(path, tactic)
 
-    async def replay(self, path: Path_, tactics: Sequence[str], *, timeout: float | None = None) -> StepBatch:
-        calls0 = self.stats.lean_calls
-        outcomes: list[StepOutcome] = []
-        current = tuple(path)
-        for tactic in tactics:
-            outcome = self._one(current, tactic)
-            outcomes.append(outcome)
-            if outcome.outcome is not EdgeOutcome.OK:
-                break
-            current = current + (tactic,)
-        calls = self.stats.lean_calls - calls0
-        return StepBatch(tuple(outcomes), calls, calls * self.seconds_per_call)
+        yield step

@@ -98,7 +98,8 @@ class SearchTree:
         >>> t = SearchTree("p", 0)
         >>> root = t.add_root(["⊢ 1 = 1"])
         >>> _ = t.add_success(root, "rfl", -0.1, None, 0.0)
-        >>> t.mark_expanded(root); t.proof_path()
+        >>> _ = t.mark_expanded(root)
+        >>> t.proof_path()
         ['rfl']
     """
 
@@ -288,42 +289,37 @@ class SearchTree:
 
     def proof_path(self, node: str | None = None) -> list[str] | None:
         """Shortest proved tactic script from `node` (default root) to QED, or None."""
+        edges = self.proof_edges(node)
+        return None if edges is None else [tactic for _, _, tactic in edges]
+
+    def proof_edges(self, node: str | None = None) -> list[tuple[str, str, str]] | None:
+        """(state, next state, tactic) along the shortest proof from `node` (default root)."""
         node = self.root if node is None else node
         if node is None or self.graph.nodes[node]["status"] is not NodeStatus.PROVED:
             return None
-        tactics: list[str] = []
+        edges: list[tuple[str, str, str]] = []
         seen = {node}
         while node != QED:
             step = self._best_proved_edge(node)
             if step is None or step[0] in seen:
                 return None
             child, tactic = step
-            tactics.append(tactic)
+            edges.append((node, child, tactic))
             seen.add(child)
             node = child
-        return tactics
+        return edges
 
     def _best_proved_edge(self, node: str) -> tuple[str, str] | None:
         best: tuple[int, str, str] | None = None
         for child, edge in self.graph.succ[node].items():
             cattrs = self.graph.nodes[child]
-            if edge["outcome"] in SUCCESS_OUTCOMES and cattrs["status"] is NodeStatus.PROVED:
-                if best is None or cattrs["distance"] < best[0]:
-                    best = (cattrs["distance"], child, edge["tactic"])
+            if (
+                edge["outcome"] in SUCCESS_OUTCOMES
+                and cattrs["status"] is NodeStatus.PROVED
+                and (best is None or cattrs["distance"] < best[0])
+            ):
+                best = (cattrs["distance"], child, edge["tactic"])
         return None if best is None else (best[1], best[2])
-
-    def proof_nodes(self) -> set[str]:
-        """States on the root's proof path (including QED), for `on_proof_path`."""
-        path = self.proof_path()
-        if path is None or self.root is None:
-            return set()
-        nodes, node = {self.root}, self.root
-        for _ in path:
-            step = self._best_proved_edge(node)
-            assert step is not None
-            node = step[0]
-            nodes.add(node)
-        return nodes
 
     def counts(self) -> dict[str, int]:
         kinds = {"state": 0, "error": 0, "qed": 0}
@@ -333,18 +329,13 @@ class SearchTree:
 
     def step_records(self) -> list[StepRecord]:
         """Every application in the graph (alternative tactics too), proof path flagged."""
-        on_path = self.proof_nodes()
+        on_path = {(src, dst) for src, dst, _ in self.proof_edges() or ()}
         records: list[StepRecord] = []
         nodes = self.graph.nodes
         for src, dst, edge in self.graph.edges(data=True):
             sattrs, dattrs = nodes[src], nodes[dst]
-            if dattrs["kind"] == "error":
-                nxt: str | None = None
-            else:
-                nxt = dattrs["goals"]
-            path_edge = src in on_path and dst in on_path and (
-                self._best_proved_edge(src) or ("", "")
-            )[0] == dst
+            nxt = None if dattrs["kind"] == "error" else dattrs["goals"]
+            path_edge = (src, dst) in on_path
             for i, (tactic, logprob) in enumerate([[edge["tactic"], edge["logprob"]], *edge["alt_tactics"]]):
                 records.append(
                     StepRecord(
@@ -355,7 +346,7 @@ class SearchTree:
                         logprob=logprob,
                         outcome=str(EdgeOutcome(edge["outcome"]).value),
                         next_state=nxt,
-                        on_proof_path=bool(path_edge) and i == 0,
+                        on_proof_path=path_edge and i == 0,
                         depth=sattrs["depth"],
                     )
                 )

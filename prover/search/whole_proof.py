@@ -18,12 +18,12 @@ import asyncio
 import logging
 import textwrap
 import time
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from prover.config import ProverConfig, WholeProofConfig
 from prover.errors import ConfigError
-from prover.search.base import RecordAttempt, Strategy, StrategyContext
+from prover.search.base import DoneAttempts, RecordAttempt, Strategy, StrategyContext
 from prover.types import (
     Attempt,
     CheckStatus,
@@ -35,7 +35,7 @@ from prover.types import (
     content_hash,
 )
 
-__all__ = ["WholeProofStrategy", "normalise_proof", "derive_seed", "expected_attempts_done"]
+__all__ = ["WholeProofStrategy", "derive_seed", "expected_attempts_done", "normalise_proof"]
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def derive_seed(base: int, problem: str, round_: int, index: int) -> int:
 
 
 def expected_attempts_done(
-    problem: Problem, config: WholeProofConfig, done: Mapping[tuple[int, int], Attempt]
+    problem: Problem, config: WholeProofConfig, done: DoneAttempts
 ) -> bool:
     """True if `done` already holds everything this strategy would record for `problem`.
 
@@ -106,7 +106,7 @@ class _ProblemRun:
     problem: Problem
     ctx: StrategyContext
     record: RecordAttempt
-    done: Mapping[tuple[int, int], Attempt]
+    done: DoneAttempts
     format: object
     originals: dict[str, _Original] = field(default_factory=dict)
     proved: bool = False
@@ -183,7 +183,7 @@ class _ProblemRun:
     async def _chain(self, index: int, first: _Sample | None) -> None:
         """Round 0 of chain `index`, then self-correction rounds while it keeps failing."""
         history: list[Attempt] = []
-        for round_ in range(0, self.cfg.rounds + 1):
+        for round_ in range(self.cfg.rounds + 1):
             if self.proved and self.cfg.early_stop:
                 return
             attempt = self.done.get((round_, index))
@@ -348,7 +348,7 @@ class WholeProofStrategy(Strategy):
                 "use --rounds 0 or a chat format (goedel-v2, kimina, deepseek-v2, chat)"
             )
 
-    def is_complete(self, problem: Problem, config: ProverConfig, done: Mapping[tuple[int, int], Attempt]) -> bool:
+    def is_complete(self, problem: Problem, config: ProverConfig, done: DoneAttempts) -> bool:
         """Whether resuming `problem` would record nothing new (used to skip finished problems)."""
         return expected_attempts_done(problem, config.whole_proof, done)
 
@@ -357,7 +357,7 @@ class WholeProofStrategy(Strategy):
         problem: Problem,
         ctx: StrategyContext,
         record: RecordAttempt,
-        done: Mapping[tuple[int, int], Attempt] | None = None,
+        done: DoneAttempts | None = None,
     ) -> None:
         run = _ProblemRun(problem, ctx, record, done or {}, self.prompt_format(ctx.config))
         await run.run()
