@@ -107,7 +107,9 @@ class SamplerConfig(BaseModel):
     """Prompt format name; None infers it from the model id."""
     temperature: float = Field(default=1.0, ge=0.0)
     top_p: float = Field(default=0.95, gt=0.0, le=1.0)
-    max_tokens: int = Field(default=8192, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    """Generation budget per sample; None takes the prompt format's own (2048 DeepSeek-V1.5,
+    16384 DeepSeek-V2 and Kimina, 32768 Goedel-V2, 8192 generic chat)."""
     seed: int = 0
     # vLLM in-process
     tensor_parallel_size: int = Field(default=1, ge=1)

@@ -207,3 +207,16 @@ async def test_sampler_unavailable_propagates_and_stops_the_problem() -> None:
 
     with pytest.raises(SamplerUnavailable, match="unreachable"):
         await run(config, FakeSampler(respond), FakeChecker(set()))
+
+
+async def test_generation_budget_defaults_to_the_prompt_formats_own() -> None:
+    sampler = FakeSampler(lambda request: [lean_block(PROBLEM, "simp")] * request.n)
+    await run(make_config(passes=1), sampler, FakeChecker({"simp"}))  # goedel-v2: long CoT
+    assert sampler.requests[-1].max_tokens == 32768
+    config = make_config(passes=1).with_overrides({"sampler.prompt_format": "deepseek-v1.5"})
+    sampler = FakeSampler(lambda request: ["  simp\n```"] * request.n)
+    await run(config, sampler, FakeChecker({"simp"}))
+    assert sampler.requests[-1].max_tokens == 2048
+    sampler = FakeSampler(lambda request: [lean_block(PROBLEM, "simp")] * request.n)
+    await run(make_config(passes=1).with_overrides({"sampler.max_tokens": 1000}), sampler, FakeChecker({"simp"}))
+    assert sampler.requests[-1].max_tokens == 1000  # an explicit setting wins

@@ -349,6 +349,9 @@ class PromptFormat(ABC):
     supports_feedback: bool = True
     #: errors shown per correction turn when the caller does not say
     default_max_errors: int = 3
+    #: generation budget when `sampler.max_tokens` is not set (long-CoT families need far more
+    #: than completion formats; vLLM also cuts it to what the model context leaves)
+    default_max_tokens: int = 8192
 
     @abstractmethod
     def whole_proof_request(
@@ -398,6 +401,7 @@ class DeepSeekV15Format(PromptFormat):
 
     name = "deepseek-v1.5"
     supports_feedback = False
+    default_max_tokens = 2048  # DS-V1.5's own sampling budget
     instruction = "Complete the following Lean 4 code:"
 
     def whole_proof_request(
@@ -464,6 +468,7 @@ class DeepSeekV2Format(_ChatProofFormat):
 
     name = "deepseek-v2"
     default_max_errors = 8
+    default_max_tokens = 16384  # CoT answers average ~6.7K tokens
     plan_request = (
         "Before producing the Lean 4 code to formally prove the given theorem, provide a detailed "
         "proof plan outlining the main proof steps and strategies.\n"
@@ -480,12 +485,14 @@ class GoedelV2Format(DeepSeekV2Format):
     """Goedel-Prover-V2: DS-V2's prompt, Goedel's self-correction turns (errors capped at 8)."""
 
     name = "goedel-v2"
+    default_max_tokens = 32768  # Goedel-V2 samples up to 32K tokens (Qwen3 context: 40K)
 
 
 class KiminaFormat(_ChatProofFormat):
     """Kimina-Prover: system prompt, problem + formal statement, `<think>` then the final block."""
 
     name = "kimina"
+    default_max_tokens = 16384  # Kimina's demo budget
     system_prompt = "You are an expert in mathematics and Lean 4."
 
     def user_prompt(self, problem: Problem) -> str:

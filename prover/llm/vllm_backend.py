@@ -273,16 +273,13 @@ class VllmSampler(Sampler):
         return final
 
     def _sampling_params(self, request: GenRequest) -> Any:
+        """vLLM sampling parameters. A `max_tokens` beyond what the prompt leaves in the context is
+        not an error: the engine stops at the context end (finish reason "length"), so a long-CoT
+        default (e.g. 32768) also works with a model whose context is shorter."""
         from vllm import SamplingParams
         from vllm.exceptions import VLLMClientError
         from vllm.sampling_params import RequestOutputKind
 
-        max_len = self._engine_info.get("max_model_len")
-        if max_len is not None and request.max_tokens >= max_len:
-            raise SamplerRequestError(
-                f"max_tokens={request.max_tokens} does not fit the model context: "
-                f"max_model_len={max_len} must hold the prompt plus the generated tokens"
-            )
         try:
             return SamplingParams(
                 n=request.n,

@@ -229,7 +229,7 @@ class _ProblemRun:
                 "n": n,
                 "temperature": sampler_cfg.temperature,
                 "top_p": sampler_cfg.top_p,
-                "max_tokens": sampler_cfg.max_tokens,
+                "max_tokens": sampler_cfg.max_tokens or self.format.default_max_tokens,
                 "seed": derive_seed(sampler_cfg.seed, self.problem.name, round_, seed_index),
                 "tag": tag,
             }
