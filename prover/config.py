@@ -169,7 +169,9 @@ class BfsConfig(BaseModel):
     lean_time_budget: float | None = None
     max_depth: int = Field(default=64, ge=1)
     stop_on_first: bool = True
-    """Cancel a problem's remaining attempts once one proves it."""
+    """Cancel a problem's remaining attempts once one proves it. Attempts of one problem share
+    the proof cache, so they are not independent samples: report BFS results as "solved within
+    K attempts" (as BFS-Prover does), not as an unbiased pass@k."""
     banned_tactics: tuple[str, ...] = ("apply?", "exact?", "rw?", "hint", "aesop?", "simp?")
 
 

@@ -453,3 +453,15 @@ def test_every_format_builds_requests_for_real_benchmark_problems(datasets_dir: 
             else:
                 extracted = fmt.extract_proof(problem, answer)
                 assert extracted is not None and problem.theorem_name in extracted
+
+
+def test_leangeo_problems_get_the_geometry_library_note(datasets_dir) -> None:
+    from prover.datasets import load_benchmark
+    from prover.leangeo import PROMPT_ADDITION
+
+    geo = load_benchmark("leangeo", data_dir=datasets_dir, limit=1)[0]
+    for name in ("deepseek-v2", "goedel-v2", "kimina", "chat"):
+        first_turn = get_format(name).whole_proof_request(geo).messages[-1].content
+        assert first_turn.endswith(PROMPT_ADDITION) and geo.formal_statement.split(":=")[0] in first_turn
+    plain = load_benchmark("minif2f", data_dir=datasets_dir, limit=1)[0]
+    assert PROMPT_ADDITION not in get_format("goedel-v2").whole_proof_request(plain).messages[-1].content

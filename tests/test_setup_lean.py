@@ -37,6 +37,24 @@ def test_workspace_files_pin_matching_versions(tmp_path: Path) -> None:
     assert files["ProverWorkspace.lean"].startswith("import Mathlib\n") and "theorem" in files["ProverWorkspace.lean"]
 
 
+def test_leangeo_workspace_requires_leangeo_at_its_pins(tmp_path: Path) -> None:
+    from prover.leangeo import settings as leangeo
+
+    spec = WorkspaceSpec(dir=tmp_path, project="leangeo")
+    files = workspace_files(spec)
+    assert files["lean-toolchain"] == leangeo.LEAN_TOOLCHAIN + "\n"
+    lakefile = files["lakefile.lean"]
+    assert f'"{leangeo.LEANGEO_GIT}" @ "{leangeo.LEANGEO_REV}"' in lakefile
+    assert "require mathlib" not in lakefile  # LeanGeo brings the Mathlib it was written for
+    assert 'require REPL from git\n  "https://github.com/leanprover-community/repl" @ "v4.15.0"' in lakefile
+    assert ["lake", "run", "cvc5/downloadRelease"] in build_commands(spec)
+    assert ["lake", "run", "cvc5/downloadRelease"] not in build_commands(WorkspaceSpec(dir=tmp_path))
+    with pytest.raises(ValueError, match="LeanGeo needs leanprover/lean4:v4.15.0"):
+        WorkspaceSpec(dir=tmp_path, project="leangeo", lean_version="v4.24.0")
+    with pytest.raises(ValueError, match="own Mathlib"):
+        WorkspaceSpec(dir=tmp_path, project="leangeo", mathlib_rev="abc")
+
+
 def test_custom_revisions_and_version_normalised(tmp_path: Path) -> None:
     spec = WorkspaceSpec(dir=tmp_path, lean_version="4.9.0", mathlib_rev="2f65ba7f", repl_rev="adbbfcb9")
     files = workspace_files(spec)

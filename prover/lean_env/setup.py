@@ -7,6 +7,10 @@ leanprover-community/repl at tags matching the toolchain, a tiny test file), the
 REPL command and Lean version go into the user config file (`prover.config.user_config_path()`),
 which every later command reads.
 
+`--project leangeo` builds the workspace the `leangeo` benchmark needs instead: the LeanGeo
+library (pinned to Lean v4.15.0 with its own Mathlib and lean-smt) plus the REPL, and fetches the
+cvc5 release lean-smt uses.
+
 Nothing here reaches the network before checking that the tools exist; without elan/lake or
 without network it stops with a message saying what is missing and how to get it.
 `--skip-build` writes files and config only; `--dry-run` only prints the plan.
@@ -22,13 +26,14 @@ import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from prover.config import read_config_file, user_config_path
 from prover.errors import WorkspaceError
 from prover.lean_env.launcher import REPL_BINARY
+from prover.leangeo import settings as leangeo
 
 DEFAULT_LEAN_VERSION = "v4.15.0"
 """Kimina-Prover's and LeanGeo's toolchain; Mathlib and the REPL both have this tag."""
@@ -53,6 +58,9 @@ class WorkspaceSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     dir: Path
+    project: Literal["mathlib", "leangeo"] = "mathlib"
+    """`mathlib`: Mathlib + REPL. `leangeo`: the LeanGeo library (which pins Lean v4.15.0, its own
+    Mathlib and lean-smt) + REPL, for the `leangeo` benchmark."""
     lean_version: str = DEFAULT_LEAN_VERSION
     mathlib_rev: str | None = None
     """Mathlib git revision; default: the tag equal to `lean_version`."""
@@ -68,6 +76,14 @@ class WorkspaceSpec(BaseModel):
         if not value[1:2].isdigit():
             raise ValueError(f"Lean version should look like v4.15.0, got {value!r}")
         return value
+
+    @model_validator(mode="after")
+    def _leangeo_pins(self) -> WorkspaceSpec:
+        if self.project == "leangeo" and self.toolchain != leangeo.LEAN_TOOLCHAIN:
+            raise ValueError(f"LeanGeo needs {leangeo.LEAN_TOOLCHAIN}; drop --lean-version or use v4.15.0")
+        if self.project == "leangeo" and self.mathlib_rev is not None:
+            raise ValueError("LeanGeo pins its own Mathlib; drop --mathlib-rev")
+        return self
 
     @property
     def toolchain(self) -> str:
@@ -86,19 +102,25 @@ class WorkspaceSpec(BaseModel):
         return self.dir.resolve() / REPL_BINARY
 
 
-def default_workspace_dir(lean_version: str) -> Path:
+def default_workspace_dir(lean_version: str, project: str = "mathlib") -> Path:
     root = os.environ.get("PROVER_DATA_HOME") or Path(
         os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")
     ) / "prover"
-    return Path(root) / f"lean-{lean_version}"
+    name = f"lean-{lean_version}" if project == "mathlib" else f"{project}-{lean_version}"
+    return Path(root) / name
 
 
 def workspace_files(spec: WorkspaceSpec) -> dict[str, str]:
     """Relative path -> content of every file the workspace needs."""
+    if spec.project == "leangeo":
+        # LeanGeo requires Mathlib itself (at the revision it was written for)
+        requires = f'require «{leangeo.LEANGEO_PACKAGE}» from git\n  "{leangeo.LEANGEO_GIT}" @ "{leangeo.LEANGEO_REV}"\n\n'
+    else:
+        requires = f'require mathlib from git\n  "{MATHLIB_GIT}" @ "{spec.mathlib}"\n\n'
     lakefile = (
         "import Lake\nopen Lake DSL\n\n"
         "package prover_workspace\n\n"
-        f'require mathlib from git\n  "{MATHLIB_GIT}" @ "{spec.mathlib}"\n\n'
+        f"{requires}"
         f'require REPL from git\n  "{REPL_GIT}" @ "{spec.repl}"\n\n'
         f"@[default_target]\nlean_lib {TEST_MODULE}\n"
     )
@@ -132,9 +154,11 @@ def write_workspace(spec: WorkspaceSpec, *, force: bool = False) -> list[Path]:
 
 def build_commands(spec: WorkspaceSpec) -> list[list[str]]:
     """The commands that fetch and build everything, run inside the workspace."""
+    smt = [["lake", "run", "cvc5/downloadRelease"]] if spec.project == "leangeo" else []
     return [
         ["elan", "toolchain", "install", spec.toolchain],
         ["lake", "update"],
+        *smt,
         ["lake", "exe", "cache", "get"],
         ["lake", "build"],
         ["lake", "build", "repl"],
@@ -264,6 +288,9 @@ def setup_lean(
 
 def add_setup_lean_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dir", type=Path, help="workspace folder (default: ~/.local/share/prover/lean-<version>)")
+    parser.add_argument("--project", choices=("mathlib", "leangeo"), default="mathlib",
+                        help="mathlib (default) or leangeo (LeanGeo + SMT solvers, Lean v4.15.0; needs clang, "
+                        "z3, cvc5 and `pip install smt-portfolio`)")
     parser.add_argument("--lean-version", default=DEFAULT_LEAN_VERSION, help=f"toolchain tag (default {DEFAULT_LEAN_VERSION})")
     parser.add_argument("--mathlib-rev", help="Mathlib revision (default: the tag of --lean-version)")
     parser.add_argument("--repl-rev", help="leanprover-community/repl revision (default: the tag of --lean-version)")
@@ -275,7 +302,8 @@ def add_setup_lean_arguments(parser: argparse.ArgumentParser) -> None:
 def run_setup_lean(args: argparse.Namespace) -> int:
     try:
         spec = WorkspaceSpec(
-            dir=args.dir or default_workspace_dir(args.lean_version),
+            dir=args.dir or default_workspace_dir(args.lean_version, args.project),
+            project=args.project,
             lean_version=args.lean_version,
             mathlib_rev=args.mathlib_rev,
             repl_rev=args.repl_rev,

@@ -7,8 +7,6 @@ from prover.leangeo.settings import (
     MATHLIB_REV,
     PROMPT_ADDITION,
     SYSTEM_PROMPT,
-    lakefile_text,
-    lean_toolchain_text,
 )
 
 __all__ = [
@@ -18,6 +16,4 @@ __all__ = [
     "MATHLIB_REV",
     "PROMPT_ADDITION",
     "SYSTEM_PROMPT",
-    "lakefile_text",
-    "lean_toolchain_text",
 ]

@@ -2,8 +2,8 @@
 
 Facts from `../shared/reference/leangeo.md` (LeanGeo @ 9212b89e). LeanGeo-Bench problems import
 `SystemE` and `LeanGeo`, so they can only be checked in a Lake project that requires LeanGeo on
-Lean v4.15.0, with the SMT solvers (cvc5, z3, smt-portfolio) on PATH. `prover setup lean` does
-not build that project: `lakefile_text`, `lean_toolchain_text` and `BUILD_STEPS` describe it.
+Lean v4.15.0, with the SMT solvers (cvc5, z3, smt-portfolio) on PATH; `prover setup lean
+--project leangeo` builds it from the pins below.
 The checker settings reach runs through the benchmark registry (`leangeo` spec).
 """
 
@@ -39,28 +39,3 @@ PROMPT_ADDITION = (
 )
 """Short stand-in for the authors' ~87 kB prompt (DSL description, library theorem list,
 few-shot examples), which is not shipped here."""
-
-BUILD_STEPS: tuple[str, ...] = (
-    "lake update",
-    "lake run cvc5/downloadRelease",
-    "lake exe cache get",
-    "lake build",
-)
-"""Run in the workspace (needs network, clang/libc++ with CC=CXX=clang, and `pip install
-smt-portfolio`; `z3` and `cvc5` must be on PATH)."""
-
-
-def lakefile_text(package: str = "leangeo_workspace") -> str:
-    """`lakefile.lean` of a workspace that requires LeanGeo (which pins Mathlib 9837ca9d and
-    lean-smt itself, so they are not required again here)."""
-    return (
-        "import Lake\nopen Lake DSL\n\n"
-        f"package «{package}» where\n"
-        "  leanOptions := #[⟨`relaxedAutoImplicit, true⟩]\n\n"
-        f'require «{LEANGEO_PACKAGE}» from git\n  "{LEANGEO_GIT}" @ "{LEANGEO_REV}"\n'
-    )
-
-
-def lean_toolchain_text() -> str:
-    """Contents of the workspace's `lean-toolchain` file."""
-    return LEAN_TOOLCHAIN + "\n"

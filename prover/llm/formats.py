@@ -341,6 +341,16 @@ def kimina_feedback_text(problem: Problem, feedback: Feedback, max_errors: int) 
 # ---------------------------------------------------------------------------------------------
 
 
+def benchmark_note(problem: Problem) -> str:
+    """What a model needs to know about a benchmark's own library (appended to the first turn):
+    LeanGeo statements use a geometry DSL and `euclid_*` tactics no prover model has seen."""
+    if problem.benchmark == "leangeo":
+        from prover.leangeo.settings import PROMPT_ADDITION
+
+        return "\n\n" + PROMPT_ADDITION
+    return ""
+
+
 class PromptFormat(ABC):
     """How one model family is prompted and how its answers are read."""
 
@@ -450,7 +460,7 @@ class _ChatProofFormat(PromptFormat):
         messages: list[ChatMessage] = []
         if self.system_prompt:
             messages.append(ChatMessage(role="system", content=self.system_prompt))
-        messages.append(ChatMessage(role="user", content=self.user_prompt(problem)))
+        messages.append(ChatMessage(role="user", content=self.user_prompt(problem) + benchmark_note(problem)))
         # Goedel numbers the failed proof being corrected: "The proof (Round 0)" is the first sample.
         for round_no, item in enumerate(feedback):
             messages.append(ChatMessage(role="assistant", content=item.completion))
