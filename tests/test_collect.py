@@ -285,3 +285,12 @@ def test_collect_on_ray_writes_the_same_rows_as_in_process(tmp_path: Path) -> No
         return sorted(json.dumps(r, sort_keys=True) for r in _shard_rows(out, "whole_proof"))
 
     assert canon(tmp_path / "ray") == canon(tmp_path / "local") and len(canon(tmp_path / "ray")) == 16
+
+
+def test_collect_shows_progress_on_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    names = ["g0", "g1", "g2"]
+    scenario, script = whole_proof_world(tmp_path, names)
+    config = sim_config(tmp_path, scenario, script)
+    collect(config, [make_problem(n) for n in names], tmp_path / "out", CollectConfig(strategy="whole_proof"))
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("[prover collect] problems 3/3") and "attempts" in last

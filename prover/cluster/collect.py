@@ -44,6 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from prover.config import ProverConfig, read_config_file, user_config_path
 from prover.errors import ConfigError, RunError
+from prover.eval.pipeline import PipelineStats, Progress, clock_text
 from prover.llm.base import Sampler
 from prover.types import Attempt, GenRequest, GenResult, Problem
 
@@ -502,6 +503,7 @@ def collect(
     resume: bool | None = None,
     use_ray: bool | None = None,
     services: Any = None,
+    progress: bool = True,
 ) -> CollectSummary:
     """Collect trajectories for `problems` into `out_dir` (blocking; see `acollect`).
 
@@ -514,11 +516,15 @@ def collect(
         use_ray: run on Ray (default `settings.ray`).
         services: local runs only: an async factory of `prover.eval.pipeline.Services`
             instead of `prover.api.open_services` (tests, custom engines).
+        progress: show a throttled progress line on stderr.
     """
     from prover.api import run_sync
 
     return run_sync(
-        acollect(config, problems, out_dir, settings, resume=resume, use_ray=use_ray, services=services)
+        acollect(
+            config, problems, out_dir, settings, resume=resume, use_ray=use_ray, services=services,
+            progress=progress,
+        )
     )
 
 
@@ -531,6 +537,7 @@ async def acollect(
     resume: bool | None = None,
     use_ray: bool | None = None,
     services: Any = None,
+    progress: bool = True,
 ) -> CollectSummary:
     settings = settings or CollectConfig()
     resume = settings.resume if resume is None else resume
@@ -548,15 +555,26 @@ async def acollect(
         resume=resume,
     )
     todo = [p for p in problems if p.name not in writer.finished]
+    stats = PipelineStats(problems_total=len(problems), problems_done=len(problems) - len(todo))
+    shown = CollectProgress(stats, enabled=progress)
+
+    def sink(rows: ProblemRows) -> None:
+        writer.add(rows)
+        stats.problems_done += 1
+        stats.solved += rows.proved > 0
+        stats.samples += rows.attempts
+        shown.update()
+
     try:
         if use_ray:
             from prover.cluster.driver import collect_on_ray
 
-            await collect_on_ray(config, todo, writer.add, logprobs=settings.logprobs)
+            await collect_on_ray(config, todo, sink, logprobs=settings.logprobs)
         else:
-            await _collect_local(config, todo, writer.add, logprobs=settings.logprobs, services=services)
+            await _collect_local(config, todo, sink, logprobs=settings.logprobs, services=services)
     finally:
         writer.flush()
+        shown.close()
     manifest = writer.manifest
     rows = Counter[str]()
     for shard in manifest.shards:
@@ -568,6 +586,17 @@ async def acollect(
         rows={k: rows.get(k, 0) for k in ROW_KINDS},
         proved_problems=sum(s.proved > 0 for s in manifest.problems.values()),
     )
+
+
+class CollectProgress(Progress):
+    """The eval's throttled progress line, counting collected problems and their attempts."""
+
+    def line(self) -> str:
+        s = self.stats
+        return (
+            f"[prover collect] problems {s.problems_done}/{s.problems_total}  proved {s.solved}  "
+            f"attempts {s.samples}  {clock_text(s.elapsed)}"
+        )
 
 
 async def _collect_local(

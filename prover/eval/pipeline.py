@@ -270,7 +270,7 @@ class Progress:
         return (
             f"[prover] problems {s.problems_done}/{s.problems_total}  solved {s.solved}  "
             f"samples {s.samples} ({s.samples / elapsed:.1f}/s)  checks {s.checks} ({s.checks / elapsed:.1f}/s)  "
-            f"{_clock(elapsed)}"
+            f"{clock_text(elapsed)}"
         )
 
     def update(self, *, force: bool = False) -> None:
@@ -296,7 +296,7 @@ class Progress:
             self.stream.flush()
 
 
-def _clock(seconds: float) -> str:
+def clock_text(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
