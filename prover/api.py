@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -26,7 +25,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from prover.config import ProverConfig
-from prover.errors import ConfigError, DataError, WorkspaceError
+from prover.errors import ConfigError, DataError
 from prover.eval.metrics import Summary
 from prover.eval.pipeline import (
     BatchedRecorder,
@@ -108,22 +107,10 @@ class EvalResult(BaseModel):
 
 
 def check_lean_setup(config: ProverConfig) -> None:
-    """Fail fast (before any sampling) when no Lean REPL can be started.
-
-    Raises:
-        WorkspaceError: no workspace / REPL command configured, the workspace is missing, or the
-            program that would start the REPL does not exist.
-    """
+    """Fail fast (before any sampling) when no Lean REPL can be started (see `ReplLauncher.require`)."""
     from prover.lean_env.launcher import ReplLauncher
 
-    launcher = ReplLauncher.from_config(config.lean)
-    workspace = config.lean.workspace
-    if workspace is not None and not Path(workspace).is_dir():
-        raise WorkspaceError(f"Lean workspace {workspace} does not exist (run `prover setup lean`)")
-    program = launcher.argv[0]
-    if shutil.which(program) is None and not Path(program).is_file():
-        hint = "check --repl-cmd" if config.lean.repl_cmd else "install Lean with `prover setup lean`"
-        raise WorkspaceError(f"cannot start the Lean REPL: program {program!r} not found ({hint})")
+    ReplLauncher.require(config.lean)
 
 
 async def open_services(config: ProverConfig) -> Services:

@@ -19,7 +19,6 @@ import asyncio
 import collections
 import json
 import shlex
-import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -29,7 +28,7 @@ from typing import Any, TextIO
 from pydantic import ValidationError
 
 from prover.config import ProverConfig
-from prover.errors import DataError, WorkspaceError
+from prover.errors import DataError
 from prover.lean_env.checker import ProofChecker
 from prover.lean_env.launcher import ReplLauncher
 from prover.lean_env.pool import LeanPool
@@ -81,7 +80,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_check(args: argparse.Namespace) -> int:
     config = _config(args)
-    _require_repl(config)
+    ReplLauncher.require(config.lean)
     source = sys.stdin if args.file == "-" else _open(Path(args.file))
     try:
         return asyncio.run(_check_file(config, source, args))
@@ -102,19 +101,6 @@ def _config(args: argparse.Namespace) -> ProverConfig:
     if args.allow_axiom:
         overrides["checker.extra_allowed_axioms"] = (*config.checker.extra_allowed_axioms, *args.allow_axiom)
     return config.with_overrides(overrides)
-
-
-def _require_repl(config: ProverConfig) -> None:
-    """WorkspaceError with a remedy when there is no REPL to start."""
-    launcher = ReplLauncher.from_config(config.lean)
-    if config.lean.workspace is not None and not Path(config.lean.workspace).is_dir():
-        raise WorkspaceError(f"Lean workspace {config.lean.workspace} does not exist (run `prover setup lean`)")
-    program = launcher.argv[0]
-    if shutil.which(program) is None and not Path(program).is_file():
-        raise WorkspaceError(
-            f"cannot start the Lean REPL: `{program}` not found (command: {shlex.join(launcher.argv)}); "
-            "run `prover setup lean` or pass --repl-cmd"
-        )
 
 
 def _open(path: Path) -> TextIO:

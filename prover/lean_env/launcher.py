@@ -7,6 +7,7 @@ at any REPL-speaking executable (the simulated REPL included) without touching p
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 from pathlib import Path
 
@@ -44,6 +45,26 @@ class ReplLauncher(BaseModel):
         binary = workspace / REPL_BINARY
         argv = [lake, "env", str(binary)] if binary.exists() else [lake, "exe", "repl"]
         return cls(argv=argv, cwd=workspace, env=dict(config.repl_env))
+
+    @classmethod
+    def require(cls, config: LeanConfig) -> ReplLauncher:
+        """The launcher for `config`, failing fast (before any sampling or run directory) with a
+        remedy when no REPL can be started.
+
+        Raises:
+            WorkspaceError: no workspace / REPL command configured, the workspace is missing, or
+                the program that would start the REPL does not exist.
+        """
+        launcher = cls.from_config(config)
+        if launcher.cwd is not None and not Path(launcher.cwd).is_dir():
+            raise WorkspaceError(f"Lean workspace {launcher.cwd} does not exist (run `prover setup lean`)")
+        program = launcher.argv[0]
+        if shutil.which(program) is None and not Path(program).is_file():
+            raise WorkspaceError(
+                f"cannot start the Lean REPL: `{program}` not found (command: {shlex.join(launcher.argv)}); "
+                "run `prover setup lean` or pass --repl-cmd"
+            )
+        return launcher
 
     def process_env(self) -> dict[str, str]:
         """The child's environment: ours plus the launcher's additions."""
