@@ -217,3 +217,62 @@ def test_leangeo_whole_file_output(datasets_dir: Path) -> None:
     assert asm.aux == "lemma helper_geo : True := trivial"  # no second `namespace LeanGeo`
     assert asm.command.endswith(problem.formal_statement + "\n  euclid_finish\n")
     assert "end LeanGeo" not in asm.command
+
+
+def test_header_declarations_restated_by_the_model_are_dropped(datasets_dir: Path) -> None:
+    problem = _dataset(datasets_dir, "putnambench.jsonl", "putnam_2023_a5")
+    assert "def num_ones" in problem.header
+    helper = "lemma my_helper : num_ones [] = 0 := rfl"
+    code = problem.header + helper + "\n\n" + problem.formal_statement + "\n  my_tactic\n"
+    asm = assemble(problem, code)
+    assert "num_ones" not in asm.aux.replace(helper, "")  # a second `def num_ones` would not elaborate
+    assert asm.aux.strip().endswith(helper)
+    helper_line = next(i for i, l in enumerate(asm.code.split("\n"), 1) if l.startswith("lemma my_helper"))
+    mapped = asm.to_proof_pos(Pos(line=helper_line, column=6))
+    assert mapped is not None and code.split("\n")[mapped.line - 1].startswith("lemma my_helper")
+
+
+def test_let_in_the_statement_is_not_the_proof(datasets_dir: Path) -> None:
+    problem = _dataset(datasets_dir, "putnambench.jsonl", "putnam_1997_a4")
+    assert "let ψ :=" in problem.formal_statement
+    asm = assemble(problem, problem.header + problem.formal_statement + "\n  my_tactic\n")
+    assert asm.body.strip() == "my_tactic" and asm.mode == "tactic"
+
+
+def test_same_line_multi_line_body_keeps_the_models_columns() -> None:
+    first = "theorem mathd_t (x : ℝ) (h₀ : 0 < x) : x ^ 2 > 0 := by have h := h₀"
+    column = first.index("have")
+    asm = assemble(PROBLEM, first + "\n" + " " * column + "positivity")
+    lines = asm.command.split("\n")
+    # the tactics of a block must share one column: both keep the column they had in the model's text
+    assert lines[-3].index("have") == lines[-2].index("positivity") == column
+    assert lines[-4] == "    x ^ 2 > 0 := by"
+    code_line = asm.code.count("\n") - 1
+    assert asm.to_proof_pos(Pos(line=code_line, column=column + 5)) == Pos(line=1, column=column + 5)
+    assert asm.to_proof_pos(Pos(line=code_line + 1, column=column)) == Pos(line=2, column=column)
+    assert asm.to_proof_pos(Pos(line=code_line - 1, column=18)) is None  # the statement's `by`
+    assert asm.part_of(code_line) == "body"
+
+
+def test_indented_bare_tactic_block() -> None:
+    asm = assemble(PROBLEM, "  have h := h₀\n  positivity")
+    assert asm.command == STATEMENT + "\n  have h := h₀\n  positivity\n"
+    assert asm.to_proof_pos(Pos(line=asm.code.count("\n") - 1, column=2)) == Pos(line=1, column=2)
+
+
+def test_trailing_docstring_of_a_later_declaration_is_not_in_the_body() -> None:
+    code = (
+        "theorem mathd_t (x : ℝ) (h₀ : 0 < x) : x ^ 2 > 0 := by\n  positivity\n\n"
+        "/-- An extra lemma (see /-- nested -/). -/\n-- note\n@[simp] lemma later : True := trivial\n"
+    )
+    asm = assemble(PROBLEM, code)
+    assert asm.command == STATEMENT + "\n  positivity\n"  # a dangling doc comment does not parse
+
+
+def test_quoted_and_commented_declaration_names() -> None:
+    quoted = Problem(name="q", header=HEADER, formal_statement="theorem «mathd-t.v2» (x : ℝ) : x = x := by")
+    assert assemble(quoted, "theorem «mathd-t.v2» (x : ℝ) : x = x := by\n  rfl").body == "\n  rfl"
+    plain = Problem(name="p", header=HEADER, formal_statement="theorem «mathd_p» (x : ℝ) : x = x := by")
+    assert assemble(plain, "theorem mathd_p (x : ℝ) : x = x := by\n  rfl").body == "\n  rfl"
+    asm = assemble(PROBLEM, "/-- The answer. -/ theorem mathd_t (x : ℝ) : x ^ 2 > 0 := by\n  positivity")
+    assert asm.form == "code" and asm.command == STATEMENT + "\n  positivity\n"

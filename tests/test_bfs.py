@@ -432,6 +432,29 @@ async def test_a_tactic_waits_at_most_the_lean_timeout_not_the_whole_budget() ->
     assert len(timeouts) == 2 and all(t is not None and t <= 7.0 for t in timeouts)
 
 
+async def test_attempt_seeds_depend_on_the_problem_and_stay_below_2_31() -> None:
+    seeds: list[tuple[str, int]] = []
+
+    class SeedRecorder(TableSampler):
+        async def generate(self, request):
+            seeds.append((request.tag, request.seed))
+            return await super().generate(request)
+
+    transitions = {("⊢ P", "go"): ["⊢ Q"], ("⊢ Q", "done"): "QED"}
+    sampler = SeedRecorder({"⊢ P": [("go", -0.1)], "⊢ Q": [("done", -0.1)]})
+    ctx = _ctx(None, sampler, VerdictChecker(CheckStatus.PROVED, "accepted"), passes=1)
+    ctx.config = ctx.config.with_overrides({"sampler.seed": 2**31 - 1})
+    strategy = BestFirstStrategy(env_factory=lambda c, p: table_env(["⊢ P"], transitions))
+    for problem in (P_ADD, P_CHAIN):
+        for index in (0, 1, 10**9):  # a huge --pass used to push seeds past 2**31 and 2**63
+            assert (await strategy.run_attempt(problem, ctx, index)).verdict.proved
+    assert len(seeds) == 2 * 3 * 2  # two expansions per attempt
+    assert all(0 <= seed < 2**31 for _, seed in seeds)
+    by_problem = {name: [seed for tag, seed in seeds if tag == name] for name in (P_ADD.name, P_CHAIN.name)}
+    assert len(set(by_problem[P_ADD.name])) == 6  # attempts and expansions all differ
+    assert not set(by_problem[P_ADD.name]) & set(by_problem[P_CHAIN.name])  # attempt i differs per problem
+
+
 async def test_a_cached_script_that_makes_no_progress_is_stale_not_a_crash() -> None:
     transitions = {("⊢ P", "noop"): ["⊢ P"], ("⊢ P", "done"): "QED"}
     cache = MemoryProofCache()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shlex
 import subprocess
 import sys
@@ -118,3 +119,35 @@ def test_progress_lines_in_process(tmp_path: Path, monkeypatch, capsys) -> None:
     out, err = capsys.readouterr()
     assert code == 0 and len(out.splitlines()) == 3
     assert "prover check: 3 checked, 3 proved" in err and "3 lines: proved 3" in err
+
+
+def test_results_stream_while_stdin_is_still_open() -> None:
+    """A slow producer on stdin must not stall the checks: line 1's result comes out before line 2
+    is written (reading stdin on the event loop would block everything until then)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prover.cli", "check", "-", "--repl-cmd", REPL_CMD, "--workers", "1", "--no-cache"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(problem_line(PROBLEM, "\n  positivity") + "\n")
+        proc.stdin.flush()
+        ready, _, _ = select.select([proc.stdout], [], [], 30)
+        assert ready, "no result while stdin stayed open"
+        assert json.loads(proc.stdout.readline())["line"] == 1
+        proc.stdin.write(problem_line(PROBLEM, "\n  linarith") + "\n")
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert json.loads(out)["line"] == 2 and "2 lines" in err
+
+
+def test_undecodable_line_and_byte_order_mark(tmp_path: Path) -> None:
+    path = tmp_path / "proofs.jsonl"
+    good = problem_line(PROBLEM, "\n  positivity").encode()
+    path.write_bytes(b"\xef\xbb\xbf" + good + b"\n" + b'{"proof": "\xff"}\n' + good + b"\n")
+    proc = _run(["check", str(path), "--repl-cmd", REPL_CMD, "--workers", "1", "--no-cache"])
+    results = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [(r["line"], r["rule"]) for r in results] == [(1, "accepted"), (2, "malformed_input"), (3, "accepted")]
+    assert "not UTF-8" in results[1]["detail"] and proc.returncode == 1

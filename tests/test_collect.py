@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pyarrow.parquet as pq
@@ -32,7 +34,10 @@ from prover.cluster.collect import (
     tactic_perplexity,
 )
 from prover.cluster.local_ray import init_local_ray
+from prover.config import ProverConfig
 from prover.errors import ConfigError, RunError
+from prover.search.base import StrategyContext
+from prover.types import Attempt, CheckStatus, Problem, Verdict
 
 # ---------------------------------------------------------------------------------------------
 # Filters
@@ -53,7 +58,6 @@ def _whole(status: str) -> dict[str, Any]:
 def test_tactic_perplexity_is_exp_of_minus_mean_token_logprob() -> None:
     assert tactic_perplexity(0.0) == 1.0
     assert tactic_perplexity(-1.0) == pytest.approx(math.e)
-    assert tactic_perplexity(-4.0, tokens=4) == pytest.approx(math.e)
 
 
 def test_perplexity_band_drops_both_tails() -> None:
@@ -83,6 +87,11 @@ def test_proved_paths_only_and_drop_all_solved() -> None:
 def test_band_must_be_ordered_perplexities() -> None:
     with pytest.raises(ValueError, match="1 <= low <= high"):
         FilterConfig(tactic_ppl_band=(5.0, 2.0))
+
+
+def test_band_needs_token_logprobs() -> None:
+    with pytest.raises(ValueError, match="logprobs: true"):
+        CollectConfig(logprobs=False, filters=FilterConfig(tactic_ppl_band=(1.0, 5.0)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -117,6 +126,31 @@ def test_writer_shards_atomically_and_resume_skips_finished(tmp_path: Path) -> N
     assert stats.problems == 5 and stats.rows["steps"] == 1 + 2 + 3 + 4 + 5
 
 
+def test_resume_deletes_only_its_own_unlisted_shard_files(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    writer = TrajectoryWriter(out, strategy="bfs", filters=FilterConfig(), problems_per_shard=1, resume=False)
+    writer.add(_rows("p0", 1))
+    (out / "shards" / ".steps-00001.parquet.tmp").write_bytes(b"torn")
+    (out / "shards" / "notes.txt").write_text("mine")
+    (out / "shards" / "extra").mkdir()
+    TrajectoryWriter(out, strategy="bfs", filters=FilterConfig(), problems_per_shard=1, resume=True)
+    assert sorted(p.name for p in (out / "shards").iterdir()) == ["extra", "notes.txt", "steps-00000.parquet"]
+
+
+def test_data_stats_names_a_broken_manifest_or_missing_shard(tmp_path: Path, capsys: Any) -> None:
+    out = tmp_path / "out"
+    assert main(["data", "stats", str(out)]) == 2
+    assert "not a collect directory" in capsys.readouterr().err
+    writer = TrajectoryWriter(out, strategy="bfs", filters=FilterConfig(), problems_per_shard=1, resume=False)
+    writer.add(_rows("p0", 2))
+    (out / "shards" / "steps-00000.parquet").unlink()
+    with pytest.raises(RunError, match="steps-00000.parquet"):
+        data_stats(out)
+    (out / "manifest.json").write_text('{"strategy": "bfs"}')
+    assert main(["data", "stats", str(out)]) == 2
+    assert "manifest.json is not a valid collect manifest" in capsys.readouterr().err
+
+
 def test_collect_config_section_is_split_from_prover_config(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text(
@@ -131,6 +165,30 @@ def test_collect_config_section_is_split_from_prover_config(tmp_path: Path) -> N
     path.write_text(yaml.safe_dump({"collect": {"temprature": 1.0}}))
     with pytest.raises(ConfigError, match="temprature"):
         load_collect_config(path, user_defaults=False)
+    path.write_text(yaml.safe_dump({"collect": ["strategy", "bfs"]}))
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_collect_config(path, user_defaults=False)
+    with pytest.raises(ConfigError, match="not found"):
+        load_collect_config(tmp_path / "missing.yaml")
+
+
+def test_collect_config_layers_over_the_user_config_like_prover_config_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prover.config import ProverConfig, user_config_path
+
+    monkeypatch.setenv("PROVER_CONFIG_HOME", str(tmp_path / "home"))
+    user_file = user_config_path()
+    user_file.parent.mkdir(parents=True)
+    user_file.write_text('[lean]\nworkspace = "/ws/a"\nrepl_cmd = ["/ws/a/repl"]\nlean_version = "4.9.0"\ntimeout = 7.0\n')
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(yaml.safe_dump({"lean": {"workspace": "/ws/b"}}))
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"lean": {"workspace": "/ws/b"}, "collect": {"strategy": "bfs"}}))
+    config, _ = load_collect_config(path)
+    # the REPL binary and Lean version recorded for /ws/a are wrong for /ws/b: not inherited
+    assert config.lean.repl_cmd is None and config.lean.lean_version != "4.9.0" and config.lean.timeout == 7.0
+    assert config.lean == ProverConfig.load(plain).lean
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,6 +261,72 @@ def test_prover_collect_bfs_rows_match_the_search_trees(tmp_path: Path, monkeypa
     printed = capsys.readouterr().out
     assert "problems: 3  proved: 2 (66.7%)" in printed
     assert f"steps={len(rows)}" in printed and "error:" in printed and "tactic logprob quantiles" in printed
+
+
+def test_perplexity_band_uses_the_mean_token_logprob_of_each_tactic(tmp_path: Path) -> None:
+    # scripted tactics: "intro x" -0.2 over 2 tokens (ppl e^0.1 = 1.105; e^0.2 = 1.221 if the
+    # cumulative log-prob were used), "simp" -0.1 over 1 token, "bad" -3.0 over 1 (ppl 20)
+    path = _bfs_config_file(tmp_path, filters={"tactic_ppl_band": [1.0, 1.15]})
+    assert main(["collect", "--config", str(path), "--out", str(tmp_path / "out")]) == 0
+    rows = _shard_rows(tmp_path / "out", "steps")
+    assert {r["tactic"] for r in rows} == {"intro x", "simp"}
+    # cached replays (attempt 1 reuses attempt 0's proof) have no log-prob of their own: dropped
+    assert "cached" not in {r["outcome"] for r in rows}
+    assert [r["logprob"] for r in rows if r["tactic"] == "intro x"] == pytest.approx([-0.1] * 4)
+    stats = data_stats(tmp_path / "out")
+    assert stats.problems == 3 and all(1.0 <= v <= 1.15 for v in stats.perplexity_quantiles.values())
+
+
+def test_drop_all_solved_does_not_count_proofs_replayed_from_the_proof_cache(tmp_path: Path) -> None:
+    # lean.workers 1: attempt 1 of q0/q2 starts after attempt 0 published its proof, and replays it
+    path = _bfs_config_file(tmp_path, filters={"drop_all_solved": True})
+    assert main(["collect", "--config", str(path), "--out", str(tmp_path / "out")]) == 0
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    q0 = manifest["problems"]["q0"]
+    assert (q0["attempts"], q0["proved"], q0["replayed"], q0["dropped"]) == (2, 2, 1, "")
+    assert any(r["on_proof_path"] for r in _shard_rows(tmp_path / "out", "steps") if r["problem"] == "q0")
+    stats = data_stats(tmp_path / "out")
+    assert stats.dropped == {} and stats.logprob_quantiles["p95"] < 0  # cached 0.0 placeholders left out
+
+
+class _SameTreeFileStrategy:
+    """Writes every problem's tree to the same relative path (as the real strategy does for
+    names that sanitise alike), and records only after both problems wrote theirs."""
+
+    strategy = "bfs"
+
+    def __init__(self) -> None:
+        self.tree_dir: Path | None = None
+        self.written = 0
+        self.both_written = asyncio.Event()
+
+    async def prove(self, problem: Problem, ctx: Any, record: Any, done: Any) -> None:
+        from prover.search.tree import EdgeOutcome, SearchTree
+
+        tree = SearchTree(problem.name, 0)
+        root = tree.add_root([f"⊢ goal of {problem.name}"])
+        tree.add_failure(root, "bad", -1.0, EdgeOutcome.ERROR, "unknown tactic", 0.0)
+        assert self.tree_dir is not None
+        path = self.tree_dir / "q_0" / "attempt_000.json"
+        tree.write_json(path)
+        self.written += 1
+        if self.written == 2:
+            self.both_written.set()
+        await self.both_written.wait()
+        verdict = Verdict(status=CheckStatus.FAILED, rule="lean_error")
+        await record(Attempt(problem=problem.name, strategy="bfs", sample_index=0, verdict=verdict,
+                             extra={"tree_file": str(path)}))
+
+
+async def test_problems_whose_tree_files_collide_keep_their_own_trees() -> None:
+    strategy = _SameTreeFileStrategy()
+    ctx = StrategyContext(config=ProverConfig(), sampler=SimpleNamespace(backend="none"), checker=None)
+    rows = await asyncio.gather(
+        *(collect_module.collect_problem(strategy, ctx, make_problem(n)) for n in ("q_0", "q'0"))
+    )
+    assert [[(s["problem"], s["state"]) for s in r.steps] for r in rows] == [
+        [("q_0", "⊢ goal of q_0")], [("q'0", "⊢ goal of q'0")]
+    ]
 
 
 def test_collect_filters_keep_only_proof_paths_of_problems_not_solved_by_every_attempt(

@@ -91,16 +91,32 @@ def test_deepseek_v15_prompt_is_a_code_prefix_ending_in_the_statement() -> None:
     assert request.stop == ("```",)
 
 
-def test_deepseek_v2_and_goedel_prompt_is_the_model_card_prompt() -> None:
-    for name in ("deepseek-v2", "goedel-v2"):
-        request = get_format(name).whole_proof_request(PROBLEM)
-        assert request.prompt is None
-        (user,) = request.messages
-        assert user.role == "user"
-        assert user.content.startswith("Complete the following Lean 4 code:\n\n```lean4\nimport Mathlib")
-        # Goedel's dataset `lean4_code`: header, informal doc comment, statement closed by sorry.
-        assert f"{HEADER}/-- {PROBLEM.informal_statement}-/\n{STATEMENT} sorry\n```" in user.content
-        assert "provide a detailed proof plan" in user.content
+PLAN_REQUEST = (
+    "Before producing the Lean 4 code to formally prove the given theorem, provide a detailed proof plan "
+    "outlining the main proof steps and strategies.\nThe plan should highlight key ideas, intermediate lemmas, "
+    "and proof structures that will guide the construction of the final formal proof."
+)
+
+
+def test_deepseek_v2_prompt_is_the_model_card_prompt() -> None:
+    request = get_format("deepseek-v2").whole_proof_request(PROBLEM)
+    assert request.prompt is None
+    (user,) = request.messages
+    assert user.role == "user"
+    # DS-V2 model card: header, informal doc comment, statement, `sorry` on a line of its own.
+    assert user.content == (
+        f"Complete the following Lean 4 code:\n\n```lean4\n{HEADER}/-- {PROBLEM.informal_statement}-/\n"
+        f"{STATEMENT}\n  sorry\n```\n\n{PLAN_REQUEST}"
+    )
+
+
+def test_goedel_prompt_is_its_model_card_and_dpskcot_prompt() -> None:
+    (user,) = get_format("goedel-v2").whole_proof_request(PROBLEM).messages
+    # Goedel's `lean4_code` (`... := by sorry`) right against the closing fence, as in its README.
+    assert user.content == (
+        f"Complete the following Lean 4 code:\n\n```lean4\n{HEADER}/-- {PROBLEM.informal_statement}-/\n"
+        f"{STATEMENT} sorry```\n\n{PLAN_REQUEST}"
+    )
 
 
 def test_kimina_prompt_has_system_problem_and_statement_block() -> None:
@@ -121,7 +137,9 @@ def test_prompts_without_informal_statement_or_header() -> None:
     assert get_format("deepseek-v1.5").whole_proof_request(ending).prompt == v15  # no second newline
     assert get_format("deepseek-v1.5").extract_proof(ending, "  norm_num") == "  norm_num"
     dsv2_user = get_format("deepseek-v2").whole_proof_request(bare).messages[0].content
-    assert "```lean4\ntheorem t : 1 + 1 = 2 := by sorry\n```" in dsv2_user
+    assert "```lean4\ntheorem t : 1 + 1 = 2 := by\n  sorry\n```" in dsv2_user
+    goedel_user = get_format("goedel-v2").whole_proof_request(bare).messages[0].content
+    assert "```lean4\ntheorem t : 1 + 1 = 2 := by sorry```" in goedel_user
     kimina_user = get_format("kimina").whole_proof_request(bare).messages[1].content
     assert "# Problem" not in kimina_user
     assert "```lean4\ntheorem t : 1 + 1 = 2 := by\n```" in kimina_user
@@ -321,6 +339,15 @@ def test_bfs_tactic_extraction() -> None:
     assert fmt.extract_tactic("   \n") is None
 
 
+def test_multi_line_tactics_keep_their_relative_indentation() -> None:
+    bfs, chat = get_format("bfs"), get_format("chat")
+    assert bfs.extract_tactic("\n  constructor\n  · simp\n  · ring\n") == "constructor\n· simp\n· ring"
+    assert bfs.extract_tactic("  have h : x = x := by\n    rfl") == "have h : x = x := by\n  rfl"
+    assert bfs.extract_tactic(" exact foo\nbar") == "exact foo\nbar"  # no common indent: first line only
+    block = "```lean4\n    refine ⟨?_, ?_⟩\n    · simp\n      ring\n```"
+    assert chat.extract_tactic(block) == "refine ⟨?_, ?_⟩\n· simp\n  ring"
+
+
 def test_chat_tactic_extraction() -> None:
     fmt = get_format("chat")
     assert fmt.extract_tactic("Try this:\n```lean4\nomega\n```") == "omega"
@@ -356,33 +383,82 @@ def _feedback(*messages: LeanMessage, completion: str = "first answer") -> Feedb
     return Feedback(proof=BAD_BODY, completion=completion, messages=messages)
 
 
+GOEDEL_HEAD = (
+    "The proof (Round 0) is not correct. Following is the compilation error message, where we use "
+    "<error></error> to signal the position of the error.\n\n"
+)
+GOEDEL_TAIL = (
+    "\n\nBefore producing the Lean 4 code to formally prove the given theorem, provide a detailed analysis "
+    "of the error message."
+)
+_STMT_1, _STMT_2 = STATEMENT.split("\n")
+
+
 def test_goedel_self_correction_replays_chat_and_marks_errors() -> None:
     fmt = get_format("goedel-v2")
     request = fmt.whole_proof_request(PROBLEM, [_feedback(LINARITH, UNSOLVED, WARNING)])
     roles = [m.role for m in request.messages]
     assert roles == ["user", "assistant", "user"]
     assert request.messages[1].content == "first answer"
-    turn = request.messages[2].content
-    assert turn.startswith("The proof (Round 0) is not correct.")  # Goedel: round of the failed proof
-    assert "<error></error>" in turn
-    # errors in source order: the unsolved-goals error (earlier line) first, with its goal text
-    assert turn.index("Error 1") < turn.index("unsolved goals") < turn.index("Error 2") < turn.index("linarith failed")
-    assert "⊢ v = 65" in turn
-    assert f"line {_LINE_RW + 1}, column 2" in turn
-    assert "  <error>linarith</error>" in turn
-    assert "unused variable" not in turn  # warnings only when there are no errors
-    assert turn.rstrip().endswith("provide a detailed analysis of the error message.")
+    # Goedel's `get_error_str`: errors only, in Lean's order; per error up to 4 lines before the
+    # range, the range marked, 1 line after (none here: the proof ends), and the message as is.
+    assert request.messages[2].content == (
+        GOEDEL_HEAD
+        + "\nError 1:\n\nCorresponding Code:\n```lean4\n"
+        f"\n{_STMT_1}\n{_STMT_2}\n  rw [h₂] at h₁\n  <error>linarith</error>\n"
+        "\n```\n\nError Message: linarith failed to find a contradiction\n"
+        "\nError 2:\n\nCorresponding Code:\n```lean4\n"
+        f"\nopen BigOperators Real Nat Topology Rat\n\n{_STMT_1}\n"
+        f"{_STMT_2[:46]}<error>{_STMT_2[46:]}\n  rw [h₂] at h₁\n  linarith</error>\n"
+        f"\n```\n\nError Message: {UNSOLVED.data}\n"
+        + GOEDEL_TAIL
+    )
 
 
-def test_error_cap_and_hidden_count() -> None:
+def test_goedel_error_context_at_the_edges_of_the_code() -> None:
+    code = "\n".join(f"line{i}" for i in range(1, 13))
+    no_end = LeanMessage(severity="error", pos=Pos(line=2, column=4), data="to the end of the line")
+    empty_range = LeanMessage(severity="error", pos=Pos(line=3, column=2), end_pos=Pos(line=3, column=2), data="e")
+    outside = LeanMessage(severity="error", pos=Pos(line=40, column=0), data="beyond the code")
+    fb = Feedback(proof="p", completion="c", messages=(no_end, empty_range, outside), code=code)
+    turn = get_format("goedel-v2").whole_proof_request(PROBLEM, [fb]).messages[-1].content
+    assert turn == (
+        GOEDEL_HEAD
+        + "\nError 1:\n\nCorresponding Code:\n```lean4\nline1\nline<error>2</error>\nline3\n\n```\n"
+        "\nError Message: to the end of the line\n"
+        "\nError 2:\n\nCorresponding Code:\n```lean4\nline1\nline2\nli<error></error>ne3\nline4\n\n```\n"
+        "\nError Message: e\n"
+        "\nError 3:\n\nCorresponding Code:\n```lean4\n\n```\n\nError Message: beyond the code\n"
+        + GOEDEL_TAIL
+    )
+
+
+def test_goedel_cuts_a_long_error_range_after_six_lines() -> None:
+    code = "theorem t : P := by\n  intro x\n" + "\n".join(f"    step{i}" for i in range(1, 11)) + "\n  done"
+    long = LeanMessage(severity="error", pos=Pos(line=2, column=2), end_pos=Pos(line=12, column=10), data="long")
+    fb = Feedback(proof="p", completion="c", messages=(long,), code=code)
+    turn = get_format("goedel-v2").whole_proof_request(PROBLEM, [fb]).messages[-1].content
+    shown = "".join(f"    step{i}\n" for i in range(1, 6))
+    assert turn == (
+        GOEDEL_HEAD
+        + "\nError 1:\n\nCorresponding Code:\n```lean4\ntheorem t : P := by\n  <error>intro x\n"
+        f"{shown}\n    ... --[Truncated]-- ...\n    step10</error>\n  done\n\n```\n\nError Message: long\n"
+        + GOEDEL_TAIL
+    )
+
+
+def test_goedel_error_cap_counts_the_omitted_errors() -> None:
     many = [
         LeanMessage(severity="error", pos=Pos(line=_LINE_RW + 1, column=2), data=f"error number {i}")
         for i in range(5)
     ]
     turn = get_format("deepseek-v2").whole_proof_request(PROBLEM, [_feedback(*many)], max_errors=2).messages[-1].content
-    assert "error number 0" in turn and "error number 1" in turn
-    assert "error number 2" not in turn
-    assert "(3 more not shown.)" in turn
+    assert "Error Message: error number 0\n" in turn and "Error Message: error number 1\n" in turn
+    assert "error number 2" not in turn and "Error 3:" not in turn
+    assert turn.endswith("Error Message: error number 1\n\n... [Omitted 3 more errors] ...\n" + GOEDEL_TAIL)
+    default = get_format("goedel-v2").whole_proof_request(PROBLEM, [_feedback(*many * 2)]).messages[-1].content
+    assert "Error 8:" in default and "Error 9:" not in default  # Goedel's cap
+    assert "... [Omitted 2 more errors] ..." in default
 
 
 def test_two_rounds_give_two_assistant_turns_with_round_numbers() -> None:
@@ -390,22 +466,31 @@ def test_two_rounds_give_two_assistant_turns_with_round_numbers() -> None:
     request = fmt.whole_proof_request(PROBLEM, [_feedback(LINARITH, completion="a1"), _feedback(UNSOLVED, completion="a2")])
     assert [m.role for m in request.messages] == ["user", "assistant", "user", "assistant", "user"]
     assert [m.content for m in request.messages if m.role == "assistant"] == ["a1", "a2"]
-    assert "(Round 0)" in request.messages[2].content
-    assert "(Round 1)" in request.messages[-1].content
+    assert request.messages[2].content.startswith("The proof (Round 0) is not correct.")
+    assert request.messages[-1].content.startswith("The proof (Round 1) is not correct.")
 
 
-def test_kimina_error_fix_turn_has_goals_message_and_numbered_snippet() -> None:
+def test_kimina_error_fix_turn_is_its_tool_message() -> None:
     fmt = get_format("kimina")
-    request = fmt.whole_proof_request(PROBLEM, [_feedback(UNSOLVED, LINARITH)])
+    request = fmt.whole_proof_request(PROBLEM, [_feedback(UNSOLVED, LINARITH, WARNING)])
     assert [m.role for m in request.messages] == ["system", "user", "assistant", "user"]
-    turn = request.messages[-1].content
-    assert turn.startswith("# Error 1:\n")
-    assert "Goals state before error position: \nb h v : ℝ" in turn
-    assert "Error message: \nunsolved goals\n\n" in turn
-    assert turn.count("⊢ v = 65") == 1
-    assert "Error message: \nlinarith failed to find a contradiction" in turn
-    assert f"{_LINE_RW + 1:03d} >|   linarith" in turn
-    assert f"{_LINE_RW:03d}  |   rw [h₂] at h₁" in turn
+    # Kimina's `create_tool_message`, without the info-tree goals (Feedback carries no info tree).
+    assert request.messages[-1].content == (
+        f"# Error 1:\nError message: \n{UNSOLVED.data}\n\n"
+        "Lean 4 code snippet with error:\n```lean4\n"
+        f"007  | \n008  | {_STMT_1}\n009 >| {_STMT_2}\n010  |   rw [h₂] at h₁\n011  |   linarith\n```\n"
+        "# Error 2:\nError message: \nlinarith failed to find a contradiction\n\n"
+        "Lean 4 code snippet with error:\n```lean4\n"
+        f"009  | {_STMT_2}\n010  |   rw [h₂] at h₁\n011 >|   linarith\n```\n"
+    )
+
+
+def test_kimina_shows_its_first_three_errors_and_nothing_about_the_rest() -> None:
+    many = [LeanMessage(severity="error", pos=Pos(line=1, column=0), data=f"error number {i}") for i in range(5)]
+    fb = Feedback(proof="p", completion="c", messages=tuple(many), code="count_heartbeats in\ntheorem t")
+    turn = get_format("kimina").whole_proof_request(PROBLEM, [fb]).messages[-1].content
+    snippet = "Lean 4 code snippet with error:\n```lean4\n001 >| \n002  | theorem t\n```\n"
+    assert turn == "".join(f"# Error {i + 1}:\nError message: \nerror number {i}\n\n{snippet}" for i in range(3))
 
 
 def test_feedback_without_lean_errors_uses_checker_detail() -> None:

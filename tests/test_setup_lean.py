@@ -6,6 +6,7 @@ No test reaches the network or a real Lean: builds run fake `elan`/`lake` script
 from __future__ import annotations
 
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -48,6 +49,8 @@ def test_leangeo_workspace_requires_leangeo_at_its_pins(tmp_path: Path) -> None:
     assert "require mathlib" not in lakefile  # LeanGeo brings the Mathlib it was written for
     assert 'require REPL from git\n  "https://github.com/leanprover-community/repl" @ "v4.15.0"' in lakefile
     assert ["lake", "run", "cvc5/downloadRelease"] in build_commands(spec)
+    # the REPL only loads compiled modules: the libraries LeanGeo headers import must be built
+    assert ["lake", "build", "cvc5", "SystemE", "LeanGeo"] in build_commands(spec)
     assert ["lake", "run", "cvc5/downloadRelease"] not in build_commands(WorkspaceSpec(dir=tmp_path))
     with pytest.raises(ValueError, match="LeanGeo needs leanprover/lean4:v4.15.0"):
         WorkspaceSpec(dir=tmp_path, project="leangeo", lean_version="v4.24.0")
@@ -94,7 +97,7 @@ def test_skip_build_records_config_and_keeps_other_settings(tmp_path: Path) -> N
 
 def test_to_toml_roundtrip() -> None:
     data = {"a": 1, "lean": {"workspace": 'C:\\x "q"', "repl_cmd": ["lake", "env"], "ok": True, "t": 2.5},
-            "sampler": {"vllm_kwargs": {"max-x": 3}}, "empty": {}}
+            "sampler": {"vllm_kwargs": {"max-x": 3, "größe": 1}}, "empty": {}}
     assert tomllib.loads(to_toml(data)) == data
 
 
@@ -123,6 +126,30 @@ def test_build_runs_the_steps_in_order(tmp_path: Path, monkeypatch: pytest.Monke
     assert calls[2:] == ["lake exe cache get", "lake build", "lake build repl"]
     recorded = tomllib.loads(config_path.read_text())["lean"]
     assert recorded["repl_cmd"][0] == str(tmp_path / "bin" / "lake")
+
+
+def test_tools_only_in_elan_home_are_run_from_there(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Right after elan's installer, ~/.elan/bin is not on PATH yet: the build still runs."""
+    log = tmp_path / "calls.log"
+    (tmp_path / ".elan").mkdir()
+    _fake_tools(tmp_path / ".elan" / "bin", log)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    spec = WorkspaceSpec(dir=tmp_path / "ws")
+    setup_lean(spec, config_path=tmp_path / "config.toml", network_probe=lambda: True)
+    assert log.read_text().splitlines() == [" ".join(c) for c in build_commands(spec)]
+
+
+def test_network_probe_goes_through_the_https_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as proxy:
+        proxy.bind(("127.0.0.1", 0))
+        proxy.listen()
+        for variable in ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+            monkeypatch.delenv(variable, raising=False)
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.getsockname()[1]}")
+        assert setup.network_available(host="unreachable.invalid", timeout=2)
+        monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:1")
+        assert not setup.network_available(timeout=2)
 
 
 def test_failed_step_names_the_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
 import logging
 import math
@@ -42,7 +43,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from prover.config import ProverConfig, read_config_file, user_config_path
+from prover.config import ProverConfig, _merge_layer, read_config_file, user_config_path
 from prover.errors import ConfigError, RunError
 from prover.eval.pipeline import PipelineStats, Progress, clock_text
 from prover.llm.base import Sampler
@@ -54,6 +55,8 @@ MANIFEST = "manifest.json"
 SHARD_DIR = "shards"
 RowKind = Literal["whole_proof", "steps"]
 ROW_KINDS: tuple[RowKind, ...] = ("whole_proof", "steps")
+CACHED = "cached"
+"""Step outcome of a tactic replayed from the proof cache (`prover.search.tree.EdgeOutcome`)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -105,6 +108,12 @@ class CollectConfig(BaseModel):
     ray: bool = False
     """Run on the Ray cluster of the `ray:` section (same as `--ray`)."""
 
+    @model_validator(mode="after")
+    def _band_needs_logprobs(self) -> CollectConfig:
+        if self.filters.tactic_ppl_band is not None and not self.logprobs:
+            raise ValueError("filters.tactic_ppl_band needs logprobs: true (perplexity comes from token log-probs)")
+        return self
+
     def apply(self, config: ProverConfig) -> ProverConfig:
         """The run's `ProverConfig`: strategy and exploration settings applied."""
         return config.with_overrides(
@@ -119,24 +128,23 @@ class CollectConfig(BaseModel):
 
 
 def load_collect_config(path: Path | str, *, user_defaults: bool = True) -> tuple[ProverConfig, CollectConfig]:
-    """Read one YAML/TOML file: its `collect:` section and every other (ProverConfig) section."""
+    """Read one YAML/TOML file: its `collect:` section and every other (ProverConfig) section.
+
+    The other sections are layered over the user config exactly as `ProverConfig.load` does
+    (a file naming another `lean.workspace` does not inherit the user's REPL binary / version).
+    """
     data = read_config_file(Path(path))
-    section = data.pop("collect", None) or {}
+    section = data.pop("collect", None)
+    if section is None:
+        section = {}
     if not isinstance(section, dict):
         raise ConfigError(f"{path}: the `collect` section must be a mapping")
     base = read_config_file(user_config_path(), missing_ok=True) if user_defaults else {}
-    config = ProverConfig.from_dict(_merge(base, data), source=str(path))
+    config = ProverConfig.from_dict(_merge_layer(base, data), source=str(path))
     try:
         return config, CollectConfig.model_validate(section)
     except ValidationError as exc:
         raise ConfigError(f"invalid `collect` settings in {path}:\n{exc}") from exc
-
-
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in extra.items():
-        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
-    return merged
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,6 +160,9 @@ class ProblemRows(BaseModel):
     problem: str
     attempts: int = 0
     proved: int = 0
+    replayed: int = 0
+    """Proved best-first attempts whose whole proof came from the proof cache (another attempt's
+    search found it), so they are not independent samples that solved the problem."""
     whole_proof: list[dict[str, Any]] = Field(default_factory=list)
     steps: list[dict[str, Any]] = Field(default_factory=list)
 
@@ -163,6 +174,7 @@ class ProblemSummary(BaseModel):
 
     attempts: int
     proved: int
+    replayed: int = 0
     rows: dict[str, int] = Field(default_factory=dict)
     """Rows written per kind (after filters)."""
     raw_rows: dict[str, int] = Field(default_factory=dict)
@@ -170,15 +182,19 @@ class ProblemSummary(BaseModel):
     """Why every row was dropped (e.g. `all_solved`), if so."""
 
 
-def tactic_perplexity(logprob: float, tokens: int | None = None) -> float:
-    """exp(-mean token log-prob); `logprob` is already a per-token mean when `tokens` is None."""
-    mean = logprob / tokens if tokens else logprob
-    return math.exp(-mean)
+def tactic_perplexity(mean_logprob: float) -> float:
+    """exp(-mean token log-prob): a step row's `logprob` is already the per-token mean."""
+    return math.exp(-mean_logprob)
+
+
+def has_own_logprob(step: dict[str, Any]) -> bool:
+    """Whether a step row's tactic was sampled here: cached replays carry a placeholder 0.0."""
+    return step["outcome"] != CACHED
 
 
 def apply_filters(rows: ProblemRows, filters: FilterConfig) -> tuple[ProblemRows, str]:
     """The rows to write for one problem under `filters`, and the reason if all were dropped."""
-    if filters.drop_all_solved and rows.attempts > 0 and rows.proved == rows.attempts:
+    if filters.drop_all_solved and rows.attempts > 0 and rows.proved - rows.replayed == rows.attempts:
         return rows.model_copy(update={"whole_proof": [], "steps": []}), "all_solved"
     whole = rows.whole_proof
     steps = rows.steps
@@ -187,7 +203,7 @@ def apply_filters(rows: ProblemRows, filters: FilterConfig) -> tuple[ProblemRows
         steps = [r for r in steps if r["on_proof_path"]]
     if filters.tactic_ppl_band is not None:
         low, high = filters.tactic_ppl_band
-        steps = [r for r in steps if low <= tactic_perplexity(r["logprob"], r.get("tokens")) <= high]
+        steps = [r for r in steps if has_own_logprob(r) and low <= tactic_perplexity(r["logprob"]) <= high]
     return rows.model_copy(update={"whole_proof": whole, "steps": steps}), ""
 
 
@@ -312,53 +328,56 @@ def step_rows(trees: Iterable[Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def ensure_tree_dir(strategy: Any) -> None:
-    """Make a best-first strategy write its trees (to a private temp dir) so rows can be read back."""
-    if hasattr(strategy, "tree_dir") and strategy.tree_dir is None:
-        strategy.tree_dir = Path(tempfile.mkdtemp(prefix="prover-trees-"))
+def _writing_trees_to(strategy: Any, tree_dir: Path) -> Any:
+    """A copy of a best-first strategy that writes its trees under `tree_dir` (others: as is).
+
+    Each problem gets its own directory: the strategy names tree files after a sanitised,
+    truncated problem name, which two problems running at once may share.
+    """
+    if not hasattr(strategy, "tree_dir"):
+        return strategy
+    private = copy.copy(strategy)
+    private.tree_dir = tree_dir
+    return private
+
+
+def _replayed_proof(tree: Any) -> bool:
+    """Whether every step of the tree's proof was replayed from the proof cache."""
+    path = tree.proof_edges()
+    return bool(path) and all(tree.graph.edges[src, dst]["outcome"] == CACHED for src, dst, _ in path)
 
 
 def _read_trees(attempts: Sequence[Attempt]) -> list[Any]:
-    """Load (then delete) the tree files the attempts point to."""
+    """Load the tree files the attempts point to."""
     from prover.search.tree import SearchTree
 
-    trees = []
-    for attempt in attempts:
-        name = attempt.extra.get("tree_file")
-        if not name:
-            continue
-        path = Path(str(name))
-        trees.append(SearchTree.read_json(path))
-        path.unlink(missing_ok=True)
-    return trees
+    return [SearchTree.read_json(Path(str(a.extra["tree_file"]))) for a in attempts if a.extra.get("tree_file")]
 
 
 async def collect_problem(strategy: Any, ctx: Any, problem: Problem, logprobs: bool = True) -> ProblemRows:
-    """Run `strategy` on one problem and return its unfiltered rows (works in-process and in an agent)."""
-    ensure_tree_dir(strategy)
+    """Run `strategy` on one problem and return its unfiltered rows (in-process, or in a Ray agent
+    via `ProverAgentActor.call_with_context`)."""
     recorder = RecordingSampler(ctx.sampler, logprobs=logprobs)
     attempts: list[Attempt] = []
 
     async def record(attempt: Attempt) -> None:
         attempts.append(attempt)
 
-    await strategy.prove(problem, replace(ctx, sampler=recorder), record, {})
-    attempts.sort(key=lambda a: (a.round, a.sample_index))
-    trees = await asyncio.to_thread(_read_trees, attempts)
+    with tempfile.TemporaryDirectory(prefix="prover-trees-") as tree_dir:
+        running = _writing_trees_to(strategy, Path(tree_dir))
+        await running.prove(problem, replace(ctx, sampler=recorder), record, {})
+        attempts.sort(key=lambda a: (a.round, a.sample_index))
+        trees = await asyncio.to_thread(_read_trees, attempts)
     is_steps = bool(trees) or any(a.strategy == "bfs" for a in attempts)
     chunk = min(ctx.config.whole_proof.chunk, ctx.config.whole_proof.passes)
     return ProblemRows(
         problem=problem.name,
         attempts=len(attempts),
         proved=sum(a.verdict.proved for a in attempts),
+        replayed=sum(_replayed_proof(tree) for tree in trees),
         whole_proof=[] if is_steps else [whole_proof_row(a, *recorder.find(a, chunk)) for a in attempts],
         steps=step_rows(trees),
     )
-
-
-async def collect_in_agent(strategy: Any, ctx: Any, problem: Problem, logprobs: bool) -> ProblemRows:
-    """What a Ray prover agent runs for `collect --ray` (see `ProverAgentActor.call_with_context`)."""
-    return await collect_problem(strategy, ctx, problem, logprobs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -385,6 +404,26 @@ class Manifest(BaseModel):
     problems: dict[str, ProblemSummary] = Field(default_factory=dict)
 
 
+def read_manifest(out_dir: Path) -> Manifest:
+    """The manifest of a collect directory.
+
+    Raises:
+        RunError: there is none, or it is not a valid manifest.
+    """
+    path = out_dir / MANIFEST
+    if not path.exists():
+        raise RunError(f"{out_dir} is not a collect directory (no {MANIFEST})")
+    try:
+        return Manifest.model_validate_json(path.read_text(encoding="utf-8"))
+    except ValidationError as exc:
+        raise RunError(f"{path} is not a valid collect manifest: {exc}") from exc
+
+
+def _is_shard_file(name: str) -> bool:
+    """Shards and their temp files, as `TrajectoryWriter.flush` names them."""
+    return any(name.startswith(prefix) for kind in ROW_KINDS for prefix in (f"{kind}-", f".{kind}-"))
+
+
 class TrajectoryWriter:
     """Buffers finished problems and writes them as Parquet shards listed in an atomic manifest."""
 
@@ -405,10 +444,7 @@ class TrajectoryWriter:
         if path.exists():
             if not resume:
                 raise RunError(f"{self.out_dir} already holds collected data; pass --resume to continue it or choose another --out")
-            try:
-                manifest = Manifest.model_validate_json(path.read_text(encoding="utf-8"))
-            except ValidationError as exc:
-                raise RunError(f"cannot resume {self.out_dir}: {MANIFEST} is invalid: {exc}") from exc
+            manifest = read_manifest(self.out_dir)
             if manifest.strategy != strategy or manifest.filters != self.filters:
                 raise RunError(
                     f"cannot resume {self.out_dir}: it was collected with strategy={manifest.strategy} "
@@ -419,7 +455,7 @@ class TrajectoryWriter:
         self.shard_dir.mkdir(parents=True, exist_ok=True)
         listed = {s.file for s in manifest.shards}
         for stray in self.shard_dir.iterdir():
-            if stray.name not in listed:  # written before a crash, never listed: its problems rerun
+            if _is_shard_file(stray.name) and stray.name not in listed:  # written before a crash, never listed
                 stray.unlink()
         if not path.exists():
             self._write_manifest(manifest)
@@ -431,6 +467,7 @@ class TrajectoryWriter:
         summary = ProblemSummary(
             attempts=rows.attempts,
             proved=rows.proved,
+            replayed=rows.replayed,
             rows={k: len(getattr(kept, k)) for k in ROW_KINDS},
             raw_rows={k: len(getattr(rows, k)) for k in ROW_KINDS},
             dropped=dropped,
@@ -671,23 +708,20 @@ QUANTILES: tuple[float, ...] = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 def data_stats(out_dir: Path | str) -> DataStats:
     """Summarise a collect directory from its manifest and shards."""
-    import pyarrow.parquet as pq
-
     out_dir = Path(out_dir)
-    path = out_dir / MANIFEST
-    if not path.exists():
-        raise RunError(f"{out_dir} is not a collect directory (no {MANIFEST})")
-    manifest = Manifest.model_validate_json(path.read_text(encoding="utf-8"))
+    manifest = read_manifest(out_dir)
     rows = Counter[str]()
     outcomes = Counter[str]()
     logprobs: list[float] = []
     on_path = 0
     for shard in manifest.shards:
-        table = pq.read_table(out_dir / SHARD_DIR / shard.file)
+        table = _read_shard(out_dir / SHARD_DIR / shard.file)
         rows[shard.kind] += table.num_rows
         if shard.kind == "steps":
-            outcomes.update(table.column("outcome").to_pylist())
-            logprobs.extend(table.column("logprob").to_pylist())
+            for step in table.select(["outcome", "logprob"]).to_pylist():
+                outcomes[step["outcome"]] += 1
+                if has_own_logprob(step):
+                    logprobs.append(step["logprob"])
             on_path += sum(table.column("on_proof_path").to_pylist())
         else:
             statuses = table.column("status").to_pylist()
@@ -703,6 +737,16 @@ def data_stats(out_dir: Path | str) -> DataStats:
         on_proof_path=on_path,
         dropped=dict(Counter(s.dropped for s in manifest.problems.values() if s.dropped)),
     )
+
+
+def _read_shard(path: Path) -> Any:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise RunError(f"cannot read shard {path} listed in the manifest: {exc}") from exc
 
 
 def _quantiles(values: Sequence[float]) -> dict[str, float]:

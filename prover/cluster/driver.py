@@ -448,11 +448,11 @@ async def collect_on_ray(
         return
     from ray.exceptions import RayActorError, RayTaskError
 
-    from prover.cluster.collect import collect_in_agent
+    from prover.cluster.collect import collect_problem
 
     async def run_one(agent: Any, problem: Problem) -> None:
         try:
-            reply = await agent.call_with_context.remote(collect_in_agent, problem, logprobs)
+            reply = await agent.call_with_context.remote(collect_problem, problem, logprobs)
         except (RayActorError, RayTaskError) as exc:
             raise AgentLost(f"agent died while collecting {problem.name!r}: {first_line(exc)}") from exc
         if reply.failure is not None:

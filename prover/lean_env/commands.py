@@ -7,9 +7,12 @@ concurrently through the pool, and writes one JSON line per input to stdout, in 
     {"line": 3, "name": "...", "proved": false, "status": "rejected", "rule": "preflight:sorry",
      "detail": "...", "messages": [...], "axioms": null, "lean_seconds": 0.0, "cached": false}
 
-Malformed lines get `"status": "error", "rule": "malformed_input"` (and a message on stderr naming
-the line); the rest are still checked. Exit code: 0 when every line was checked (proved or not),
-1 when a line was malformed or a check ended in an infrastructure error, 2 for usage errors.
+Malformed lines (not UTF-8, not JSON, no `proof`, no declaration in the statement) get
+`"status": "error", "rule": "malformed_input"` (and a message on stderr naming the line); the rest
+are still checked. Input is read in a thread, so results stream out while a slow producer is still
+writing to stdin. Exit code: 0 when every line was checked (proved or not), 1 when a line was
+malformed or a check ended with status `error` (out_of_memory, crash, infrastructure), 2 for usage
+errors.
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ import collections
 import json
 import shlex
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO
 
 from pydantic import ValidationError
 
@@ -38,6 +42,8 @@ from prover.types import CheckStatus, Problem, Verdict
 
 PROGRESS_EVERY = 5.0
 """Seconds between progress lines on stderr (only for runs that last longer than that)."""
+READ_AHEAD = 256
+"""Input lines read ahead of the checks (bounds memory on huge inputs)."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -81,11 +87,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_check(args: argparse.Namespace) -> int:
     config = _config(args)
     ReplLauncher.require(config.lean)
-    source = sys.stdin if args.file == "-" else _open(Path(args.file))
+    source = sys.stdin.buffer if args.file == "-" else _open(Path(args.file))
     try:
         return asyncio.run(_check_file(config, source, args))
     finally:
-        if source is not sys.stdin:
+        if source is not sys.stdin.buffer:
             source.close()
 
 
@@ -103,37 +109,60 @@ def _config(args: argparse.Namespace) -> ProverConfig:
     return config.with_overrides(overrides)
 
 
-def _open(path: Path) -> TextIO:
+def _open(path: Path) -> BinaryIO:
     if not path.is_file():
         raise DataError(f"input file not found: {path}")
-    return path.open(encoding="utf-8")
+    return path.open("rb")
 
 
-def _read_items(source: TextIO) -> Iterator[tuple[int, Problem | None, str, str]]:
-    """(line number, problem or None, proof, error) for every non-blank input line."""
-    for number, raw in enumerate(source, start=1):
-        if not raw.strip():
-            continue
+async def _input_lines(source: BinaryIO) -> AsyncIterator[tuple[int, bytes]]:
+    """(line number, raw line) of every non-blank line, read in a daemon thread: a slow producer
+    on stdin never stalls the event loop (and the REPL requests timed on it)."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[bytes | BaseException] = asyncio.Queue(maxsize=READ_AHEAD)
+
+    def pump() -> None:
         try:
-            obj = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            yield number, None, "", f"line {number}: not valid JSON ({exc.msg} at column {exc.colno})"
-            continue
-        if not isinstance(obj, dict):
-            yield number, None, "", f"line {number}: expected a JSON object"
-            continue
-        proof = obj.get("proof")
-        if not isinstance(proof, str):
-            yield number, None, "", f"line {number}: missing string field `proof`"
-            continue
-        try:
-            problem = Problem.model_validate(obj)
-            problem.theorem_name  # noqa: B018 - validates the statement has a declaration name
-        except (ValidationError, ValueError) as exc:
-            first = str(exc).splitlines()
-            yield number, None, "", f"line {number}: not a problem ({' '.join(first[:3])})"
-            continue
-        yield number, problem, proof, ""
+            for raw in source:
+                asyncio.run_coroutine_threadsafe(queue.put(raw), loop).result()
+            end: bytes | BaseException = b""
+        except BaseException as exc:  # noqa: BLE001 - handed over to the event loop and re-raised there
+            end = exc
+        asyncio.run_coroutine_threadsafe(queue.put(end), loop).result()
+
+    threading.Thread(target=pump, name="prover-check-input", daemon=True).start()
+    number = 0
+    while True:
+        raw = await queue.get()
+        if isinstance(raw, BaseException):
+            raise raw
+        if not raw:
+            return
+        number += 1
+        if raw.strip():
+            yield number, raw
+
+
+def _parse_line(number: int, raw: bytes) -> tuple[Problem | None, str, str]:
+    """(problem or None, proof, error) for one input line."""
+    try:
+        obj = json.loads(raw.decode("utf-8-sig" if number == 1 else "utf-8"))
+    except UnicodeDecodeError as exc:
+        return None, "", f"line {number}: not UTF-8 (byte {exc.start + 1})"
+    except json.JSONDecodeError as exc:
+        return None, "", f"line {number}: not valid JSON ({exc.msg} at column {exc.colno})"
+    if not isinstance(obj, dict):
+        return None, "", f"line {number}: expected a JSON object"
+    proof = obj.get("proof")
+    if not isinstance(proof, str):
+        return None, "", f"line {number}: missing string field `proof`"
+    try:
+        problem = Problem.model_validate(obj)
+        problem.theorem_name  # noqa: B018 - validates the statement has a declaration name
+    except (ValidationError, ValueError) as exc:
+        first = str(exc).splitlines()
+        return None, "", f"line {number}: not a problem ({' '.join(first[:3])})"
+    return problem, proof, ""
 
 
 def _result(number: int, problem: Problem | None, verdict: Verdict, with_code: bool) -> dict[str, Any]:
@@ -179,46 +208,58 @@ class _Progress:
         return f"prover check: {self.done} lines: {parts}{extra} in {time.monotonic() - self.started:.1f} s"
 
 
-async def _check_file(config: ProverConfig, source: TextIO, args: argparse.Namespace) -> int:
+_Pending = tuple[int, Problem | None, "asyncio.Future[Verdict]"]
+"""(line number, problem or None, its verdict to come), in input order."""
+
+
+async def _check_file(config: ProverConfig, source: BinaryIO, args: argparse.Namespace) -> int:
+    """Submit every line (at most `window` ahead of the output) and write results in input order
+    as soon as the earliest unfinished one is done."""
     cache = VerdictCache.from_config(config.cache)
     window = max(4 * config.lean.workers, 16)
     progress, malformed, errors = _Progress(), 0, 0
-    pending: collections.deque[tuple[int, Problem | None, asyncio.Future[Verdict]]] = collections.deque()
+    ordered: asyncio.Queue[_Pending | BaseException | None] = asyncio.Queue(maxsize=window)
+    inflight: set[asyncio.Future[Verdict]] = set()
 
-    def emit(number: int, problem: Problem | None, verdict: Verdict) -> None:
-        nonlocal errors
-        print(json.dumps(_result(number, problem, verdict, args.with_code), ensure_ascii=False), flush=True)
-        progress.add(verdict.status.value)
-        errors += verdict.status is CheckStatus.ERROR and verdict.rule != "malformed_input"
-
-    async def flush(block: bool) -> None:
-        while pending and (block or pending[0][2].done()):
-            number, problem, future = pending.popleft()
-            emit(number, problem, await future)
-
-    try:
-        async with LeanPool(config.lean) as pool:
-            checker = ProofChecker(pool, config.checker, cache=cache)
-            loop = asyncio.get_running_loop()
-            for number, problem, proof, error in _read_items(source):
+    async def submit_all(checker: ProofChecker) -> None:
+        nonlocal malformed
+        try:
+            async for number, raw in _input_lines(source):
+                problem, proof, error = _parse_line(number, raw)
+                future: asyncio.Future[Verdict]
                 if problem is None:
                     malformed += 1
                     print(f"prover check: {error}", file=sys.stderr, flush=True)
-                    done: asyncio.Future[Verdict] = loop.create_future()
-                    done.set_result(Verdict(status=CheckStatus.ERROR, rule="malformed_input", detail=error))
-                    pending.append((number, None, done))
+                    future = asyncio.get_running_loop().create_future()
+                    future.set_result(Verdict(status=CheckStatus.ERROR, rule="malformed_input", detail=error))
                 else:
-                    pending.append((number, problem, asyncio.ensure_future(checker.check(problem, proof))))
-                await flush(block=False)
-                while len(pending) >= window:
-                    number0, problem0, future0 = pending.popleft()
-                    emit(number0, problem0, await future0)
-                    await flush(block=False)
-                await asyncio.sleep(0)
-            await flush(block=True)
+                    future = asyncio.ensure_future(checker.check(problem, proof))
+                inflight.add(future)
+                await ordered.put((number, problem, future))
+        except Exception as exc:  # noqa: BLE001 - re-raised by the writer, in order
+            await ordered.put(exc)
+        else:
+            await ordered.put(None)
+
+    try:
+        async with LeanPool(config.lean) as pool:
+            reader = asyncio.create_task(submit_all(ProofChecker(pool, config.checker, cache=cache)))
+            try:
+                while (item := await ordered.get()) is not None:
+                    if isinstance(item, BaseException):
+                        raise item
+                    number, problem, future = item
+                    verdict = await future
+                    inflight.discard(future)
+                    print(json.dumps(_result(number, problem, verdict, args.with_code), ensure_ascii=False),
+                          flush=True)
+                    progress.add(verdict.status.value)
+                    errors += verdict.status is CheckStatus.ERROR and verdict.rule != "malformed_input"
+            finally:
+                reader.cancel()
+                for future in inflight:
+                    future.cancel()
     finally:
-        for _, _, future in pending:
-            future.cancel()
         if cache is not None:
             cache.close()
     print(progress.summary(malformed), file=sys.stderr, flush=True)

@@ -253,7 +253,7 @@ class _Lexer:
                 self.blank(i, end, comment=True)
                 i = end
             elif text.startswith("/-", i):
-                end = _comment_end(text, i)
+                end = comment_end(text, i)
                 self.blank(i, end, comment=True)
                 i = end
             elif ch == '"':
@@ -321,7 +321,7 @@ class _Lexer:
         return j == 2 or not (_id_rest(self.text[j - 3]) or self.text[j - 3] in ".»")
 
 
-def _comment_end(text: str, start: int) -> int:
+def comment_end(text: str, start: int) -> int:
     """Index after the (nested) block comment opening at `start`."""
     depth, j = 1, start + 2
     while j < len(text) and depth:

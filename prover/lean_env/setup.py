@@ -8,8 +8,9 @@ REPL command and Lean version go into the user config file (`prover.config.user_
 which every later command reads.
 
 `--project leangeo` builds the workspace the `leangeo` benchmark needs instead: the LeanGeo
-library (pinned to Lean v4.15.0 with its own Mathlib and lean-smt) plus the REPL, and fetches the
-cvc5 release lean-smt uses.
+library (pinned to Lean v4.15.0 with its own Mathlib and lean-smt) plus the REPL, fetches the
+cvc5 release lean-smt uses and compiles the libraries benchmark headers import (the REPL only
+loads compiled modules).
 
 Nothing here reaches the network before checking that the tools exist; without elan/lake or
 without network it stops with a message saying what is missing and how to get it.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -27,6 +29,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
@@ -44,6 +47,9 @@ ELAN_INSTALL = (
     "curl https://raw.githubusercontent.com/leanprover/elan/master/elan-init.sh -sSf | sh -s -- -y "
     "--default-toolchain none && source ~/.elan/env   (or run scripts/setup_lean.sh)"
 )
+LEANGEO_BUILD_TARGETS = ("cvc5", "SystemE", "LeanGeo")
+"""What LeanGeo's own build compiles (`lake build cvc5 SystemE mathlib LeanGeo`, Mathlib coming from
+its cache): the REPL cannot `import SystemE` / `import LeanGeo` until they are compiled."""
 TEST_MODULE = "ProverWorkspace"
 TEST_FILE = (
     "import Mathlib\n\n"
@@ -154,25 +160,36 @@ def write_workspace(spec: WorkspaceSpec, *, force: bool = False) -> list[Path]:
 
 def build_commands(spec: WorkspaceSpec) -> list[list[str]]:
     """The commands that fetch and build everything, run inside the workspace."""
-    smt = [["lake", "run", "cvc5/downloadRelease"]] if spec.project == "leangeo" else []
+    is_leangeo = spec.project == "leangeo"
     return [
         ["elan", "toolchain", "install", spec.toolchain],
         ["lake", "update"],
-        *smt,
+        *([["lake", "run", "cvc5/downloadRelease"]] if is_leangeo else []),
         ["lake", "exe", "cache", "get"],
         ["lake", "build"],
+        *([["lake", "build", *LEANGEO_BUILD_TARGETS]] if is_leangeo else []),
         ["lake", "build", "repl"],
     ]
 
 
+def tool_path(name: str) -> str | None:
+    """`name` on PATH, else in ~/.elan/bin (where elan puts it before the shell is re-sourced)."""
+    installed = Path.home() / ".elan" / "bin" / name
+    return shutil.which(name) or (str(installed) if installed.is_file() else None)
+
+
 def missing_tools(tools: Sequence[str] = ("elan", "lake")) -> list[str]:
-    """Tools not found on PATH (nor in ~/.elan/bin)."""
-    elan_bin = Path.home() / ".elan" / "bin"
-    return [t for t in tools if shutil.which(t) is None and not (elan_bin / t).is_file()]
+    """Tools found neither on PATH nor in ~/.elan/bin."""
+    return [t for t in tools if tool_path(t) is None]
 
 
 def network_available(host: str = "github.com", port: int = 443, timeout: float = 5.0) -> bool:
-    """Can we open a TCP connection to GitHub (where Mathlib, the REPL and elan live)?"""
+    """Can we open a TCP connection to GitHub (where Mathlib, the REPL and elan live), or to the
+    HTTPS proxy when one is set (behind a proxy, GitHub itself is not reachable directly)?"""
+    proxy = next((os.environ[v] for v in _PROXY_VARIABLES if os.environ.get(v)), None)
+    if proxy:
+        parts = urlsplit(proxy if "://" in proxy else "http://" + proxy)
+        host, port = parts.hostname or host, parts.port or (443 if parts.scheme == "https" else 80)
     try:
         with socket.create_connection((host, port), timeout=timeout):
             return True
@@ -180,9 +197,13 @@ def network_available(host: str = "github.com", port: int = 443, timeout: float 
         return False
 
 
+_PROXY_VARIABLES = ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")
+"""The variables git and curl read for an HTTPS proxy, in their order of precedence."""
+
+
 def repl_command(spec: WorkspaceSpec) -> list[str]:
     """argv recorded in the config: `lake env <REPL binary>` (run with cwd = workspace)."""
-    lake = shutil.which("lake") or str(Path.home() / ".elan" / "bin" / "lake")
+    lake = tool_path("lake") or str(Path.home() / ".elan" / "bin" / "lake")
     return [lake, "env", str(spec.repl_binary)]
 
 
@@ -219,7 +240,7 @@ def to_toml(data: dict[str, Any]) -> str:
 
 
 def _toml_key(key: str) -> str:
-    return key if key.replace("_", "").replace("-", "").isalnum() else _toml_value(key)
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_value(key)
 
 
 def _toml_value(value: Any) -> str:
@@ -238,7 +259,7 @@ Runner = Callable[[list[str], Path], int]
 
 def _run(cmd: list[str], cwd: Path) -> int:
     print(f"prover setup lean: $ {' '.join(cmd)}", file=sys.stderr, flush=True)
-    return subprocess.run(cmd, cwd=cwd, check=False).returncode
+    return subprocess.run([tool_path(cmd[0]) or cmd[0], *cmd[1:]], cwd=cwd, check=False).returncode
 
 
 def setup_lean(
@@ -287,7 +308,8 @@ def setup_lean(
 
 
 def add_setup_lean_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dir", type=Path, help="workspace folder (default: ~/.local/share/prover/lean-<version>)")
+    parser.add_argument("--dir", type=Path,
+                        help="workspace folder (default: ~/.local/share/prover/lean-<version>, or leangeo-<version>)")
     parser.add_argument("--project", choices=("mathlib", "leangeo"), default="mathlib",
                         help="mathlib (default) or leangeo (LeanGeo + SMT solvers, Lean v4.15.0; needs clang, "
                         "z3, cvc5 and `pip install smt-portfolio`)")

@@ -10,8 +10,8 @@ name                kind        prompt -> answer
 ``deepseek-v1.5``   completion  "Complete the following Lean 4 code" + code prefix; the model
                                 continues after ``:= by``; the continuation up to ``` is the body
 ``deepseek-v2``     chat        DS-V2 plan-then-code user prompt; last ```lean4 block
-``goedel-v2``       chat        same prompt as DS-V2 (Goedel's ``dpskcot`` handler); Goedel's
-                                error-feedback turns for self-correction
+``goedel-v2``       chat        DS-V2's prompt as Goedel's ``dpskcot`` handler writes it; Goedel's
+                                error-feedback turns (``get_error_str``) for self-correction
 ``kimina``          chat        system prompt + "# Problem / # Formal statement"; ``<think>``
                                 block, then the last ```lean4 block; Kimina's error-fix turns
 ``bfs``             completion  ``{state}:::`` -> one tactic (BFS-Prover)
@@ -37,6 +37,7 @@ Extraction rules (shared by the chat formats, see `extract_code_answer`):
 from __future__ import annotations
 
 import re
+import textwrap
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
@@ -50,8 +51,8 @@ __all__ = [
     "BfsFormat",
     "ChatFormat",
     "CodeBlock",
-    "DeepSeekV15Format",
     "DeepSeekV2Format",
+    "DeepSeekV15Format",
     "Feedback",
     "GoedelV2Format",
     "KiminaFormat",
@@ -106,7 +107,7 @@ _LEAN_LANGS = frozenset({"lean4", "lean", ""})
 _THINK_OPEN = "<think>"
 _THINK_CLOSE = "</think>"
 _SPECIAL_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|end▁of▁sentence|>", "</s>")
-_ANY_DECL = re.compile(r"^\s*(?:@\[[^\]]*\]\s*)?(?:[a-z]+\s+)*(?:theorem|lemma|example|def)\b", re.M)
+_ANY_DECL = re.compile(r"^\s*(?:@\[[^\]]*\]\s*)?(?:[a-z]+\s+)*(?:theorem|lemma|example|def)\b", re.MULTILINE)
 
 
 def split_thinking(text: str) -> tuple[str, str, bool]:
@@ -188,7 +189,7 @@ def _bare_tactic_block(text: str) -> str | None:
     for block in reversed(find_code_blocks(answer)):
         code = block.code.strip("\n").rstrip()
         if block.closed and block.lang in _LEAN_LANGS and code.strip():
-            if _ANY_DECL.search(code) or re.search(r"^\s*import\s", code, re.M):
+            if _ANY_DECL.search(code) or re.search(r"^\s*import\s", code, re.MULTILINE):
                 return None
             return code
     return None
@@ -196,13 +197,15 @@ def _bare_tactic_block(text: str) -> str | None:
 
 def _clean_tactic(text: str) -> str | None:
     """The tactic in `text`: the last Lean block if there is one, special tokens and blank edges
-    removed; multi-line tactics (`have ... := by` + indented lines) are kept whole."""
+    removed; multi-line tactics (`have ... := by` + indented lines) are kept whole, dedented as a
+    whole so that their lines keep their relative indentation."""
     blocks = [b for b in find_code_blocks(text) if b.lang in _LEAN_LANGS]
     if blocks:
         text = blocks[-1].code
     for token in _SPECIAL_TOKENS:
         text = text.replace(token, "")
-    tactic = "\n".join(line.rstrip() for line in text.strip("\n").split("\n")).strip()
+    lines = [line.rstrip() for line in text.split("\n")]
+    tactic = textwrap.dedent("\n".join(lines).strip("\n")).strip()
     return tactic or None
 
 
@@ -214,14 +217,11 @@ def _informal_docstring(problem: Problem) -> str:
     return f"/-- {problem.informal_statement.strip()}-/\n"
 
 
-def _statement_code(problem: Problem, *, sorry: bool, docstring: bool = False) -> str:
-    """Header + statement as the model sees it (optionally closed with `sorry`, as in DS-V2, and
-    with the informal statement as a doc comment, as in the DS-V2 / Goedel / Kimina datasets)."""
-    statement = problem.formal_statement.rstrip()
-    if sorry:
-        statement += " sorry"
+def _statement_code(problem: Problem, *, ending: str = "", docstring: bool = False) -> str:
+    """Header + statement as the model sees it, followed by `ending` (e.g. a closing `sorry`), with
+    the informal statement as a doc comment if asked (as in the DS-V2 / Goedel / Kimina datasets)."""
     informal = _informal_docstring(problem) if docstring else ""
-    return f"{problem.header}{informal}{statement}".strip("\n")
+    return f"{problem.header}{informal}{problem.formal_statement.rstrip()}".strip("\n") + ending
 
 
 def _checked_code(problem: Problem, feedback: Feedback) -> str:
@@ -238,40 +238,14 @@ def _checked_code(problem: Problem, feedback: Feedback) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def _select_messages(feedback: Feedback, limit: int) -> tuple[list[LeanMessage], int]:
-    """Errors first (warnings when there are none), in source order, at most `limit`."""
+def _messages_to_show(feedback: Feedback) -> list[LeanMessage]:
+    """Lean's errors in Lean's order, as Goedel's and Kimina's harnesses take them.
+
+    When there are none (a `sorry` warning only, say) the warnings are shown instead: both
+    harnesses would send an empty turn there.
+    """
     errors = [m for m in feedback.messages if m.severity == "error"]
-    chosen = errors or [m for m in feedback.messages if m.severity == "warning"]
-    chosen.sort(key=lambda m: (m.pos.line, m.pos.column))
-    return chosen[:limit], max(0, len(chosen) - limit)
-
-
-def _mark_error(lines: list[str], message: LeanMessage) -> list[str]:
-    """Copy of `lines` with `<error>` / `</error>` around the message's range (Goedel style)."""
-    marked = list(lines)
-    start_line, start_col = message.pos.line - 1, message.pos.column
-    end = message.end_pos or message.pos
-    end_line, end_col = end.line - 1, end.column
-    if not 0 <= start_line < len(marked):
-        return marked
-    end_line = min(max(end_line, start_line), len(marked) - 1)
-    if end_line == start_line:
-        end_col = max(end_col, start_col)
-        if end_col == start_col:
-            end_col = len(marked[start_line])
-    row = marked[end_line]
-    marked[end_line] = row[:end_col] + "</error>" + row[end_col:]
-    row = marked[start_line]
-    marked[start_line] = row[:start_col] + "<error>" + row[start_col:]
-    return marked
-
-
-def _goals_of(message: LeanMessage) -> str | None:
-    """The goal text of an "unsolved goals" error (Lean prints it after the first line)."""
-    head, _, rest = message.data.partition("\n")
-    if head.strip().startswith("unsolved goals") and rest.strip():
-        return rest.strip("\n")
-    return None
+    return errors or [m for m in feedback.messages if m.severity == "warning"]
 
 
 def _no_message_note(feedback: Feedback) -> str:
@@ -279,59 +253,83 @@ def _no_message_note(feedback: Feedback) -> str:
     return f"The checker rejected the proof: {detail}."
 
 
+_GOEDEL_LINES_BEFORE = 4
+_GOEDEL_SPAN_LINES = 6
+"""Goedel (`error_thres`): lines of a multi-line error shown before `... --[Truncated]-- ...`."""
+
+
+def _goedel_error_code(lines: list[str], message: LeanMessage) -> str:
+    """The code around one error, `<error>`/`</error>` around its range (Goedel's `get_error_str`):
+    up to 4 lines before, the range (cut after 6 lines), 1 line after; one `\n` per line."""
+    start_line, start_col = message.pos.line - 1, message.pos.column
+    if not 0 <= start_line < len(lines):
+        return ""  # a position outside the code (Goedel would crash): message only
+    if message.end_pos is None:
+        end_line, end_col = start_line, len(lines[start_line])
+    else:
+        end_line = min(max(message.end_pos.line - 1, start_line), len(lines) - 1)
+        end_col = message.end_pos.column
+    code = "".join(f"{line}\n" for line in lines[max(0, start_line - _GOEDEL_LINES_BEFORE) : start_line])
+    first = lines[start_line]
+    if start_line == end_line:
+        end_col = max(end_col, start_col)
+        code += f"{first[:start_col]}<error>{first[start_col:end_col]}</error>{first[end_col:]}\n"
+    else:
+        code += f"{first[:start_col]}<error>{first[start_col:]}\n"
+        shown = lines[start_line + 1 : min(end_line, start_line + _GOEDEL_SPAN_LINES)]
+        code += "".join(f"{line}\n" for line in shown)
+        if end_line > start_line + _GOEDEL_SPAN_LINES:
+            indent = len(shown[-1]) - len(shown[-1].lstrip(" "))
+            code += "\n" + " " * indent + "... --[Truncated]-- ...\n"
+        last = lines[end_line]
+        code += f"{last[:end_col]}</error>{last[end_col:]}\n"
+    if end_line + 1 < len(lines):
+        code += f"{lines[end_line + 1]}\n"
+    return code
+
+
 def goedel_feedback_text(problem: Problem, feedback: Feedback, round_no: int, max_errors: int) -> str:
-    """Goedel-Prover-V2's correction turn: errors marked with <error></error> in code context."""
-    chosen, hidden = _select_messages(feedback, max_errors)
+    """Goedel-Prover-V2's correction turn, as its `generate_correction_prompt` + `get_error_str`
+    (src/utils.py) write it: `round_no` is the round of the failed proof (0 for the first sample)."""
+    messages = _messages_to_show(feedback)
     lines = _checked_code(problem, feedback).split("\n")
-    parts = [
+    errors = "".join(
+        f"\nError {i}:\n\nCorresponding Code:\n```lean4\n{_goedel_error_code(lines, message)}\n```\n"
+        f"\nError Message: {message.data}\n"
+        for i, message in enumerate(messages[:max_errors], 1)
+    )
+    if len(messages) > max_errors:
+        errors += f"\n... [Omitted {len(messages) - max_errors} more errors] ...\n"
+    if not messages:
+        errors = f"\n{_no_message_note(feedback)}\n"
+    return (
         f"The proof (Round {round_no}) is not correct. Following is the compilation error message, "
-        "where we use <error></error> to signal the position of the error."
-    ]
-    for i, message in enumerate(chosen, 1):
-        marked = _mark_error(lines, message)
-        first = max(0, message.pos.line - 1 - 2)
-        last = min(len(marked), (message.end_pos or message.pos).line + 2)
-        context = "\n".join(marked[first:last])
-        where = f"line {message.pos.line}, column {message.pos.column}"
-        parts.append(
-            f"Error {i} ({message.severity} at {where}):\n\nCorresponding Code:\n```lean4\n{context}\n```"
-            f"\n\nError Message: {message.data.strip()}"
-        )
-    if hidden:
-        parts.append(f"({hidden} more not shown.)")
-    if not chosen:
-        parts.append(_no_message_note(feedback))
-    parts.append(
-        "Before producing the Lean 4 code to formally prove the given theorem, provide a detailed "
+        f"where we use <error></error> to signal the position of the error.\n\n{errors}"
+        "\n\nBefore producing the Lean 4 code to formally prove the given theorem, provide a detailed "
         "analysis of the error message."
     )
-    return "\n\n".join(parts)
 
 
 def kimina_feedback_text(problem: Problem, feedback: Feedback, max_errors: int) -> str:
-    """Kimina-Prover's error-fix turn: per error the goals, the message and a numbered snippet."""
-    chosen, hidden = _select_messages(feedback, max_errors)
+    """Kimina-Prover's error-fix turn, as its demo's `create_tool_message` writes it: per error the
+    message and a numbered ±2-line snippet.
+
+    Kimina also shows the goals before the error, looked up in Lean's info tree; `Feedback` carries
+    no info tree, so that part is left out (Kimina leaves it out too when the lookup fails).
+    """
     lines = _checked_code(problem, feedback).split("\n")
     out: list[str] = []
-    for i, message in enumerate(chosen, 1):
-        out.append(f"# Error {i}:\n")
-        goals = _goals_of(message)
-        text = message.data.strip()
-        if goals:
-            # Lean prints the goals inside the message; show them once, where Kimina expects them.
-            out.append(f"Goals state before error position: \n{goals}\n\n")
-            text = text.partition("\n")[0]
-        out.append(f"Error message: \n{text}\n\n")
+    for i, message in enumerate(_messages_to_show(feedback)[:max_errors], 1):
         line_no = message.pos.line - 1
-        if 0 <= line_no < len(lines):
-            snippet = "".join(
-                f"{n + 1:03d}{' >' if n == line_no else '  '}| {lines[n]}\n"
-                for n in range(max(0, line_no - 2), min(len(lines), line_no + 3))
-            )
-            out.append(f"Lean 4 code snippet with error:\n```lean4\n{snippet}```\n")
-    if hidden:
-        out.append(f"({hidden} more not shown.)\n")
-    if not chosen:
+        snippet = "".join(
+            f"{n + 1:03d}{' >' if n == line_no else '  '}| {lines[n].replace('count_heartbeats in', '')}\n"
+            for n in range(max(0, line_no - 2), min(len(lines), line_no + 3))
+        )
+        out.append(
+            f"# Error {i}:\nError message: \n{message.data.strip()}\n\n"
+            f"Lean 4 code snippet with error:\n```lean4\n{snippet}```\n"
+        )
+    if not out:
         out.append(f"# System Error:\nError message: \n{_no_message_note(feedback)}\n\n")
     return "".join(out)
 
@@ -479,6 +477,9 @@ class DeepSeekV2Format(_ChatProofFormat):
     name = "deepseek-v2"
     default_max_errors = 8
     default_max_tokens = 16384  # CoT answers average ~6.7K tokens
+    #: what follows the statement inside the code block: DS-V2's model card puts `sorry` on a line
+    #: of its own and the closing fence on the next line
+    statement_end = "\n  sorry\n"
     plan_request = (
         "Before producing the Lean 4 code to formally prove the given theorem, provide a detailed "
         "proof plan outlining the main proof steps and strategies.\n"
@@ -487,8 +488,8 @@ class DeepSeekV2Format(_ChatProofFormat):
     )
 
     def user_prompt(self, problem: Problem) -> str:
-        code = _statement_code(problem, sorry=True, docstring=True)
-        return f"Complete the following Lean 4 code:\n\n```lean4\n{code}\n```\n\n{self.plan_request}"
+        code = _statement_code(problem, ending=self.statement_end, docstring=True)
+        return f"Complete the following Lean 4 code:\n\n```lean4\n{code}```\n\n{self.plan_request}"
 
 
 class GoedelV2Format(DeepSeekV2Format):
@@ -496,6 +497,8 @@ class GoedelV2Format(DeepSeekV2Format):
 
     name = "goedel-v2"
     default_max_tokens = 32768  # Goedel-V2 samples up to 32K tokens (Qwen3 context: 40K)
+    #: Goedel's model card and `DeepSeekCoTHandler`: `:= by sorry` right against the closing fence
+    statement_end = " sorry"
 
 
 class KiminaFormat(_ChatProofFormat):
@@ -509,7 +512,7 @@ class KiminaFormat(_ChatProofFormat):
         prompt = "Think about and solve the following problem step by step in Lean 4."
         if problem.informal_statement:  # no space after the colon, as in Kimina's model card
             prompt += f"\n# Problem:{problem.informal_statement.strip()}"
-        code = _statement_code(problem, sorry=False, docstring=True)
+        code = _statement_code(problem, docstring=True)
         return prompt + f"\n# Formal statement:\n```lean4\n{code}\n```\n"
 
     def feedback_turn(self, problem: Problem, feedback: Feedback, round_no: int, max_errors: int) -> str:
@@ -526,7 +529,7 @@ class ChatFormat(_ChatProofFormat):
         parts = ["Prove the following theorem in Lean 4."]
         if problem.informal_statement:
             parts.append(f"Informal statement: {problem.informal_statement.strip()}")
-        code = _statement_code(problem, sorry=True)
+        code = _statement_code(problem, ending=" sorry")
         parts.append(f"```lean4\n{code}\n```")
         parts.append(
             "Replace `sorry` with a proof. Reply with the complete Lean 4 code, including the "

@@ -8,7 +8,8 @@ Three layers, one job each:
   same core runs under a test driver, the asyncio driver below, or inside a Ray actor.
 - `run_search` -- the asyncio driver: serves each request with a `TacticEnv`, a `Sampler` and an
   optional `ProofCache`.
-- `BestFirstStrategy` -- `passes` independent attempts (different seeds) per problem, stop on the
+- `BestFirstStrategy` -- `passes` independent attempts per problem (seeds derived from the
+  configured seed, the problem and the attempt, as in whole-proof sampling), stop on the
   first checked proof, the found tactic path assembled into a whole proof and re-checked by the
   checker (command mode, full soundness pipeline) before it counts; one `Attempt` per search, its
   tree written as JSON.
@@ -46,6 +47,7 @@ from prover.search.tactic_env import (
     TacticEnv,
 )
 from prover.search.tree import EdgeOutcome, NodeStatus, SearchTree, normalise_goals
+from prover.search.whole_proof import derive_seed
 from prover.types import Attempt, CheckStatus, GenRequest, GenResult, Problem, Verdict
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,9 @@ _LEAN_VERDICTS = frozenset({
 
 _CHECKER_REFUSALS = frozenset({CheckStatus.FAILED, CheckStatus.REJECTED})
 """Checker verdicts that are Lean's or a soundness rule's word (not a timeout or a crash)."""
+
+_SEED_RANGE = 2**31
+"""Request seeds stay below this: some servers reject seeds of 32 bits or more."""
 
 ALWAYS_BANNED: tuple[str, ...] = ("sorry", "admit", "native_decide", "apply?", "exact?")
 """Never applied in search: they fake progress or depend on the checker rejecting them later."""
@@ -223,7 +228,8 @@ class BestFirstSearch:
         config: the `bfs` config section.
         fmt: prompt format with `tactic_request(goals)` and `extract_tactic(text)`.
         attempt: attempt index (recorded in the tree).
-        seed: base sampler seed; request k of this search uses `seed + k`.
+        seed: base sampler seed; request k of this search uses `(seed + k) mod 2**31` (servers
+            reject larger seeds).
         banned: tactics never applied, besides `ALWAYS_BANNED` and `config.banned_tactics`.
         ban_check: extra rejection test (the strategy passes the checker's preflight).
         use_cache: consult and publish to the proof cache.
@@ -464,7 +470,7 @@ class BestFirstSearch:
                 "n": cfg.width,
                 "temperature": cfg.temperature,
                 "max_tokens": cfg.max_tokens,
-                "seed": None if self.seed is None else self.seed + result.expansions,
+                "seed": None if self.seed is None else (self.seed + result.expansions) % _SEED_RANGE,
                 "tag": self.problem.name,
             }
         )
@@ -689,7 +695,7 @@ class BestFirstStrategy(Strategy):
             config=ctx.config.bfs,
             fmt=fmt or self.fmt or default_tactic_format(),
             attempt=index,
-            seed=ctx.config.sampler.seed + 1_000_003 * index,
+            seed=derive_seed(ctx.config.sampler.seed, problem.name, 0, index),
             ban_check=checker_ban_check(ctx.config),
             use_cache=cache is not None,
             use_dead_ends=self.use_dead_ends,
