@@ -150,7 +150,9 @@ class WholeProofConfig(BaseModel):
     """Rounds of self-correction after the first sample of each chain."""
     early_stop: bool = False
     """Stop sampling a problem once one proof is accepted (breaks unbiased pass@k)."""
-    max_errors_in_feedback: int = Field(default=3, ge=1)
+    max_errors_in_feedback: int | None = Field(default=None, ge=1)
+    """Lean errors shown per correction turn; None takes the model family's own (8 for
+    Goedel-V2 and DeepSeek-V2, 3 for Kimina)."""
 
 
 class BfsConfig(BaseModel):

@@ -221,3 +221,21 @@ async def test_generation_budget_defaults_to_the_prompt_formats_own() -> None:
     sampler = FakeSampler(lambda request: [lean_block(PROBLEM, "simp")] * request.n)
     await run(make_config(passes=1).with_overrides({"sampler.max_tokens": 1000}), sampler, FakeChecker({"simp"}))
     assert sampler.requests[-1].max_tokens == 1000  # an explicit setting wins
+
+
+async def test_feedback_shows_the_model_familys_own_number_of_errors() -> None:
+    from prover.types import LeanMessage, Pos, Verdict
+
+    class ManyErrors(FakeChecker):
+        async def check(self, problem, proof):  # ten errors, like a badly broken proof
+            messages = tuple(
+                LeanMessage(severity="error", pos=Pos(line=2, column=2), data=f"error number {i}") for i in range(10)
+            )
+            return Verdict(status=CheckStatus.FAILED, rule="lean_error", messages=messages, code=proof)
+
+    for overrides, shown in (({}, 8), ({"whole_proof.max_errors_in_feedback": 2}, 2)):
+        sampler = FakeSampler(lambda request: [lean_block(PROBLEM, "bad")] * request.n)
+        config = make_config(passes=1, rounds=1).with_overrides(overrides)
+        await run(config, sampler, ManyErrors(set()))
+        turn = sampler.requests[-1].messages[-1].content
+        assert sum(f"error number {i}" in turn for i in range(10)) == shown  # goedel-v2's own cap is 8
