@@ -297,7 +297,7 @@ class _SameTreeFileStrategy:
 
     def __init__(self) -> None:
         self.tree_dir: Path | None = None
-        self.written = 0
+        self.written: list[str] = []  # shared by copies of the strategy
         self.both_written = asyncio.Event()
 
     async def prove(self, problem: Problem, ctx: Any, record: Any, done: Any) -> None:
@@ -309,10 +309,10 @@ class _SameTreeFileStrategy:
         assert self.tree_dir is not None
         path = self.tree_dir / "q_0" / "attempt_000.json"
         tree.write_json(path)
-        self.written += 1
-        if self.written == 2:
+        self.written.append(problem.name)
+        if len(self.written) == 2:
             self.both_written.set()
-        await self.both_written.wait()
+        await asyncio.wait_for(self.both_written.wait(), timeout=10)
         verdict = Verdict(status=CheckStatus.FAILED, rule="lean_error")
         await record(Attempt(problem=problem.name, strategy="bfs", sample_index=0, verdict=verdict,
                              extra={"tree_file": str(path)}))
