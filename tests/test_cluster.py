@@ -506,3 +506,14 @@ def test_bfs_on_ray_through_pool_and_cache_proxies_survives_a_pool_kill(ray_clus
     assert sorted(keys) == sorted((n, 0, i) for n in names for i in range(2))
     assert (remote.solved, remote.solved_names, remote.pass_at_k) == (local.solved, local.solved_names, local.pass_at_k)
     assert remote.solved == 2
+
+
+def test_more_engine_gpus_than_the_cluster_has_is_refused_up_front() -> None:
+    from prover.cluster.driver import check_gpus
+    from prover.errors import ConfigError
+
+    config = ProverConfig().with_overrides({"ray.num_llm_actors": 2, "ray.gpus_per_llm_actor": 4})
+    check_gpus(config, 8.0)
+    with pytest.raises(ConfigError, match="need 8 GPUs but the cluster has 4"):
+        check_gpus(config, 4.0)
+    check_gpus(config.with_overrides({"ray.gpus_per_llm_actor": 0}), 0.0)  # CPU engines

@@ -142,6 +142,40 @@ def start_cluster(config: ProverConfig, *, num_agents: int | None = None) -> Clu
     LLM actors reserve `gpus_per_llm_actor` GPUs, so Ray places one per GPU group.
     """
     import ray
+
+    from prover.cluster.proxies import unwrap
+
+    check_gpus(config, ray.cluster_resources().get("GPU", 0.0))
+    fault = _fault_options(config)
+    created: list[Any] = []
+    try:
+        handles = _create_actors(config, num_agents, fault, created)
+        for reply in ray.get([h.ready.remote() for h in handles.all()]):
+            unwrap(reply)
+    except BaseException:
+        for handle in created:  # a partly started cluster must not outlive the failed run
+            with contextlib.suppress(Exception):
+                ray.kill(handle, no_restart=True)
+        raise
+    return handles
+
+
+def check_gpus(config: ProverConfig, available: float) -> None:
+    """Refuse up front what Ray would otherwise leave pending forever: more engine GPUs than exist."""
+    needed = config.ray.num_llm_actors * config.ray.gpus_per_llm_actor
+    if needed > available:
+        raise ConfigError(
+            f"{config.ray.num_llm_actors} LLM actor(s) x {config.ray.gpus_per_llm_actor} GPU(s) need {needed:g} "
+            f"GPUs but the cluster has {available:g}; lower ray.num_llm_actors or ray.gpus_per_llm_actor "
+            "(0 on machines without GPUs)"
+        )
+
+
+def _create_actors(
+    config: ProverConfig, num_agents: int | None, fault: dict[str, Any], created: list[Any]
+) -> ClusterHandles:
+    """Create every actor of a run; each handle is appended to `created` as soon as it exists."""
+    import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     from prover.cluster.actors import (
@@ -154,13 +188,13 @@ def start_cluster(config: ProverConfig, *, num_agents: int | None = None) -> Clu
     )
     from prover.cluster.proxies import unwrap
 
-    fault = _fault_options(config)
     llm = [
         remote_class(LLMActor)
         .options(num_cpus=0, num_gpus=config.ray.gpus_per_llm_actor, **fault)
         .remote(config, f"llm-{i}")
         for i in range(config.ray.num_llm_actors)
     ]
+    created.extend(llm)
     pools_by_node: dict[str, list[Any]] = {}
     pools: list[Any] = []
     workers: list[int] = []
@@ -179,6 +213,7 @@ def start_cluster(config: ProverConfig, *, num_agents: int | None = None) -> Clu
             )
             pools_by_node.setdefault(node["NodeID"], []).append(handle)
             pools.append(handle)
+            created.append(handle)
             workers.append(size)
     cache = None
     if config.eval.strategy == "bfs":
@@ -188,6 +223,7 @@ def start_cluster(config: ProverConfig, *, num_agents: int | None = None) -> Clu
             .options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False), **fault)
             .remote(proof_cache_path(config))
         )
+        created.append(cache)
     template = unwrap(ray.get(pools[0].env_key.remote("")))
     services = ClusterServices(llm=llm, pools_by_node=pools_by_node, proof_cache=cache, env_key_template=template)
     agents = [
@@ -196,10 +232,8 @@ def start_cluster(config: ProverConfig, *, num_agents: int | None = None) -> Clu
         .remote(config, services, f"agent-{i}")
         for i in range(num_agents or config.ray.num_agents)
     ]
-    handles = ClusterHandles(services=services, agents=agents, pools=pools, pool_workers=workers)
-    for reply in ray.get([h.ready.remote() for h in handles.all()]):
-        unwrap(reply)
-    return handles
+    created.extend(agents)
+    return ClusterHandles(services=services, agents=agents, pools=pools, pool_workers=workers)
 
 
 def stop_cluster(handles: ClusterHandles) -> None:
