@@ -239,7 +239,7 @@ class ProverConfig(BaseModel):
             if user_data:
                 data, sources = _deep_merge(data, user_data), [str(user_file)]
         if path is not None:
-            data = _merge_layer(data, read_config_file(Path(path)))
+            data = merge_config_layer(data, read_config_file(Path(path)))
             sources.append(str(path))
         return cls.from_dict(data, source=" + ".join(sources) or "defaults")
 
@@ -308,7 +308,7 @@ def read_config_file(path: Path, *, missing_ok: bool = False) -> dict[str, Any]:
     return data
 
 
-def _merge_layer(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+def merge_config_layer(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     """`extra` over `base` (a config file over the user config)."""
     lean = extra.get("lean")
     if isinstance(lean, dict) and lean.get("workspace") is not None and isinstance(base.get("lean"), dict):

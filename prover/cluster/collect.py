@@ -43,7 +43,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from prover.config import ProverConfig, _merge_layer, read_config_file, user_config_path
+from prover.config import ProverConfig, merge_config_layer, read_config_file, user_config_path
 from prover.errors import ConfigError, RunError
 from prover.eval.pipeline import PipelineStats, Progress, clock_text
 from prover.llm.base import Sampler
@@ -140,7 +140,7 @@ def load_collect_config(path: Path | str, *, user_defaults: bool = True) -> tupl
     if not isinstance(section, dict):
         raise ConfigError(f"{path}: the `collect` section must be a mapping")
     base = read_config_file(user_config_path(), missing_ok=True) if user_defaults else {}
-    config = ProverConfig.from_dict(_merge_layer(base, data), source=str(path))
+    config = ProverConfig.from_dict(merge_config_layer(base, data), source=str(path))
     try:
         return config, CollectConfig.model_validate(section)
     except ValidationError as exc:
