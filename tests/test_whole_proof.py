@@ -79,8 +79,10 @@ async def test_dedupes_identical_proofs_and_copies_verdicts() -> None:
     assert [by_idx[i].duplicate_of for i in range(6)] == [None, None, 0, 0, None, 1]
     assert by_idx[5].verdict.proved and by_idx[5].check_seconds == 0.0
     assert by_idx[3].verdict == by_idx[0].verdict
-    assert normalise_proof("  a\n    b\n\n") == normalise_proof("a\r\n  b")
-    assert normalise_proof("a\n  b") != normalise_proof("a\nb")  # relative indentation is syntax
+    assert normalise_proof("a\n  b  \n\n") == normalise_proof("a\n  b")
+    # indentation is syntax, and whitespace inside string literals is data: never merged
+    assert normalise_proof("  a\n    b") != normalise_proof("a\n  b")
+    assert normalise_proof('a\n  "x\n\ny"') != normalise_proof('a\n  "x\ny"')
 
 
 async def test_extraction_failure_is_recorded_without_checking() -> None:

@@ -43,13 +43,14 @@ NO_PROOF_RULE = "no_proof_extracted"
 
 
 def normalise_proof(proof: str) -> str:
-    """Dedupe key of a proof: line endings, trailing spaces, blank lines and common indent removed.
+    """Dedupe key of a proof: the text without trailing whitespace, nothing more.
 
-    Relative indentation is kept on purpose: in Lean it is syntax (`·` blocks, `induction` arms),
-    so two proofs that differ only in it can elaborate differently.
+    Two proofs share a verdict only if Lean cannot tell them apart: indentation is syntax
+    (`·` blocks, column-0 tactic blocks that newer Lean rejects), and line breaks or spaces
+    inside a string literal change its value, so any looser key could copy "proved" onto a proof
+    that does not compile.
     """
-    lines = [line.rstrip() for line in proof.replace("\r\n", "\n").split("\n")]
-    return textwrap.dedent("\n".join(line for line in lines if line)).strip()
+    return proof.rstrip()
 
 
 def derive_seed(base: int, problem: str, round_: int, index: int) -> int:
