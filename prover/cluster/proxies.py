@@ -331,9 +331,9 @@ class LeaseInfo(BaseModel):
     lease_id: str
     """Unique across restarts of the pool actor."""
     worker: Any
-    """`prover.lean_env.pool.WorkerRef`."""
+    """`prover.lean_env.results.WorkerRef`."""
     header_env: Any = None
-    """`prover.lean_env.pool.EnvHandle | None`."""
+    """`prover.lean_env.results.EnvHandle | None`."""
 
 
 class LeaseNotOpen(StaleHandleError):

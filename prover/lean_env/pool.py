@@ -35,28 +35,10 @@ from prover.config import LeanConfig
 from prover.errors import PoolClosed, PoolOverloaded, ReplError
 from prover.lean_env.launcher import ReplLauncher
 from prover.lean_env.lease import WorkerLease
-from prover.lean_env.results import (
-    EnvHandle,
-    EnvKey,
-    OutcomeKind,
-    PoolStats,
-    ProofStateHandle,
-    ReplResult,
-    WorkerRef,
-)
+from prover.lean_env.results import EnvKey, OutcomeKind, PoolStats, WorkerRef
 from prover.lean_env.worker import Outcome, ReplWorker
 
-__all__ = [
-    "EnvHandle",
-    "EnvKey",
-    "LeanPool",
-    "OutcomeKind",
-    "PoolStats",
-    "ProofStateHandle",
-    "ReplResult",
-    "WorkerLease",
-    "WorkerRef",
-]
+__all__ = ["LeanPool"]
 
 SlotState = Literal["starting", "idle", "busy", "restarting"]
 _OUTCOME_COUNTERS = {

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import textwrap
 import time
 from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, field
