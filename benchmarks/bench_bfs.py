@@ -2,7 +2,7 @@
 
 1. `expansions_per_s`: one search over a synthetic, never-ending goal graph (width 8, ~1/4 of the
    tactics fail, ~1/8 reach an already-seen state) with a zero-latency fake sampler and fake Lean
-   (`CallbackTacticEnv`): what the search itself costs per expansion (priority queue, tree,
+   (`ScriptedLeanSession`): what the search itself costs per expansion (priority queue, tree,
    propagation, filtering, request/response plumbing). Target >= 2,000/s on one core.
 2. `cache_call_ratio`: Lean calls for a problem set whose problems share subgoals, searched with a
    shared SQLite proof cache, divided by the calls without a cache (lower is better).
@@ -20,12 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from prover.config import BfsConfig
+from prover.lean_env.scripted_session import ScriptedLeanSession, Transition
+from prover.lean_env.session import StepKind
 from prover.llm.base import Sampler
-from prover.search.bfs import BestFirstSearch, run_search
+from prover.search.bfs import BestFirstSearch, BfsConfig, run_search
 from prover.search.proof_cache import ProofCache, SqliteProofCache
-from prover.search.tactic_env import CallbackTacticEnv, StepOutcome
-from prover.search.tree import EdgeOutcome
 from prover.types import Completion, GenRequest, GenResult, Problem
 
 WIDTH = 8
@@ -52,22 +51,22 @@ class FixedSampler(Sampler):
 _TACTICS = [(f"tac_{j}", -0.05 * (j + 1)) for j in range(WIDTH)]
 
 
-def _synthetic_step(goals: str, tactic: str) -> StepOutcome:
+def _synthetic_step(goals: str, tactic: str) -> Transition:
     h = int.from_bytes(hashlib.blake2b(f"{goals}|{tactic}".encode(), digest_size=4).digest(), "little")
     if h % 4 == 0:
-        return StepOutcome(tactic, EdgeOutcome.ERROR, error="type mismatch")
+        return Transition(StepKind.ERROR, error="type mismatch")
     if h % 8 == 1:  # a transposition: a state seen before (small state space)
-        return StepOutcome(tactic, EdgeOutcome.OK, goals=(f"⊢ shared {h % 64}",))
-    return StepOutcome(tactic, EdgeOutcome.OK, goals=(f"x : Nat\n⊢ goal {h}",))
+        return Transition(StepKind.OK, goals=(f"⊢ shared {h % 64}",))
+    return Transition(StepKind.OK, goals=(f"x : Nat\n⊢ goal {h}",))
 
 
 async def bench_throughput(expansions: int) -> float:
     problem = Problem(name="synthetic", formal_statement="theorem synthetic : False := by")
     config = BfsConfig(width=WIDTH, max_expansions=expansions, time_budget=600, max_depth=10_000)
     search = BestFirstSearch(problem, config=config, use_cache=False)
-    env = CallbackTacticEnv(("⊢ False",), _synthetic_step)
+    env = ScriptedLeanSession(("⊢ False",), _synthetic_step)
     t0 = time.perf_counter()
-    result = await run_search(search, env=env, sampler=FixedSampler(lambda g: _TACTICS), cache=None)
+    result = await run_search(search, lean=env, sampler=FixedSampler(lambda g: _TACTICS), cache=None)
     seconds = time.perf_counter() - t0
     assert result.expansions == expansions, result.stop_reason
     return result.expansions / seconds
@@ -86,23 +85,23 @@ def _world_suggest(goals: str) -> list[tuple[str, float]]:
     return [("split", -0.05), ("bad_a", -0.2), ("bad_b", -0.3), ("step", -0.9)]
 
 
-def _world_step(goals: str, tactic: str) -> StepOutcome:
+def _world_step(goals: str, tactic: str) -> Transition:
     if goals.startswith("⊢ P"):
         k = int(goals.split()[1][1:]) % SHARED
         if tactic == "intro h":
-            return StepOutcome(tactic, EdgeOutcome.OK, goals=(f"⊢ S{k} 0",))
-        return StepOutcome(tactic, EdgeOutcome.ERROR, error="failed")
+            return Transition(StepKind.OK, goals=(f"⊢ S{k} 0",))
+        return Transition(StepKind.ERROR, error="failed")
     if goals.startswith("⊢ D"):
-        return StepOutcome(tactic, EdgeOutcome.ERROR, error="failed")
+        return Transition(StepKind.ERROR, error="failed")
     _, name, index = goals.split()
     j = int(index)
     if tactic == "step":
         if j + 1 == CHAIN:
-            return StepOutcome(tactic, EdgeOutcome.PROVED)
-        return StepOutcome(tactic, EdgeOutcome.OK, goals=(f"⊢ {name} {j + 1}",))
+            return Transition(StepKind.PROVED)
+        return Transition(StepKind.OK, goals=(f"⊢ {name} {j + 1}",))
     if tactic == "split":
-        return StepOutcome(tactic, EdgeOutcome.OK, goals=(f"⊢ D{name} {j}",))
-    return StepOutcome(tactic, EdgeOutcome.ERROR, error="failed")
+        return Transition(StepKind.OK, goals=(f"⊢ D{name} {j}",))
+    return Transition(StepKind.ERROR, error="failed")
 
 
 async def _solve_all(problems: int, cache: ProofCache | None) -> int:
@@ -112,8 +111,8 @@ async def _solve_all(problems: int, cache: ProofCache | None) -> int:
     for i in range(problems):
         problem = Problem(name=f"p{i}", formal_statement=f"theorem p{i} : P{i} := by")
         search = BestFirstSearch(problem, config=config, use_cache=cache is not None)
-        env = CallbackTacticEnv((f"⊢ P{i}",), _world_step)
-        result = await run_search(search, env=env, sampler=sampler, cache=cache)
+        env = ScriptedLeanSession((f"⊢ P{i}",), _world_step)
+        result = await run_search(search, lean=env, sampler=sampler, cache=cache)
         assert result.proved, (i, result.stop_reason)
         calls += result.lean_calls
     return calls

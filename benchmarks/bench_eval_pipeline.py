@@ -44,7 +44,7 @@ from pathlib import Path
 
 from prover.api import aevaluate
 from prover.config import ProverConfig
-from prover.eval.pipeline import Services
+from prover.search.base import Services
 from prover.llm.base import Sampler
 from prover.types import CheckStatus, Completion, GenRequest, GenResult, Problem, Verdict
 
@@ -137,7 +137,7 @@ def build_config(args: argparse.Namespace, repl_cmd: list[str] | None) -> Prover
         "sampler.model": "bench/fake",
         "sampler.prompt_format": "chat",
         "eval.benchmark": "bench",
-        "whole_proof.passes": args.samples,
+        "eval.passes": args.samples,
         "whole_proof.chunk": args.chunk,
         "lean.workers": args.workers,
         "lean.repl_cmd": repl_cmd,
@@ -160,17 +160,23 @@ async def main(args: argparse.Namespace) -> str:
             async def services(cfg: ProverConfig) -> Services:
                 from prover.lean_env.checker import ProofChecker
                 from prover.lean_env.pool import LeanPool
+                from prover.lean_env.session import PoolLeanSession
 
                 pool = LeanPool(cfg.lean)
                 await pool.__aenter__()
-                return Services(sampler=sampler, checker=ProofChecker(pool, cfg.checker), pool=pool,
-                                closers=[pool.close])
+                return Services(samplers={"prover": sampler}, checker=ProofChecker(pool, cfg.checker),
+                                lean=PoolLeanSession(pool), closers=[pool.close])
         else:
             config = build_config(args, None)
             checker_note = f"checker=in-process-fake({args.workers} slots)"
 
             async def services(cfg: ProverConfig) -> Services:
-                return Services(sampler=sampler, checker=LatencyChecker(latency=t_check, workers=args.workers))
+                from prover.lean_env.scripted_session import ScriptedLeanSession, Transition
+                from prover.lean_env.session import StepKind
+
+                no_tactics = ScriptedLeanSession((), lambda goals, tactic: Transition(StepKind.ERROR))
+                return Services(samplers={"prover": sampler}, lean=no_tactics,
+                                checker=LatencyChecker(latency=t_check, workers=args.workers))
 
         started = time.monotonic()
         result = await aevaluate(problems, config, out=tmp_dir / "run", services=services, progress=False)

@@ -60,7 +60,7 @@ def workload(tmp: Path, problems: int, passes: int, latency: float) -> tuple[Pro
             "sampler.backend": "scripted",
             "sampler.script": script,
             "sampler.prompt_format": "deepseek-v2",
-            "whole_proof.passes": passes,
+            "eval.passes": passes,
             "whole_proof.chunk": passes,
             "eval.benchmark": "jsonl:bench",
             "eval.max_problems_in_flight": 8,

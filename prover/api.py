@@ -14,31 +14,28 @@ a private event loop thread, so they also work inside notebooks that already run
 from __future__ import annotations
 
 import asyncio
-import re
 import threading
-import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from datetime import datetime
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
 from prover.config import ProverConfig
-from prover.errors import ConfigError, DataError
-from prover.eval.metrics import Summary
-from prover.eval.pipeline import (
-    BatchedRecorder,
-    PipelineStats,
-    Progress,
-    Services,
-    ServicesFactory,
-    pending_problems,
-    run_pipeline,
+from prover.errors import ConfigError
+from prover.eval.run import (
+    EvalResult,
+    Executor,
+    LocalExecutor,
+    default_run_dir,
+    latest_run_dir,
+    make_strategy,
+    resolve_run_dir,
+    run_sync,
 )
-from prover.eval.report import render_report
-from prover.eval.store import ResultsStore, RunInfo
-from prover.search.base import Strategy, StrategyContext
+from prover.eval.run import aevaluate as _aevaluate
+from prover.search.base import DoneAttempts, Services, ServicesFactory, Strategy, StrategyContext
+from prover.search.services import open_services
 from prover.types import Attempt, Problem, Verdict
 
 __all__ = [
@@ -46,11 +43,9 @@ __all__ = [
     "ProveResult",
     "Prover",
     "aevaluate",
-    "check_lean_setup",
     "default_run_dir",
     "evaluate",
     "latest_run_dir",
-    "open_services",
     "resolve_run_dir",
 ]
 
@@ -69,6 +64,7 @@ class ProveResult(BaseModel):
 
     problem: Problem
     attempts: tuple[Attempt, ...]
+    """Every attempt, nested ones (sketches, subgoals, ...) included."""
     proved: bool
     proof: str | None = None
     """The first accepted proof as extracted from the model (tactic body or complete code)."""
@@ -77,8 +73,8 @@ class ProveResult(BaseModel):
 
     @classmethod
     def from_attempts(cls, problem: Problem, attempts: Sequence[Attempt]) -> ProveResult:
-        ordered = sorted(attempts, key=lambda a: (a.round, a.sample_index))
-        winner = next((a for a in ordered if a.verdict.proved), None)
+        ordered = sorted(attempts, key=lambda a: (a.parent is not None, a.round, a.sample_index))
+        winner = next((a for a in ordered if a.parent is None and a.verdict.proved), None)
         return cls(
             problem=problem,
             attempts=tuple(ordered),
@@ -86,78 +82,6 @@ class ProveResult(BaseModel):
             proof=winner.proof if winner else None,
             verdict=winner.verdict if winner else None,
         )
-
-
-class EvalResult(BaseModel):
-    """What `evaluate` returns: the run directory and its summary."""
-
-    run_dir: Path
-    summary: Summary
-    """The report's summary (`summary.json` as a model: problems, solved, pass_at_k, ...)."""
-    attempts: int
-    """Attempts recorded in the run directory in total."""
-    new_attempts: int
-    """Attempts recorded by this call (0 when the run was already finished)."""
-    wall_seconds: float
-
-
-# ---------------------------------------------------------------------------------------------
-# Services
-# ---------------------------------------------------------------------------------------------
-
-
-def check_lean_setup(config: ProverConfig) -> None:
-    """Fail fast (before any sampling) when no Lean REPL can be started (see `ReplLauncher.require`)."""
-    from prover.lean_env.launcher import ReplLauncher
-
-    ReplLauncher.require(config.lean)
-
-
-async def open_services(config: ProverConfig) -> Services:
-    """The real services: a Lean pool, the checker with its verdict cache, the sampler."""
-    check_lean_setup(config)
-    from prover.lean_env.checker import ProofChecker
-    from prover.lean_env.pool import LeanPool
-    from prover.llm.base import make_sampler
-
-    services = Services(sampler=None, checker=None)  # type: ignore[arg-type]
-    try:
-        pool = LeanPool(config.lean)
-        await pool.__aenter__()
-        services.closers.append(pool.close)
-        services.pool = pool
-        cache = _verdict_cache(config)
-        if cache is not None and hasattr(cache, "close"):
-            services.closers.append(_as_async(cache.close))
-        services.checker = ProofChecker(pool, config.checker, cache=cache)
-        if config.eval.strategy == "bfs":
-            from prover.search.proof_cache import MemoryProofCache
-
-            services.proof_cache = MemoryProofCache()  # shared by the run's searches
-            services.closers.append(services.proof_cache.close)
-        sampler = make_sampler(config.sampler)
-        services.closers.append(sampler.close)
-        services.sampler = sampler
-    except BaseException:
-        await services.aclose()
-        raise
-    return services
-
-
-def _verdict_cache(config: ProverConfig) -> Any | None:
-    """The checker's persistent verdict cache (None when `cache.enabled` is false)."""
-    from prover.lean_env.verdict_cache import VerdictCache
-
-    return VerdictCache.from_config(config.cache)
-
-
-def _as_async(func: Callable[[], Any]) -> Callable[[], Awaitable[None]]:
-    async def call() -> None:
-        outcome = func()
-        if asyncio.iscoroutine(outcome):
-            await outcome
-
-    return call
 
 
 # ---------------------------------------------------------------------------------------------
@@ -215,30 +139,20 @@ class Prover:
     @property
     def strategy(self) -> Strategy:
         if self._strategy is None:
-            from prover.search.registry import make_strategy
-
             self._strategy = make_strategy(self.config)
         return self._strategy
 
     async def aprove(self, problem: Problem) -> ProveResult:
         """Run the strategy's whole budget on `problem` and return every attempt."""
-        validate = getattr(self.strategy, "validate", None)
-        if validate is not None:
-            validate(self.config)
+        self.strategy.validate(self.config)
         services = await self._ensure_services()
         attempts: list[Attempt] = []
 
         async def record(attempt: Attempt) -> None:
             attempts.append(attempt)
 
-        ctx = StrategyContext(
-            config=self.config,
-            sampler=services.sampler,
-            checker=services.checker,
-            pool=services.pool,
-            proof_cache=services.proof_cache,
-        )
-        await self.strategy.prove(problem, ctx, record, None)
+        ctx = StrategyContext.from_services(self.config, services)
+        await self.strategy.prove(problem, ctx, record, DoneAttempts())
         return ProveResult.from_attempts(problem, attempts)
 
     def prove(self, problem: Problem) -> ProveResult:
@@ -294,54 +208,17 @@ class Prover:
 # ---------------------------------------------------------------------------------------------
 
 
-def default_run_dir(config: ProverConfig, *, root: Path | str = "runs", now: datetime | None = None) -> Path:
-    """`runs/<benchmark>-<model basename>-<YYYYmmdd-HHMMSS>`."""
-    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
-    return Path(root) / f"{_run_prefix(config)}-{stamp}"
-
-
-def latest_run_dir(config: ProverConfig, *, root: Path | str = "runs") -> Path | None:
-    """The most recent default-named run directory of this benchmark and model (for --resume)."""
-    candidates = sorted(
-        (p for p in Path(root).glob(f"{_run_prefix(config)}-*") if (p / "run.json").is_file()),
-        key=lambda p: p.name,
-    )
-    return candidates[-1] if candidates else None
-
-
-def resolve_run_dir(config: ProverConfig, out: Path | str | None, resume: bool) -> Path:
-    """`out`, else `eval.out`, else (with `resume`) the latest matching run, else a new name."""
-    if out is not None:
-        return Path(out)
-    if config.eval.out is not None:
-        return config.eval.out
-    return (latest_run_dir(config) if resume else None) or default_run_dir(config)
-
-
-def _run_prefix(config: ProverConfig) -> str:
-    bench = config.eval.benchmark
-    if ":" in bench:  # jsonl:PATH / lean:PATH -> the file or folder name
-        bench = Path(bench.split(":", 1)[1].rstrip("/")).stem or bench.split(":", 1)[0]
-    model = Path(config.sampler.model.rstrip("/")).name or "model"
-    return re.sub(r"[^A-Za-z0-9._+-]+", "_", f"{bench}-{model}")
-
-
-def apply_benchmark_settings(config: ProverConfig, problems: Sequence[Problem]) -> ProverConfig:
-    """Apply the checker settings the problems' benchmarks need (LeanGeo's SMT oracle and its
-    axiomatised geometry library)."""
-    from prover.datasets import benchmark_allows_header_axioms, benchmark_extra_axioms
-
-    extra: list[str] = list(config.checker.extra_allowed_axioms)
-    header_axioms = config.checker.allow_header_axioms
-    for bench in sorted({p.benchmark for p in problems if p.benchmark}):
-        try:
-            extra.extend(a for a in benchmark_extra_axioms(bench) if a not in extra)
-            header_axioms = header_axioms or benchmark_allows_header_axioms(bench)
-        except DataError:
-            continue  # ad-hoc benchmark names carry no checker settings
-    return config.with_overrides(
-        {"checker.extra_allowed_axioms": tuple(extra), "checker.allow_header_axioms": header_axioms}
-    )
+def _executor(config: ProverConfig, services: ServicesFactory | None) -> Executor:
+    """Local pipeline, or the Ray cluster when `config.ray.enabled`."""
+    if not config.ray.enabled:
+        return LocalExecutor(services)
+    if services is not None:
+        raise ConfigError("`services` replaces the local services; it cannot be combined with ray.enabled")
+    try:
+        from prover.cluster.driver import RayExecutor
+    except ImportError as exc:
+        raise ConfigError(f"ray.enabled needs the Ray extra (`pip install prover[ray]`): {exc}") from exc
+    return RayExecutor()
 
 
 async def aevaluate(
@@ -353,147 +230,13 @@ async def aevaluate(
     progress: bool = True,
     strategy: Strategy | None = None,
     services: ServicesFactory | None = None,
-    ray_hooks: Any | None = None,
 ) -> EvalResult:
     """Evaluate `problems` into a run directory; see `evaluate`."""
-    started = time.monotonic()
     config = config if config is not None else ProverConfig.load()
-    problems = list(problems)
-    if not problems:
-        raise DataError("no problems to evaluate")
-    names = [p.name for p in problems]
-    if len(set(names)) != len(names):
-        dup = sorted({n for n in names if names.count(n) > 1})
-        raise DataError(f"problem names must be unique within a run; repeated: {', '.join(dup[:5])}")
-    config = apply_benchmark_settings(config, problems)
-    resume = config.eval.resume if resume is None else resume
-    run_dir = resolve_run_dir(config, out, resume)
-    if strategy is None:
-        from prover.search.registry import make_strategy
-
-        strategy = make_strategy(config)
-    fresh = not (resume and (run_dir / "run.json").is_file())
-    if fresh:
-        # Nothing to skip: every problem needs Lean, so refuse before creating the run directory.
-        getattr(strategy, "validate", lambda _c: None)(config)
-        if services is None and not config.ray.enabled:  # on Ray, each node's pool checks its own
-            check_lean_setup(config)
-    store = ResultsStore.open(run_dir, RunInfo.from_config(config, problems), resume=resume)
-    before = len(store)
-    stats = PipelineStats()
-    outcome = "finished"
-    recorder = BatchedRecorder(store.append_many)
-    try:
-        done = {p.name: store.done(p) for p in problems}
-        live = Progress(stats, enabled=progress)
-        if config.ray.enabled:
-            await _run_on_ray(problems, config, strategy, done, store, recorder.record, ray_hooks, live)
-        else:
-            await run_pipeline(
-                problems,
-                config,
-                strategy=strategy,
-                record=recorder.record,
-                open_services=services or open_services,
-                done=done,
-                progress=live,
-                stats=stats,
-            )
-        await recorder.drain()
-    except BaseException as exc:
-        outcome = "interrupted" if isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)) else "failed"
-        store.event(outcome, error=f"{type(exc).__name__}: {exc}", attempts=len(store))
-        raise
-    finally:
-        try:
-            await recorder.drain()  # attempts already handed over reach the disk before close
-        except Exception:  # noqa: BLE001 - the original error is being raised
-            pass
-        store.event("pipeline", outcome=outcome, new_attempts=len(store) - before, **_stats_dict(stats))
-        total = len(store)
-        store.close()
-    summary = render_report(run_dir)
-    return EvalResult(
-        run_dir=run_dir,
-        summary=summary,
-        attempts=total,
-        new_attempts=total - before,
-        wall_seconds=time.monotonic() - started,
+    return await _aevaluate(
+        problems, config, out=out, resume=resume, progress=progress, strategy=strategy,
+        executor=_executor(config, services),
     )
-
-
-async def _run_on_ray(
-    problems: Sequence[Problem],
-    config: ProverConfig,
-    strategy: Strategy,
-    done: dict[str, dict[tuple[int, int], Attempt]],
-    store: ResultsStore,
-    record: Callable[[Attempt], Awaitable[None]],
-    hooks: Any | None,
-    progress: Progress,
-) -> None:
-    """The same run with the strategies executed by Ray agents (`prover.cluster`)."""
-    try:
-        from prover.cluster.driver import run_on_ray
-    except ImportError as exc:
-        raise ConfigError(
-            f"ray.enabled needs the Ray extra (`pip install prover[ray]`): {exc}"
-        ) from exc
-
-    todo = pending_problems(problems, config, strategy, done)
-    progress.stats.start(problems, todo, done)
-    if not todo:
-        return
-    progress.update(force=True)
-    try:
-        await run_on_ray(config, todo, store.done, _record_with_progress(record, todo, config, strategy, store, progress), hooks)
-    finally:
-        progress.close()
-
-
-def _record_with_progress(
-    record: Callable[[Attempt], Awaitable[None]],
-    todo: Sequence[Problem],
-    config: ProverConfig,
-    strategy: Strategy,
-    store: ResultsStore,
-    progress: Progress,
-) -> Callable[[Attempt], Awaitable[None]]:
-    """`record` that also feeds the progress line from the attempts streaming in from Ray
-    (the in-process pipeline counts inside its own sampler, checker and problem loop)."""
-    stats = progress.stats
-    by_name = {p.name: p for p in todo}
-    is_complete = getattr(strategy, "is_complete", None)
-    solved = {p.name for p in todo if any(a.verdict.proved for a in store.done(p).values())}
-    stats.solved += len(solved)
-    finished: set[str] = set()
-
-    async def record_and_count(attempt: Attempt) -> None:
-        await record(attempt)
-        name = attempt.problem
-        stats.samples += 1
-        stats.checks += int(attempt.proof is not None and attempt.duplicate_of is None)
-        if attempt.verdict.proved and name not in solved:
-            solved.add(name)
-            stats.solved += 1
-        problem = by_name.get(name)
-        if problem and name not in finished and is_complete and is_complete(problem, config, store.done(problem)):
-            finished.add(name)
-            stats.problems_done += 1
-        progress.update()
-
-    return record_and_count
-
-
-def _stats_dict(stats: PipelineStats) -> dict[str, object]:
-    return {
-        "seconds": round(stats.elapsed, 3),
-        "samples": stats.samples,
-        "checks": stats.checks,
-        "requests": stats.requests,
-        "solved": stats.solved,
-        "problems_done": stats.problems_done,
-    }
 
 
 def evaluate(
@@ -505,50 +248,21 @@ def evaluate(
     progress: bool = True,
     strategy: Strategy | None = None,
     services: ServicesFactory | None = None,
-    ray_hooks: Any | None = None,
 ) -> EvalResult:
     """Evaluate `problems` and write a run directory (the same one `prover eval` writes).
 
     Args:
         problems: the problems (`load_benchmark(...)` or your own `Problem`s; names unique).
-        config: settings (default: the user config).
+        config: settings (default: the user config); `ray.enabled` runs on a Ray cluster.
         out: run directory (default: `config.eval.out`, else `runs/<bench>-<model>-<time>`).
         resume: continue the run in `out` (default: `config.eval.resume`).
         progress: show the live progress line on stderr.
         strategy: a strategy object instead of the one named by `config.eval.strategy`.
-        services: an async factory of `Services` instead of the real pool, checker and sampler.
-        ray_hooks: `prover.cluster.driver.RunHooks` for runs with `config.ray.enabled` (tests use
-            them to kill actors mid-run).
+        services: an async factory of `Services` instead of the real pool, checker and samplers.
 
     Raises:
         DataError, WorkspaceError, ConfigError, RunError, SamplerUnavailable, ...: with everything
         recorded before the error kept on disk (resume with `resume=True`).
     """
-    coro = aevaluate(
-        problems, config, out=out, resume=resume, progress=progress, strategy=strategy, services=services,
-        ray_hooks=ray_hooks,
-    )
+    coro = aevaluate(problems, config, out=out, resume=resume, progress=progress, strategy=strategy, services=services)
     return run_sync(coro)
-
-
-def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """asyncio.run, or on a helper thread when the caller already runs a loop (notebooks)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = asyncio.run(coro)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, name="prover-evaluate")
-    thread.start()
-    thread.join()
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
-

@@ -1,7 +1,7 @@
 """The `prover` command: a thin layer over the library.
 
-Each package registers its own subcommands (`register(subparsers)` in its `commands` module),
-so this file only wires them together and turns `ProverError` into a message and exit code 2.
+Each module of `prover.commands` registers its subcommands (`register(subparsers)`), so this
+file only wires them together and turns `ProverError` into a message and exit code 2.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from prover.errors import ProverError
 
 COMMAND_MODULES: tuple[str, ...] = (
-    "prover.lean_env.commands",  # check, setup
-    "prover.eval.commands",  # eval, report
-    "prover.cluster.commands",  # collect, data
+    "prover.commands.check",  # check, setup
+    "prover.commands.eval",  # eval, report
+    "prover.commands.collect",  # collect, data
 )
 
 

@@ -2,6 +2,8 @@
 
 One root `ProverConfig` is passed down; each component reads only its own section
 (`config.lean`, `config.sampler`, ...), the way vLLM threads `VllmConfig` through its engine.
+Strategies bring their own sections (`prover.registry`): the config validates one per registered
+strategy, so a new strategy needs no edit here.
 Configs load from YAML or TOML; CLI flags override individual fields afterwards.
 
 The user-level file written by `prover setup lean` (default `~/.config/prover/config.toml`,
@@ -13,12 +15,15 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from prover.errors import ConfigError
+from prover.registry import StrategySpec, strategy_names, strategy_specs
+
+C = TypeVar("C", bound=BaseModel)
 
 SECTION = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -137,46 +142,6 @@ class SamplerConfig(BaseModel):
     script: Path | None = None
 
 
-class WholeProofConfig(BaseModel):
-    """Sample whole proofs, check them, optionally self-correct."""
-
-    model_config = SECTION
-
-    passes: int = Field(default=32, ge=1)
-    """Samples per problem (the k of pass@k)."""
-    chunk: int = Field(default=8, ge=1)
-    """Samples per sampler request (n); k is requested in ceil(k/chunk) requests."""
-    rounds: int = Field(default=0, ge=0)
-    """Rounds of self-correction after the first sample of each chain."""
-    early_stop: bool = False
-    """Stop sampling a problem once one proof is accepted (breaks unbiased pass@k)."""
-    max_errors_in_feedback: int | None = Field(default=None, ge=1)
-    """Lean errors shown per correction turn; None takes the model family's own (8 for
-    Goedel-V2 and DeepSeek-V2, 3 for Kimina)."""
-
-
-class BfsConfig(BaseModel):
-    """Step-level best-first search."""
-
-    model_config = SECTION
-
-    width: int = Field(default=8, ge=1)
-    """Tactics sampled per expansion (one request with n=width)."""
-    temperature: float = Field(default=1.0, ge=0.0)
-    max_tokens: int = Field(default=256, ge=1)
-    depth_alpha: float = Field(default=0.5, ge=0.0)
-    """Priority = cumulative logprob / depth**alpha (BFS-Prover's length normalisation)."""
-    max_expansions: int = Field(default=600, ge=1)
-    time_budget: float = Field(default=600.0, gt=0)
-    lean_time_budget: float | None = None
-    max_depth: int = Field(default=64, ge=1)
-    stop_on_first: bool = True
-    """Cancel a problem's remaining attempts once one proves it. Attempts of one problem share
-    the proof cache, so they are not independent samples: report BFS results as "solved within
-    K attempts" (as BFS-Prover does), not as an unbiased pass@k."""
-    banned_tactics: tuple[str, ...] = ("apply?", "exact?", "rw?", "hint", "aesop?", "simp?")
-
-
 class EvalConfig(BaseModel):
     """What to evaluate and where results go."""
 
@@ -189,12 +154,16 @@ class EvalConfig(BaseModel):
     data_dir: Path | None = None
     out: Path | None = None
     resume: bool = False
-    strategy: Literal["whole_proof", "bfs"] = "whole_proof"
+    strategy: str = Field(default_factory=lambda: strategy_names()[0])
+    """A registered strategy (`prover.registry`); its config is the section of the same name."""
+    passes: int = Field(default=32, ge=1)
+    """Top-level attempts per problem (the k of pass@k): samples, searches or planning episodes."""
     max_problems_in_flight: int = Field(default=16, ge=1)
     """Problems sampled/checked concurrently; bounds memory of the pipeline."""
     max_checks_in_flight: int | None = None
     """Pending checks before sampling pauses (default max(4 x lean.workers, problems in flight x
-    chunk): every open problem can have a chunk waiting for Lean while its next one generates)."""
+    the strategy's checks per batch): every open problem can have a batch waiting for Lean while
+    its next one generates)."""
 
 
 class RayConfig(BaseModel):
@@ -215,18 +184,70 @@ class RayConfig(BaseModel):
 
 
 class ProverConfig(BaseModel):
-    """Root of every setting; components read their own section."""
+    """Root of every setting; components read their own section.
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    Besides the core sections below, every registered strategy has a section named after it
+    (`whole_proof:`, `bfs:`, ... with the strategy's own `config_model`), read with
+    `config.section(SPEC)`. `sampler` is the default model; `samplers.<role>` overrides any of
+    its fields for one model role (`config.sampler_for(role)`), e.g. another backend, server or
+    model for a planner.
+    """
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
 
     lean: LeanConfig = Field(default_factory=LeanConfig)
     checker: CheckerConfig = Field(default_factory=CheckerConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
     sampler: SamplerConfig = Field(default_factory=SamplerConfig)
-    whole_proof: WholeProofConfig = Field(default_factory=WholeProofConfig)
-    bfs: BfsConfig = Field(default_factory=BfsConfig)
+    samplers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Per-role overrides of `sampler` fields, e.g. {"planner": {"backend": "openai", ...}}."""
     eval: EvalConfig = Field(default_factory=EvalConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
+
+    @model_validator(mode="after")
+    def _strategy_sections(self) -> ProverConfig:
+        """Validate one section per registered strategy and the per-role sampler overrides."""
+        specs = strategy_specs()
+        extra = self.__pydantic_extra__ if self.__pydantic_extra__ is not None else {}
+        unknown = sorted(set(extra) - set(specs))
+        if unknown:
+            core = ", ".join(type(self).model_fields)
+            raise ValueError(
+                f"unknown config section(s) {', '.join(unknown)}; known: {core}, and the strategies' "
+                f"{', '.join(specs)}"
+            )
+        for name, spec in specs.items():
+            value = extra.get(name)
+            if not isinstance(value, spec.config_model):
+                try:
+                    extra[name] = spec.config_model.model_validate(value if value is not None else {})
+                except ValidationError as exc:
+                    raise ValueError(f"section {name!r}: {_field_errors(exc)}") from None
+        if self.eval.strategy not in specs:
+            raise ValueError(f"eval.strategy {self.eval.strategy!r} is not a registered strategy; known: {', '.join(specs)}")
+        roles = {role for spec in specs.values() for role in spec.roles}
+        for role in self.samplers:
+            if role not in roles:
+                raise ValueError(f"samplers.{role}: no strategy uses a model role {role!r}; roles: {', '.join(sorted(roles))}")
+            self.sampler_for(role)
+        return self
+
+    def section(self, spec: StrategySpec[C]) -> C:
+        """The config section of a strategy (validated with its `config_model`)."""
+        value = (self.__pydantic_extra__ or {}).get(spec.name)
+        if not isinstance(value, spec.config_model):
+            raise ConfigError(f"strategy {spec.name!r} was registered after this config was built; reload it")
+        return value
+
+    def sampler_for(self, role: str) -> SamplerConfig:
+        """`sampler` with the overrides of `samplers.<role>` applied."""
+        overrides = self.samplers.get(role)
+        if not overrides:
+            return self.sampler
+        try:
+            return SamplerConfig.model_validate({**self.sampler.model_dump(), **overrides})
+        except ValidationError as exc:
+            raise ValueError(f"samplers.{role}: {_field_errors(exc)}") from None
 
     @classmethod
     def load(cls, path: Path | str | None = None, *, user_defaults: bool = True) -> ProverConfig:
@@ -264,9 +285,16 @@ class ProverConfig(BaseModel):
             node = data
             *parents, leaf = dotted.split(".")
             for part in parents:
-                node = node[part]
+                node = node.setdefault(part, {})
+                if not isinstance(node, dict):
+                    raise ConfigError(f"cannot set {dotted!r}: {part!r} is not a section")
             node[leaf] = value
         return self.from_dict(data, source="command-line overrides")
+
+
+def _field_errors(exc: ValidationError) -> str:
+    """A nested model's validation errors on one line: `field: message; ...`."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors())
 
 
 def user_config_dir() -> Path:

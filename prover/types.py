@@ -190,17 +190,29 @@ class GenResult(BaseModel):
 # ---------------------------------------------------------------------------------------------
 
 
+TOP_LEVEL_KIND = "proof"
+"""`Attempt.kind` of the attempts pass@k counts (a whole proof, a search, a planning episode)."""
+
+
 class Attempt(BaseModel):
-    """One recorded proof attempt: a line of `attempts.jsonl`."""
+    """One recorded proof attempt: a line of `attempts.jsonl`.
+
+    Top-level attempts (`parent is None`) are the samples of the problem's budget that pass@k,
+    early stop and resume count. Nested attempts serve one of them (`parent` is its
+    `sample_index`; `kind` says what they are, e.g. "sketch" or "subgoal"); their
+    `sample_index` numbers them within (parent, kind).
+    """
 
     model_config = ConfigDict(frozen=True, extra="allow")
 
     problem: str
     benchmark: str = ""
-    strategy: str = "whole_proof"
+    strategy: str = ""
     sample_index: int
     """Index of the sample within the problem's budget (0 .. pass-1); unique per (problem, round)."""
     round: int = 0
+    kind: str = TOP_LEVEL_KIND
+    parent: int | None = None
     proof: str | None = None
     """The extracted proof that was checked (None when extraction failed)."""
     completion: str | None = None
@@ -215,4 +227,14 @@ class Attempt(BaseModel):
 
     @property
     def key(self) -> tuple[str, int, int]:
+        """(problem, round, sample_index): the identity of a top-level attempt."""
         return (self.problem, self.round, self.sample_index)
+
+    @property
+    def slot(self) -> tuple[str, int | None, int, int]:
+        """(kind, parent, round, sample_index): unique among one problem's attempts, nested included."""
+        return (self.kind, self.parent, self.round, self.sample_index)
+
+    @property
+    def top_level(self) -> bool:
+        return self.parent is None

@@ -2,8 +2,8 @@
 
 `TableSampler` answers a tactic request from a table keyed by the goal state in the prompt (the
 `bfs` format's `{goals}:::`), so each state gets its own scripted suggestions and log-probs.
-`table_env` builds an in-process `CallbackTacticEnv` from a transition table. Neither is Lean or a
-model; the simulated-REPL tests use the real pool.
+`table_env` builds an in-process `ScriptedLeanSession` from a transition table. Neither is Lean or
+a model; the simulated-REPL tests use the real pool.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 
 from prover.config import LeanConfig
 from prover.llm.base import Sampler
-from prover.search.tactic_env import CallbackTacticEnv, StepOutcome
-from prover.search.tree import EdgeOutcome, normalise_goals
+from prover.lean_env.scripted_session import ScriptedLeanSession, Transition
+from prover.lean_env.session import StepKind, normalise_goals
 from prover.types import (
     CheckStatus,
     Completion,
@@ -50,25 +50,25 @@ class TableSampler(Sampler):
 
 
 Transitions = Mapping[tuple[str, str], object]
-"""(goals text, tactic) -> list of goals | "QED" | "error: ..." | EdgeOutcome."""
+"""(goals text, tactic) -> list of goals | "QED" | "error: ..." | StepKind."""
 
 
-def table_env(root: Sequence[str], transitions: Transitions) -> CallbackTacticEnv:
+def table_env(root: Sequence[str], transitions: Transitions, *, seconds_per_call: float = 0.0) -> ScriptedLeanSession:
     table = {(normalise_goals([g]), t): v for (g, t), v in transitions.items()}
 
-    def step(goals: str, tactic: str) -> StepOutcome:
+    def step(goals: str, tactic: str) -> Transition:
         value = table.get((goals, tactic))
         if value is None:
-            return StepOutcome(tactic, EdgeOutcome.ERROR, error=f"tactic '{tactic}' failed")
+            return Transition(StepKind.ERROR, error=f"tactic '{tactic}' failed")
         if value == "QED":
-            return StepOutcome(tactic, EdgeOutcome.PROVED)
-        if isinstance(value, EdgeOutcome):
-            return StepOutcome(tactic, value, error=value.value)
+            return Transition(StepKind.PROVED)
+        if isinstance(value, StepKind):
+            return Transition(value, error=value.value)
         if isinstance(value, str):
-            return StepOutcome(tactic, EdgeOutcome.ERROR, error=value)
-        return StepOutcome(tactic, EdgeOutcome.OK, goals=tuple(value))  # type: ignore[arg-type]
+            return Transition(StepKind.ERROR, error=value)
+        return Transition(StepKind.OK, goals=tuple(value))  # type: ignore[arg-type]
 
-    return CallbackTacticEnv(tuple(root), step)
+    return ScriptedLeanSession(tuple(root), step, seconds_per_call=seconds_per_call)
 
 
 # -- simulated REPL pool and problems -----------------------------------------------------------

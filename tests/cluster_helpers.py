@@ -150,7 +150,7 @@ def sim_config(tmp: Path, scenario: Path, script: Path, **overrides: Any) -> Pro
         "sampler.backend": "scripted",
         "sampler.script": script,
         "sampler.prompt_format": "deepseek-v2",
-        "whole_proof.passes": 4,
+        "eval.passes": 4,
         "whole_proof.chunk": 4,
         "eval.benchmark": "jsonl:test",
         "eval.max_problems_in_flight": 4,

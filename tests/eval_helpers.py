@@ -20,7 +20,7 @@ def problems(n: int = 3) -> list[Problem]:
 
 
 def config(passes: int = 4, rounds: int = 0, **overrides: object) -> ProverConfig:
-    base = {"whole_proof.passes": passes, "whole_proof.rounds": rounds, "sampler.model": "test/model"}
+    base = {"eval.passes": passes, "whole_proof.rounds": rounds, "sampler.model": "test/model"}
     return ProverConfig.load(user_defaults=False).with_overrides({**base, **overrides})
 
 

@@ -13,10 +13,13 @@ from pathlib import Path
 import pytest
 
 import prover
+from context_helpers import make_services
 from whole_proof_helpers import FakeChecker, FakeSampler, body_of, lean_block
 from prover import Problem, Prover, ProverConfig
 from prover.errors import SamplerUnavailable, WorkspaceError
-from prover.eval.pipeline import Services, effective_max_checks
+from prover.eval.pipeline import effective_max_checks
+from prover.search.base import Services
+from prover.search.whole_proof import WholeProofStrategy
 from prover.types import GenRequest
 
 
@@ -32,7 +35,7 @@ def config(**overrides: object) -> ProverConfig:
         "sampler.prompt_format": "chat",
         "sampler.model": "toy/model",
         "eval.benchmark": "toy",
-        "whole_proof.passes": 4,
+        "eval.passes": 4,
         "whole_proof.chunk": 2,
     }
     base.update(overrides)
@@ -67,7 +70,9 @@ class Factory:
         async def close() -> None:
             self.closed += 1
 
-        return Services(sampler=self.sampler, checker=self.checker, closers=[close])
+        services = make_services(self.sampler, self.checker)
+        services.closers.append(close)
+        return services
 
 
 def test_import_prover_is_light() -> None:
@@ -84,7 +89,7 @@ def test_prove_returns_the_accepted_proof_and_reuses_services() -> None:
     sampler = FakeSampler(lambda r: [lean_block(problems(1)[0], b) for b in ["bad", "omega"]][: r.n])
     checker = FakeChecker({"omega"})
     factory = Factory(sampler, checker)
-    cfg = config(**{"whole_proof.passes": 2})
+    cfg = config(**{"eval.passes": 2})
     with Prover(cfg) as p:
         p._ensure_services = _patched_services(p, factory)  # type: ignore[method-assign]
         result = p.prove(problems(1)[0])
@@ -106,7 +111,7 @@ def _patched_services(p: Prover, factory: Factory):
 
 async def test_aprove_with_given_services_in_a_running_loop() -> None:
     sampler = FakeSampler(lambda r: [lean_block(problems(1)[0], "bad")] * r.n)
-    services = Services(sampler=sampler, checker=FakeChecker(set()))
+    services = make_services(sampler, FakeChecker(set()))
     async with Prover(config(), services=services) as p:
         result = await p.aprove(problems(1)[0])
     assert not result.proved and result.proof is None and len(result.attempts) == 4
@@ -186,8 +191,8 @@ def test_checks_in_flight_are_bounded_and_sampling_pauses(tmp_path: Path, monkey
     from prover.eval import pipeline
 
     limit = 3
-    cfg = config(**{"eval.max_checks_in_flight": limit, "eval.max_problems_in_flight": 4, "whole_proof.passes": 8})
-    assert effective_max_checks(cfg) == limit
+    cfg = config(**{"eval.max_checks_in_flight": limit, "eval.max_problems_in_flight": 4, "eval.passes": 8})
+    assert effective_max_checks(cfg, WholeProofStrategy()) == limit
     seen = {"running": 0, "max_running": 0, "pending_at_sample": [], "waited": 0}
 
     class RecordingGate(pipeline.CheckGate):
@@ -220,9 +225,7 @@ def test_checks_in_flight_are_bounded_and_sampling_pauses(tmp_path: Path, monkey
 
 
 def test_problems_in_flight_are_bounded(tmp_path: Path) -> None:
-    from prover.search.whole_proof import WholeProofStrategy
-
-    cfg = config(**{"eval.max_problems_in_flight": 3, "whole_proof.passes": 2, "whole_proof.chunk": 1})
+    cfg = config(**{"eval.max_problems_in_flight": 3, "eval.passes": 2, "whole_proof.chunk": 1})
     state = {"open": 0, "peak": 0}
 
     class Tracking(WholeProofStrategy):
@@ -254,7 +257,7 @@ def test_prover_with_real_pool_checker_and_scripted_sampler(tmp_path: Path) -> N
         "sampler.backend": "scripted",
         "sampler.script": str(data / "script.jsonl"),
         "sampler.prompt_format": "kimina",
-        "whole_proof.passes": 4,
+        "eval.passes": 4,
         "lean.repl_cmd": [sys.executable, "-m", "prover.lean_env.simulated_repl", "--scenario", str(data / "scenario.yaml")],
         "lean.workers": 1,
         "cache.path": str(tmp_path / "cache.sqlite"),
@@ -283,7 +286,7 @@ def test_ray_runs_show_progress_and_record_counts(tmp_path: Path, monkeypatch, c
 
     monkeypatch.setattr(driver, "run_on_ray", fake_run_on_ray)
     cfg = config(**{"ray.enabled": True})
-    run = prover.evaluate(problems(3), cfg, out=tmp_path / "run", services=Factory(None, None), progress=True)
+    run = prover.evaluate(problems(3), cfg, out=tmp_path / "run", progress=True)
     assert run.new_attempts == 12 and run.summary.solved == 2
     last_line = capsys.readouterr().err.strip().splitlines()[-1]
     assert "problems 3/3  solved 2  samples 12" in last_line and "checks 12" in last_line

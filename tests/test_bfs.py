@@ -20,17 +20,21 @@ from bfs_helpers import (
     table_env,
 )
 
-from prover.config import BfsConfig, ProverConfig
+from context_helpers import make_ctx
+
+from prover.config import ProverConfig
+from prover.lean_env.scripted_session import ScriptedLeanSession, Transition
+from prover.lean_env.session import PoolLeanSession, StateOrigin, StepKind
 from prover.search.base import StrategyContext
 from prover.search.bfs import (
     BestFirstSearch,
     BestFirstStrategy,
+    BfsConfig,
     _unproved_verdict,
     assemble_proof,
     run_search,
 )
 from prover.search.proof_cache import CacheKey, MemoryProofCache, SqliteProofCache
-from prover.search.tactic_env import CallbackTacticEnv, PoolTacticEnv, StepOutcome
 from prover.search.tree import EdgeOutcome, NodeStatus
 from prover.types import Attempt, CheckStatus
 
@@ -42,7 +46,7 @@ def _search(problem, **bfs) -> BestFirstSearch:
 async def test_finds_the_intended_proof_merges_states_and_filters_tactics() -> None:
     sampler = TableSampler(SUGGESTIONS)
     async with sim_pool() as pool:
-        result = await run_search(_search(P_ADD), env=PoolTacticEnv(pool), sampler=sampler)
+        result = await run_search(_search(P_ADD), lean=PoolLeanSession(pool), sampler=sampler)
     assert result.stop_reason == "proved"
     assert result.tactics == ["rw [Nat.add_zero]", "rfl"]
     assert result.dropped == {"unparsed": 0, "banned": 2, "duplicate": 1}
@@ -59,13 +63,13 @@ async def test_finds_the_intended_proof_merges_states_and_filters_tactics() -> N
 
 async def test_error_reply_with_no_goals_is_a_failed_edge() -> None:
     async with sim_pool() as pool:
-        result = await run_search(_search(P_TRAP), env=PoolTacticEnv(pool), sampler=TableSampler(SUGGESTIONS))
+        result = await run_search(_search(P_TRAP), lean=PoolLeanSession(pool), sampler=TableSampler(SUGGESTIONS))
         assert result.proved and result.tactics == ["subst h", "rfl"]
         trap = [r for r in result.tree.step_records() if r.tactic == "omega_trap"]
         assert [(r.outcome, r.next_state, r.on_proof_path) for r in trap] == [("error", None, False)]
 
         only_trap = TableSampler({T: [("omega_trap", -0.01)]})
-        result = await run_search(_search(P_TRAP), env=PoolTacticEnv(pool), sampler=only_trap)
+        result = await run_search(_search(P_TRAP), lean=PoolLeanSession(pool), sampler=only_trap)
     assert result.stop_reason == "exhausted" and result.tactics is None
     assert result.tree.status(result.tree.root) is NodeStatus.FAILED
 
@@ -73,14 +77,14 @@ async def test_error_reply_with_no_goals_is_a_failed_edge() -> None:
 async def test_budget_max_expansions() -> None:
     sampler = TableSampler(SUGGESTIONS)
     async with sim_pool() as pool:
-        result = await run_search(_search(P_LONG, max_expansions=3), env=PoolTacticEnv(pool), sampler=sampler)
+        result = await run_search(_search(P_LONG, max_expansions=3), lean=PoolLeanSession(pool), sampler=sampler)
     assert result.stop_reason == "max_expansions"
     assert result.expansions == 3 and len(sampler.prompts) == 3
 
 
 async def test_budget_max_depth() -> None:
     async with sim_pool() as pool:
-        result = await run_search(_search(P_LONG, max_depth=3), env=PoolTacticEnv(pool),
+        result = await run_search(_search(P_LONG, max_depth=3), lean=PoolLeanSession(pool),
                                   sampler=TableSampler(SUGGESTIONS))
     assert result.stop_reason == "exhausted"
     nodes = result.tree.graph.nodes
@@ -91,7 +95,7 @@ async def test_budget_max_depth() -> None:
 
 async def test_budget_wall_time() -> None:
     async with sim_pool("slow.yaml") as pool:
-        result = await run_search(_search(P_LONG, time_budget=0.4), env=PoolTacticEnv(pool),
+        result = await run_search(_search(P_LONG, time_budget=0.4), lean=PoolLeanSession(pool),
                                   sampler=TableSampler(SUGGESTIONS))
     assert result.stop_reason == "time_budget"
     assert result.expansions >= 1
@@ -102,9 +106,8 @@ async def test_budget_lean_time() -> None:
     # Lean time is charged, not slept (0.05 s per call), so the bound does not depend on machine load
     transitions = {(f"⊢ L{k}", "next"): [f"⊢ L{k + 1}"] for k in range(8)}
     transitions |= {(f"⊢ L{k}", "side"): [f"⊢ S{k}"] for k in range(8)}
-    env = table_env(["⊢ L0"], transitions)
-    env.seconds_per_call = 0.05
-    result = await run_search(_search(P_LONG, lean_time_budget=0.3), env=env, sampler=TableSampler(SUGGESTIONS))
+    env = table_env(["⊢ L0"], transitions, seconds_per_call=0.05)
+    result = await run_search(_search(P_LONG, lean_time_budget=0.3), lean=env, sampler=TableSampler(SUGGESTIONS))
     assert result.stop_reason == "lean_time_budget"
     assert 0.3 <= result.lean_seconds <= 0.3 + 0.1 + 1e-9  # at most one more expansion (2 tactics) past it
 
@@ -112,30 +115,28 @@ async def test_budget_lean_time() -> None:
 async def test_survives_a_worker_crash_mid_search() -> None:
     table = {**SUGGESTIONS, C1: [("crash_me", -0.01), ("detour", -0.05), ("step_b", -0.2)]}
     async with sim_pool() as pool:
-        env = PoolTacticEnv(pool)
-        result = await run_search(_search(P_CHAIN), env=env, sampler=TableSampler(table))
+        result = await run_search(_search(P_CHAIN), lean=PoolLeanSession(pool), sampler=TableSampler(table))
         crashes = pool.stats().crashes
     assert result.proved and result.tactics == ["step_a", "step_b", "step_c", "close"]
-    assert crashes >= 1 and env.stats.rematerialisations >= 1
+    assert crashes >= 1 and result.rematerialisations >= 1
     outcomes = {d["tactic"]: d["outcome"] for _, _, d in result.tree.graph.edges(data=True)}
     assert outcomes["crash_me"] is EdgeOutcome.CRASH and outcomes["detour"] is EdgeOutcome.OK
 
 
 async def test_survives_repeated_restarts() -> None:
     async with sim_pool("crashy.yaml") as pool:
-        env = PoolTacticEnv(pool)
-        result = await run_search(_search(P_CHAIN), env=env, sampler=TableSampler(SUGGESTIONS))
+        result = await run_search(_search(P_CHAIN), lean=PoolLeanSession(pool), sampler=TableSampler(SUGGESTIONS))
         restarts = pool.stats().restarts
     assert result.proved and result.tactics == ["step_a", "step_b", "step_c", "close"]
-    assert restarts >= 1 and env.stats.rematerialisations >= 1
+    assert restarts >= 1 and result.rematerialisations >= 1
 
 
 async def test_cache_makes_a_second_attempt_cheaper(tmp_path) -> None:
     cache = SqliteProofCache(tmp_path / "proofs.sqlite")
     async with sim_pool() as pool:
-        first = await run_search(_search(P_CHAIN), env=PoolTacticEnv(pool), sampler=TableSampler(SUGGESTIONS),
+        first = await run_search(_search(P_CHAIN), lean=PoolLeanSession(pool), sampler=TableSampler(SUGGESTIONS),
                                  cache=cache)
-        second = await run_search(_search(P_CHAIN), env=PoolTacticEnv(pool), sampler=TableSampler(SUGGESTIONS),
+        second = await run_search(_search(P_CHAIN), lean=PoolLeanSession(pool), sampler=TableSampler(SUGGESTIONS),
                                   cache=cache)
     assert first.proved and second.proved and first.tactics == second.tactics
     assert second.lean_calls < first.lean_calls
@@ -149,7 +150,7 @@ async def test_a_wrong_cache_entry_is_not_trusted() -> None:
     cache = MemoryProofCache()
     await cache.publish_proof(CacheKey.of("", [C0]), ["step_a", "close"])  # does not close C0
     async with sim_pool() as pool:
-        result = await run_search(_search(P_CHAIN), env=PoolTacticEnv(pool), sampler=TableSampler(SUGGESTIONS),
+        result = await run_search(_search(P_CHAIN), lean=PoolLeanSession(pool), sampler=TableSampler(SUGGESTIONS),
                                   cache=cache)
     assert result.proved and result.cache_stale == 1 and result.cache_proof_hits == 0
     assert (await cache.stats()).retracted == 1  # Lean rejected the replay: the entry goes
@@ -163,28 +164,28 @@ async def test_dead_ends_are_published_and_skipped() -> None:
     transitions = {("⊢ P", "go"): ["⊢ Z"], ("⊢ P", "alt"): ["⊢ W"], ("⊢ W", "done"): "QED",
                    ("⊢ Q", "go"): ["⊢ Z"]}
     cache = MemoryProofCache()
-    first = await run_search(_search(P_ADD), env=table_env(["⊢ P"], transitions), sampler=TableSampler(table),
+    first = await run_search(_search(P_ADD), lean=table_env(["⊢ P"], transitions), sampler=TableSampler(table),
                              cache=cache)
     assert first.proved
     assert (await cache.lookup(CacheKey.of("", ["⊢ Z"]))).kind == "dead"
     sampler = TableSampler(table)
-    second = await run_search(_search(P_TRAP), env=table_env(["⊢ Q"], transitions), sampler=sampler, cache=cache)
+    second = await run_search(_search(P_TRAP), lean=table_env(["⊢ Q"], transitions), sampler=sampler, cache=cache)
     assert second.stop_reason == "exhausted" and second.cache_dead_hits == 1
     assert sampler.prompts == ["⊢ Q"]  # Z was not expanded again
     assert (await cache.lookup(CacheKey.of("", ["⊢ Q"]))).kind == "dead"  # definitive by inheritance
     sampler = TableSampler(table)  # another pass at Q: its own root is still tried, Z is not
-    again = await run_search(_search(P_TRAP), env=table_env(["⊢ Q"], transitions), sampler=sampler, cache=cache)
+    again = await run_search(_search(P_TRAP), lean=table_env(["⊢ Q"], transitions), sampler=sampler, cache=cache)
     assert sampler.prompts == ["⊢ Q"] and again.cache_dead_hits == 1
     trusting_no_one = BestFirstSearch(P_TRAP, config=BfsConfig(), use_dead_ends=False)
     sampler = TableSampler(table)
-    await run_search(trusting_no_one, env=table_env(["⊢ Q"], transitions), sampler=sampler, cache=cache)
+    await run_search(trusting_no_one, lean=table_env(["⊢ Q"], transitions), sampler=sampler, cache=cache)
     assert sampler.prompts == ["⊢ Q", "⊢ Z"]
 
 
 async def test_timeouts_and_crashes_never_make_dead_ends() -> None:
-    transitions = {("⊢ P", "slow"): EdgeOutcome.TIMEOUT, ("⊢ P", "bad"): "error"}
+    transitions = {("⊢ P", "slow"): StepKind.TIMEOUT, ("⊢ P", "bad"): "error"}
     cache = MemoryProofCache()
-    result = await run_search(_search(P_ADD), env=table_env(["⊢ P"], transitions),
+    result = await run_search(_search(P_ADD), lean=table_env(["⊢ P"], transitions),
                               sampler=TableSampler({"⊢ P": [("slow", -0.1), ("bad", -0.2)]}), cache=cache)
     assert result.stop_reason == "exhausted"
     assert await cache.lookup(CacheKey.of("", ["⊢ P"])) is None
@@ -193,18 +194,18 @@ async def test_timeouts_and_crashes_never_make_dead_ends() -> None:
 async def test_expansions_that_lost_their_state_are_retried_not_counted_as_failures() -> None:
     lost = {"n": 0}
 
-    def step(goals: str, tactic: str) -> StepOutcome:
+    def step(goals: str, tactic: str) -> Transition:
         if lost["n"] < 2:  # the worker loses the state twice, then behaves
             lost["n"] += 1
-            return StepOutcome(tactic, EdgeOutcome.INFRASTRUCTURE, error="lost the state")
-        return StepOutcome(tactic, EdgeOutcome.PROVED)
+            return Transition(StepKind.INFRASTRUCTURE, error="lost the state")
+        return Transition(StepKind.PROVED)
 
-    env = CallbackTacticEnv(("⊢ P",), step)
-    result = await run_search(_search(P_ADD), env=env, sampler=TableSampler({"⊢ P": [("done", -0.1)]}))
+    env = ScriptedLeanSession(("⊢ P",), step)
+    result = await run_search(_search(P_ADD), lean=env, sampler=TableSampler({"⊢ P": [("done", -0.1)]}))
     assert result.stop_reason == "proved" and result.lost_expansions == 2
 
-    always_lost = CallbackTacticEnv(("⊢ P",), lambda g, t: StepOutcome(t, EdgeOutcome.INFRASTRUCTURE, error="lost"))
-    result = await run_search(_search(P_ADD), env=always_lost, sampler=TableSampler({"⊢ P": [("done", -0.1)]}))
+    always_lost = ScriptedLeanSession(("⊢ P",), lambda g, t: Transition(StepKind.INFRASTRUCTURE, error="lost"))
+    result = await run_search(_search(P_ADD), lean=always_lost, sampler=TableSampler({"⊢ P": [("done", -0.1)]}))
     assert result.stop_reason == "exhausted" and result.lost_expansions == 3
     verdict = _unproved_verdict(result)
     assert (verdict.status, verdict.rule) == (CheckStatus.ERROR, "search:infrastructure")
@@ -221,10 +222,14 @@ def test_assemble_proof_indents_multiline_tactics() -> None:
 # -- the strategy --------------------------------------------------------------------------------
 
 
-def _ctx(pool, sampler, checker, *, passes=3, cache=None, **bfs) -> StrategyContext:
-    config = ProverConfig().with_overrides({"whole_proof.passes": passes, "lean.workers": 1, "bfs.time_budget": 30,
+def _ctx(pool_or_session, sampler, checker, *, passes=3, cache=None, artifacts=None, **bfs) -> StrategyContext:
+    """A context over a real pool (wrapped in a `PoolLeanSession`) or a given session."""
+    config = ProverConfig().with_overrides({"eval.passes": passes, "lean.workers": 1, "bfs.time_budget": 30,
                                             **{f"bfs.{k}": v for k, v in bfs.items()}})
-    return StrategyContext(config=config, sampler=sampler, checker=checker, pool=pool, proof_cache=cache)
+    lean = pool_or_session
+    if lean is not None and not isinstance(lean, ScriptedLeanSession):
+        lean = PoolLeanSession(lean)
+    return make_ctx(config, sampler, checker, lean=lean, proof_cache=cache, artifacts=artifacts)
 
 
 async def _prove(problem, ctx, strategy=None) -> list[Attempt]:
@@ -241,9 +246,9 @@ async def test_strategy_proof_passes_the_real_checker_and_stops_on_first(tmp_pat
     from prover.lean_env.checker import ProofChecker
 
     async with sim_pool() as pool:
-        ctx = _ctx(pool, TableSampler(SUGGESTIONS), None, passes=3)
-        ctx.checker = ProofChecker(pool, ctx.config.checker)
-        recorded = await _prove(P_CHAIN, ctx, BestFirstStrategy(tree_dir=tmp_path, parallel_attempts=1))
+        ctx = _ctx(pool, TableSampler(SUGGESTIONS), None, passes=3, artifacts=tmp_path)
+        ctx = ctx.with_changes(checker=ProofChecker(pool, ctx.config.checker))
+        recorded = await _prove(P_CHAIN, ctx, BestFirstStrategy(parallel_attempts=1))
     assert len(recorded) == 1  # stop_on_first: attempts 1 and 2 never start
     attempt = recorded[0]
     assert attempt.verdict.proved and attempt.verdict.rule == "accepted"
@@ -258,7 +263,7 @@ async def test_tactic_mode_success_rejected_by_the_real_checker_is_not_proved() 
 
     async with sim_pool() as pool:
         ctx = _ctx(pool, TableSampler(SUGGESTIONS), None, passes=2)
-        ctx.checker = ProofChecker(pool, ctx.config.checker)
+        ctx = ctx.with_changes(checker=ProofChecker(pool, ctx.config.checker))
         recorded = await _prove(P_TACTIC_ONLY, ctx)
     assert len(recorded) == 2
     assert all(a.extra["search_proved"] and not a.verdict.proved for a in recorded)
@@ -273,8 +278,8 @@ async def test_checker_rejection_means_not_proved(tmp_path) -> None:
         recorded.append(attempt)
 
     async with sim_pool() as pool:
-        strategy = BestFirstStrategy(tree_dir=tmp_path / "trees")
-        await strategy.prove(P_ADD, _ctx(pool, TableSampler(SUGGESTIONS), checker, passes=2), record)
+        strategy = BestFirstStrategy()
+        await strategy.prove(P_ADD, _ctx(pool, TableSampler(SUGGESTIONS), checker, passes=2, artifacts=tmp_path / "trees"), record)
     assert len(recorded) == 2  # nothing proved, so no early stop
     assert all(not a.verdict.proved and a.verdict.rule == "axioms" for a in recorded)
     assert all(a.extra["search_proved"] for a in recorded)
@@ -312,13 +317,13 @@ async def test_strategy_skips_done_attempts() -> None:
     assert sorted(a.sample_index for a in recorded) == [0, 2]
 
 
-def test_strategy_without_a_pool_names_the_problem() -> None:
+async def test_strategy_without_a_prover_model_names_the_role() -> None:
     from prover.errors import ConfigError
 
-    ctx = StrategyContext(config=ProverConfig(), sampler=TableSampler({}), checker=VerdictChecker(
-        CheckStatus.PROVED, "accepted"))
-    with pytest.raises(ConfigError, match="t_add_zero"):
-        BestFirstStrategy()._env(ctx, P_ADD)
+    ctx = make_ctx(ProverConfig(), None, VerdictChecker(CheckStatus.PROVED, "accepted"),
+                   lean=table_env(["⊢ P"], {}), samplers={"planner": TableSampler({})})
+    with pytest.raises(ConfigError, match="model role 'prover'"):
+        await BestFirstStrategy().run_attempt(P_ADD, ctx, 0)
 
 
 class _LeaseDiesOnce:
@@ -361,14 +366,15 @@ class _LeaseDiesOnce:
 async def test_a_lost_lease_degrades_to_infrastructure_outcomes_then_recovers() -> None:
     async with sim_pool() as pool:
         flaky = _LeaseDiesOnce(pool)
-        env = PoolTacticEnv(flaky)
-        assert (await env.start(P_ADD)).goals == (R,)
+        env = PoolLeanSession(flaky)
+        root = (await env.start(StateOrigin.theorem(P_ADD))).state
+        assert root is not None and root.goals == (R,)
         flaky.dead = True
-        lost = await env.apply_many((), ["rw [Nat.add_zero]"])
-        assert [o.outcome for o in lost.outcomes] == [EdgeOutcome.INFRASTRUCTURE]
+        lost = await env.apply(root, ["rw [Nat.add_zero]"])
+        assert [o.kind for o in lost.outcomes] == [StepKind.INFRASTRUCTURE]
         flaky.dead = False  # the next request takes a fresh lease and rebuilds the state
-        again = await env.apply_many(("rw [Nat.add_zero]",), ["rfl"])
-        assert [o.outcome for o in again.outcomes] == [EdgeOutcome.PROVED]
+        again = await env.apply(root.at(("rw [Nat.add_zero]",)), ["rfl"])
+        assert [o.kind for o in again.outcomes] == [StepKind.PROVED]
         assert env.stats.rematerialisations >= 1
 
 
@@ -383,7 +389,7 @@ def _attempt(index: int, status: CheckStatus = CheckStatus.FAILED) -> Attempt:
 def test_is_complete_once_every_attempt_is_recorded_or_one_proved() -> None:
     from prover.eval.pipeline import pending_problems
 
-    config = ProverConfig().with_overrides({"whole_proof.passes": 3})
+    config = ProverConfig().with_overrides({"eval.passes": 3})
     strategy = BestFirstStrategy()
     all_failed = {(0, i): _attempt(i) for i in range(3)}
     assert strategy.is_complete(P_LONG, config, all_failed)
@@ -396,19 +402,20 @@ def test_is_complete_once_every_attempt_is_recorded_or_one_proved() -> None:
 
 
 async def test_a_complete_problem_touches_no_service() -> None:
-    def no_env(ctx, problem):
-        raise AssertionError("a finished problem must not start Lean")
+    def no_lean(goals, tactic):
+        raise AssertionError("a finished problem must not use Lean")
 
     sampler = TableSampler(SUGGESTIONS)
-    ctx = _ctx(None, sampler, VerdictChecker(CheckStatus.PROVED, "accepted"), passes=2)
+    session = ScriptedLeanSession(("⊢ P",), no_lean)
+    ctx = _ctx(session, sampler, VerdictChecker(CheckStatus.PROVED, "accepted"), passes=2)
     done = {(0, i): _attempt(i) for i in range(2)}
     recorded: list[Attempt] = []
 
     async def record(attempt: Attempt) -> None:
         recorded.append(attempt)
 
-    await BestFirstStrategy(env_factory=no_env).prove(P_LONG, ctx, record, done=done)
-    assert recorded == [] and sampler.prompts == []
+    await BestFirstStrategy().prove(P_LONG, ctx, record, done=done)
+    assert recorded == [] and sampler.prompts == [] and session.stats.lean_calls == 0
 
 
 # -- budgets per tactic and cache replays --------------------------------------------------------
@@ -417,17 +424,17 @@ async def test_a_complete_problem_touches_no_service() -> None:
 async def test_a_tactic_waits_at_most_the_lean_timeout_not_the_whole_budget() -> None:
     env = table_env(["⊢ P"], {("⊢ P", "go"): ["⊢ Q"], ("⊢ Q", "done"): "QED"})
     timeouts: list[float | None] = []
-    apply_many = env.apply_many
+    apply = env.apply
 
-    async def recording(path, tactics, *, timeout=None):
+    async def recording(state, tactics, *, chain=False, timeout=None):
         timeouts.append(timeout)
-        return await apply_many(path, tactics, timeout=timeout)
+        return await apply(state, tactics, chain=chain, timeout=timeout)
 
-    env.apply_many = recording  # type: ignore[method-assign]
+    env.apply = recording  # type: ignore[method-assign]
     sampler = TableSampler({"⊢ P": [("go", -0.1)], "⊢ Q": [("done", -0.1)]})
-    ctx = _ctx(None, sampler, VerdictChecker(CheckStatus.PROVED, "accepted"), passes=1, time_budget=600)
-    ctx.config = ctx.config.with_overrides({"lean.timeout": 7.0})
-    attempt = await BestFirstStrategy(env_factory=lambda c, p: env).run_attempt(P_ADD, ctx, 0)
+    ctx = _ctx(env, sampler, VerdictChecker(CheckStatus.PROVED, "accepted"), passes=1, time_budget=600)
+    ctx = ctx.with_changes(config=ctx.config.with_overrides({"lean.timeout": 7.0}))
+    attempt = await BestFirstStrategy().run_attempt(P_ADD, ctx, 0)
     assert attempt.verdict.proved
     assert len(timeouts) == 2 and all(t is not None and t <= 7.0 for t in timeouts)
 
@@ -442,9 +449,9 @@ async def test_attempt_seeds_depend_on_the_problem_and_stay_below_2_31() -> None
 
     transitions = {("⊢ P", "go"): ["⊢ Q"], ("⊢ Q", "done"): "QED"}
     sampler = SeedRecorder({"⊢ P": [("go", -0.1)], "⊢ Q": [("done", -0.1)]})
-    ctx = _ctx(None, sampler, VerdictChecker(CheckStatus.PROVED, "accepted"), passes=1)
-    ctx.config = ctx.config.with_overrides({"sampler.seed": 2**31 - 1})
-    strategy = BestFirstStrategy(env_factory=lambda c, p: table_env(["⊢ P"], transitions))
+    ctx = _ctx(table_env(["⊢ P"], transitions), sampler, VerdictChecker(CheckStatus.PROVED, "accepted"), passes=1)
+    ctx = ctx.with_changes(config=ctx.config.with_overrides({"sampler.seed": 2**31 - 1}))
+    strategy = BestFirstStrategy()
     for problem in (P_ADD, P_CHAIN):
         for index in (0, 1, 10**9):  # a huge --pass used to push seeds past 2**31 and 2**63
             assert (await strategy.run_attempt(problem, ctx, index)).verdict.proved
@@ -459,7 +466,7 @@ async def test_a_cached_script_that_makes_no_progress_is_stale_not_a_crash() -> 
     transitions = {("⊢ P", "noop"): ["⊢ P"], ("⊢ P", "done"): "QED"}
     cache = MemoryProofCache()
     await cache.publish_proof(CacheKey.of("", ["⊢ P"]), ["noop", "done"])  # Lean accepts each step
-    result = await run_search(_search(P_ADD), env=table_env(["⊢ P"], transitions),
+    result = await run_search(_search(P_ADD), lean=table_env(["⊢ P"], transitions),
                               sampler=TableSampler({"⊢ P": [("done", -0.1)]}), cache=cache)
     assert result.proved and result.tactics == ["done"]
     assert result.cache_stale == 1 and result.cache_proof_hits == 0
@@ -472,7 +479,7 @@ async def test_a_proof_the_checker_refuses_leaves_the_cache() -> None:
     cache = MemoryProofCache()
     async with sim_pool() as pool:
         ctx = _ctx(pool, TableSampler(SUGGESTIONS), None, passes=2, cache=cache)
-        ctx.checker = ProofChecker(pool, ctx.config.checker)
+        ctx = ctx.with_changes(checker=ProofChecker(pool, ctx.config.checker))
         recorded = await _prove(P_TACTIC_ONLY, ctx, BestFirstStrategy(parallel_attempts=1))
     assert [a.verdict.rule for a in recorded] == ["lean_error"] * 2
     # the second attempt searched for itself instead of replaying the refused script

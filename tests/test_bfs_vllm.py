@@ -34,7 +34,8 @@ SCRIPT = textwrap.dedent(
     from prover.lean_env.simulated_repl import simulated_repl_command
     from prover.llm.tiny_model import tiny_sampler_config
     from prover.llm.vllm_backend import VllmSampler
-    from prover.search.base import StrategyContext
+    from prover.lean_env.session import PoolLeanSession
+    from prover.search.base import Services, StrategyContext
     from prover.search.bfs import BestFirstStrategy
     from prover.search.proof_cache import SqliteProofCache
     from prover.types import Problem
@@ -42,7 +43,7 @@ SCRIPT = textwrap.dedent(
     async def main(model_dir, scenario, out):
         config = ProverConfig().with_overrides({
             "lean.repl_cmd": simulated_repl_command(scenario), "lean.workers": 1, "lean.rss_limit_mb": None,
-            "whole_proof.passes": 2, "bfs.width": 4, "bfs.max_expansions": 5, "bfs.time_budget": 120,
+            "eval.passes": 2, "bfs.width": 4, "bfs.max_expansions": 5, "bfs.time_budget": 120,
             "bfs.max_tokens": 16,
         })
         problem = Problem(name="t_chain", formal_statement="theorem t_chain (n : Nat) : n * 1 = n := by")
@@ -55,9 +56,10 @@ SCRIPT = textwrap.dedent(
 
         t0 = time.monotonic()
         async with LeanPool(config.lean) as pool:
-            ctx = StrategyContext(config=config, sampler=sampler, checker=ProofChecker(pool, config.checker),
-                                  pool=pool, proof_cache=cache)
-            await BestFirstStrategy(tree_dir=out / "trees", parallel_attempts=2).prove(problem, ctx, record)
+            services = Services(samplers={"prover": sampler}, checker=ProofChecker(pool, config.checker),
+                                lean=PoolLeanSession(pool), proof_cache=cache)
+            ctx = StrategyContext.from_services(config, services, artifacts=out / "trees")
+            await BestFirstStrategy(parallel_attempts=2).prove(problem, ctx, record)
         seconds = time.monotonic() - t0
         stats = sampler.stats.model_dump()
         await sampler.close()

@@ -13,7 +13,7 @@ from pathlib import Path
 from checker_helpers import PROBLEM, SCENARIO, problem_line
 
 from prover import cli
-from prover.lean_env import commands
+from prover.commands import check as commands
 from prover.lean_env.simulated_repl import simulated_repl_command
 from prover.types import Problem
 

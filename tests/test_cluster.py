@@ -488,7 +488,7 @@ def test_bfs_on_ray_through_pool_and_cache_proxies_survives_a_pool_kill(ray_clus
     scenario, script = bfs_world(tmp_path, names, latency=0.03)
     config = sim_config(
         tmp_path, scenario, script,
-        **{"lean.rss_limit_mb": 256, "eval.strategy": "bfs", "whole_proof.passes": 2, "bfs.width": 3,
+        **{"lean.rss_limit_mb": 256, "eval.strategy": "bfs", "eval.passes": 2, "bfs.width": 3,
            "bfs.max_expansions": 6, "bfs.stop_on_first": False},
     )
     problems = [bfs_problem(n) for n in names]

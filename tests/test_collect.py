@@ -6,12 +6,12 @@ import asyncio
 import json
 import math
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from context_helpers import make_ctx
 from cluster_helpers import (
     bfs_problem,
     bfs_world,
@@ -36,7 +36,7 @@ from prover.cluster.collect import (
 from prover.cluster.local_ray import init_local_ray
 from prover.config import ProverConfig
 from prover.errors import ConfigError, RunError
-from prover.search.base import StrategyContext
+from prover.search.base import Strategy
 from prover.types import Attempt, CheckStatus, Problem, Verdict
 
 # ---------------------------------------------------------------------------------------------
@@ -63,7 +63,7 @@ def test_tactic_perplexity_is_exp_of_minus_mean_token_logprob() -> None:
 def test_perplexity_band_drops_both_tails() -> None:
     rows = ProblemRows(
         problem="p", attempts=2, proved=1,
-        steps=[_step("easy", -0.01, True), _step("mid", -0.5, True), _step("noisy", -4.0, False)],
+        rows={"steps": [_step("easy", -0.01, True), _step("mid", -0.5, True), _step("noisy", -4.0, False)]},
     )
     kept, dropped = apply_filters(rows, FilterConfig(tactic_ppl_band=(1.1, 10.0)))
     assert [r["tactic"] for r in kept.steps] == ["mid"] and dropped == ""
@@ -72,15 +72,15 @@ def test_perplexity_band_drops_both_tails() -> None:
 def test_proved_paths_only_and_drop_all_solved() -> None:
     rows = ProblemRows(
         problem="p", attempts=2, proved=1,
-        steps=[_step("good", -0.5, True), _step("bad", -0.5, False)],
-        whole_proof=[_whole("proved"), _whole("failed")],
+        rows={"steps": [_step("good", -0.5, True), _step("bad", -0.5, False)],
+              "proofs": [_whole("proved"), _whole("failed")]},
     )
     kept, _ = apply_filters(rows, FilterConfig(proved_paths_only=True))
     assert [r["tactic"] for r in kept.steps] == ["good"]
-    assert [r["status"] for r in kept.whole_proof] == ["proved"]
+    assert [r["status"] for r in kept.proofs] == ["proved"]
     solved = rows.model_copy(update={"proved": 2})
     kept, dropped = apply_filters(solved, FilterConfig(drop_all_solved=True))
-    assert (kept.steps, kept.whole_proof, dropped) == ([], [], "all_solved")
+    assert (kept.steps, kept.proofs, dropped) == ([], [], "all_solved")
     assert apply_filters(rows, FilterConfig(drop_all_solved=True))[1] == ""  # 1 of 2: kept
 
 
@@ -100,7 +100,7 @@ def test_band_needs_token_logprobs() -> None:
 
 
 def _rows(name: str, n: int) -> ProblemRows:
-    return ProblemRows(problem=name, attempts=1, proved=1, steps=[_step(f"t{i}", -0.5, True) for i in range(n)])
+    return ProblemRows(problem=name, attempts=1, proved=1, rows={"steps": [_step(f"t{i}", -0.5, True) for i in range(n)]})
 
 
 def test_writer_shards_atomically_and_resume_skips_finished(tmp_path: Path) -> None:
@@ -206,7 +206,7 @@ def _bfs_config_file(tmp_path: Path, **collect: Any) -> Path:
     problems.write_text("".join(json.dumps(bfs_problem(n).model_dump()) + "\n" for n in BFS_NAMES))
     config = sim_config(tmp_path, scenario, script)
     data = json.loads(config.model_dump_json())
-    data["whole_proof"]["passes"] = 2
+    data["eval"]["passes"] = 2
     data["bfs"].update({"width": 3, "max_expansions": 6, "stop_on_first": False})
     data["lean"]["workers"] = 1
     data["collect"] = {"strategy": "bfs", "problems": "problems.jsonl", "problems_per_shard": 2, **collect}
@@ -289,15 +289,13 @@ def test_drop_all_solved_does_not_count_proofs_replayed_from_the_proof_cache(tmp
     assert stats.dropped == {} and stats.logprob_quantiles["p95"] < 0  # cached 0.0 placeholders left out
 
 
-class _SameTreeFileStrategy:
-    """Writes every problem's tree to the same relative path (as the real strategy does for
-    names that sanitise alike), and records only after both problems wrote theirs."""
-
-    strategy = "bfs"
+class _SameTreeFileStrategy(Strategy):
+    """Writes every problem's tree to the same relative path of its artifacts directory (as the
+    real strategy does for names that sanitise alike), and records only after both problems wrote
+    theirs."""
 
     def __init__(self) -> None:
-        self.tree_dir: Path | None = None
-        self.written: list[str] = []  # shared by copies of the strategy
+        self.written: list[str] = []
         self.both_written = asyncio.Event()
 
     async def prove(self, problem: Problem, ctx: Any, record: Any, done: Any) -> None:
@@ -306,8 +304,8 @@ class _SameTreeFileStrategy:
         tree = SearchTree(problem.name, 0)
         root = tree.add_root([f"⊢ goal of {problem.name}"])
         tree.add_failure(root, "bad", -1.0, EdgeOutcome.ERROR, "unknown tactic", 0.0)
-        assert self.tree_dir is not None
-        path = self.tree_dir / "q_0" / "attempt_000.json"
+        assert ctx.artifacts is not None
+        path = ctx.artifacts / "q_0" / "attempt_000.json"
         tree.write_json(path)
         self.written.append(problem.name)
         if len(self.written) == 2:
@@ -320,7 +318,7 @@ class _SameTreeFileStrategy:
 
 async def test_problems_whose_tree_files_collide_keep_their_own_trees() -> None:
     strategy = _SameTreeFileStrategy()
-    ctx = StrategyContext(config=ProverConfig(), sampler=SimpleNamespace(backend="none"), checker=None)
+    ctx = make_ctx(ProverConfig())
     rows = await asyncio.gather(
         *(collect_module.collect_problem(strategy, ctx, make_problem(n)) for n in ("q_0", "q'0"))
     )
@@ -340,7 +338,7 @@ def test_collect_filters_keep_only_proof_paths_of_problems_not_solved_by_every_a
     )
     summary = collect(config, [make_problem(n) for n in names], tmp_path / "out", settings)
     assert summary.problems == 3 and summary.proved_problems == 2
-    rows = _shard_rows(tmp_path / "out", "whole_proof")
+    rows = _shard_rows(tmp_path / "out", "proofs")
     # w0: 1 of 4 proved -> its proved sample; w1: none proved; w2: all proved -> dropped
     assert [(r["problem"], r["attempt"], r["status"]) for r in rows] == [("w0", 0, "proved")]
     row = rows[0]
@@ -377,7 +375,7 @@ def test_collect_whole_proof_unfiltered_rows_carry_errors_and_resume_finishes_th
 
     summary = collect(config, problems, tmp_path / "out", settings, resume=True)
     assert summary.collected == 2 and summary.problems == 5
-    rows = _shard_rows(tmp_path / "out", "whole_proof")
+    rows = _shard_rows(tmp_path / "out", "proofs")
     assert sorted({(r["problem"], r["attempt"]) for r in rows}) == sorted((n, i) for n in names for i in range(4))
     assert len(rows) == 20
     failed = [r for r in rows if r["status"] != "proved"]
@@ -406,7 +404,7 @@ def test_collect_on_ray_writes_the_same_rows_as_in_process(tmp_path: Path) -> No
     assert summary.collected == 4
 
     def canon(out: Path) -> list[str]:
-        return sorted(json.dumps(r, sort_keys=True) for r in _shard_rows(out, "whole_proof"))
+        return sorted(json.dumps(r, sort_keys=True) for r in _shard_rows(out, "proofs"))
 
     assert canon(tmp_path / "ray") == canon(tmp_path / "local") and len(canon(tmp_path / "ray")) == 16
 

@@ -96,3 +96,75 @@ def test_another_workspace_does_not_inherit_the_recorded_repl(tmp_path: Path, mo
     (tmp_path / "run.yaml").write_text("lean:\n  workspace: /ws/c\n")
     from_file = ProverConfig.load(tmp_path / "run.yaml").lean
     assert (from_file.workspace, from_file.repl_cmd, from_file.lean_version) == (Path("/ws/c"), None, "")
+
+
+# -- strategy sections and model roles ------------------------------------------------------------
+
+
+def test_every_registered_strategy_has_its_section_and_sections_are_validated(tmp_path: Path) -> None:
+    from prover.registry import strategy_specs
+
+    config = ProverConfig.load(user_defaults=False)
+    for spec in strategy_specs().values():
+        assert isinstance(config.section(spec), spec.config_model)
+    bfs = strategy_specs()["bfs"]
+    (tmp_path / "s.yaml").write_text("bfs:\n  width: 3\neval:\n  passes: 5\n")
+    loaded = ProverConfig.load(tmp_path / "s.yaml", user_defaults=False)
+    assert loaded.section(bfs).width == 3 and loaded.eval.passes == 5
+    assert loaded.model_dump()["bfs"]["width"] == 3  # sections serialise at the top level (run.json)
+    with pytest.raises(ConfigError, match="section 'bfs'.*width"):
+        ProverConfig.from_dict({"bfs": {"width": 0}})
+    with pytest.raises(ConfigError, match="unknown config section.*bsf"):
+        ProverConfig.from_dict({"bsf": {"width": 3}})
+    with pytest.raises(ConfigError, match="eval.strategy 'beam' is not a registered strategy"):
+        ProverConfig.from_dict({"eval": {"strategy": "beam"}})
+
+
+def test_a_pre_registry_passes_setting_says_where_it_went() -> None:
+    with pytest.raises(ConfigError, match=r"`passes` is now `eval.passes`"):
+        ProverConfig.from_dict({"whole_proof": {"passes": 8}})
+
+
+def test_samplers_override_the_default_model_per_role(monkeypatch: pytest.MonkeyPatch) -> None:
+    from prover.registry import StrategySpec, registered
+    from prover.search.bfs import BfsConfig
+
+    spec = StrategySpec(name="two_models", config_model=BfsConfig, factory=object, roles=("planner", "prover"))
+    with registered(spec):
+        config = ProverConfig.load(user_defaults=False).with_overrides({
+            "sampler.model": "local/prover", "sampler.temperature": 0.7,
+            "samplers.planner.backend": "openai", "samplers.planner.model": "hosted/reasoner",
+            "samplers.planner.base_url": "http://127.0.0.1:9/v1",
+        })
+        planner, prover_ = config.sampler_for("planner"), config.sampler_for("prover")
+        assert (planner.backend, planner.model, planner.temperature) == ("openai", "hosted/reasoner", 0.7)
+        assert (prover_.backend, prover_.model) == ("vllm", "local/prover")
+        with pytest.raises(ConfigError, match="samplers.planner.*temperature"):
+            config.with_overrides({"samplers.planner.temperature": -1})
+        with pytest.raises(ConfigError, match="samplers.planner.*wat"):
+            config.with_overrides({"samplers.planner.wat": 1})
+    with pytest.raises(ConfigError, match="no strategy uses a model role 'critic'"):
+        ProverConfig.from_dict({"samplers": {"critic": {"model": "x"}}})
+
+
+async def test_roles_with_the_same_engine_share_one_sampler(tmp_path: Path) -> None:
+    from prover.search.base import Services
+    from prover.search.services import open_samplers
+
+    script = tmp_path / "s.jsonl"
+    script.write_text('{"name": "p", "completions": ["x"]}\n')
+    other = tmp_path / "t.jsonl"
+    other.write_text('{"name": "p", "completions": ["y"]}\n')
+    base = ProverConfig.load(user_defaults=False).with_overrides(
+        {"sampler.backend": "scripted", "sampler.script": str(script)}
+    )
+    from prover.registry import StrategySpec, registered
+    from prover.search.bfs import BfsConfig
+
+    with registered(StrategySpec(name="two_models", config_model=BfsConfig, factory=object, roles=("planner", "prover"))):
+        same = Services(samplers={}, checker=None, lean=None)  # type: ignore[arg-type]
+        open_samplers(base.with_overrides({"samplers.planner.temperature": 0.2}), ("planner", "prover"), same)
+        assert same.samplers["planner"] is same.samplers["prover"] and len(same.closers) == 1
+        apart = Services(samplers={}, checker=None, lean=None)  # type: ignore[arg-type]
+        open_samplers(base.with_overrides({"samplers.planner.script": str(other)}), ("planner", "prover"), apart)
+        assert apart.samplers["planner"] is not apart.samplers["prover"] and len(apart.closers) == 2

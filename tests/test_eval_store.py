@@ -29,7 +29,7 @@ def test_new_run_writes_run_json_and_attempts(tmp_path: Path) -> None:
     assert recorded.benchmark == "minif2f" and recorded.model == "test/model" and recorded.passes == 4
     assert recorded.problems == ["p0", "p1", "p2"] and recorded.categories["p1"] == "odd"
     assert recorded.versions["python"] and recorded.versions["prover"]
-    assert recorded.config["whole_proof"]["passes"] == 4
+    assert recorded.config["eval"]["passes"] == 4
     assert recorded.command == ["prover", "eval", "minif2f"] and recorded.created
     assert [e["event"] for e in read_events(run)] == ["open", "close"]
 
@@ -135,6 +135,7 @@ def test_corrupt_middle_line_is_an_error(tmp_path: Path) -> None:
         ({"sampler.temperature": 0.6}, "sampler.temperature"),
         ({"sampler.prompt_format": "kimina"}, "sampler.prompt_format"),
         ({"checker.allow_native_decide": True}, "checker"),
+        ({"samplers.prover.temperature": 0.3}, "samplers.prover.temperature"),
     ],
 )
 def test_resume_with_result_changing_settings_is_refused(tmp_path: Path, changed: dict, field: str) -> None:
@@ -213,3 +214,18 @@ def test_lean_version_falls_back_to_the_workspace_toolchain(tmp_path: Path) -> N
     assert info(**{"lean.workspace": str(tmp_path / "ws")}).lean_version == "v4.15.0"
     assert info(**{"lean.workspace": str(tmp_path / "ws"), "lean.lean_version": "v4.9.0"}).lean_version == "v4.9.0"
     assert info(**{"lean.workspace": str(tmp_path / "missing")}).lean_version is None
+
+
+def test_nested_attempts_have_their_own_slots_and_come_back_on_resume(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    top = attempt("p0", 0)
+    subgoal = attempt("p0", 0, kind="subgoal", parent=0)  # same (round, index) as the top-level one
+    sketch = attempt("p0", 0, kind="sketch", parent=0)
+    with ResultsStore.open(run, info()) as store:
+        assert store.append_many([top, subgoal, sketch]) == 3
+        assert store.append_many([attempt("p0", 0, kind="subgoal", parent=0, proved=True)]) == 0  # slot taken
+    with ResultsStore.open(run, info(), resume=True) as store:
+        done = store.done("p0")
+        assert list(done) == [(0, 0)] and done[(0, 0)].parent is None and not done.proved
+        assert [a.kind for a in done.nested(parent=0)] == ["subgoal", "sketch"]
+        assert done.nested(parent=1) == [] and [a.kind for a in done.nested(kind="sketch")] == ["sketch"]

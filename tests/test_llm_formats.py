@@ -52,7 +52,7 @@ FULL = HEADER + STATEMENT + "\n  rw [h₂, h₃] at h₁\n  norm_num [h₁]"
         ("Goedel-LM/Goedel-Prover-V2-8B", "goedel-v2"),
         ("AI-MO/Kimina-Prover-Distill-8B", "kimina"),
         ("AI-MO/Kimina-Prover-Preview-Distill-7B", "kimina"),
-        ("ByteDance-Seed/BFS-Prover-V2-7B", "bfs"),
+        ("ByteDance-Seed/BFS-Prover-V2-7B", "bfs-prover"),
         ("deepseek-ai/DeepSeek-Prover-V1.5-RL", "deepseek-v1.5"),
         ("/models/deepseek_prover_v1_5_sft", "deepseek-v1.5"),
         ("Qwen/Qwen2.5-7B-Instruct", "chat"),
@@ -66,7 +66,7 @@ def test_format_inferred_from_model_id(model: str, expected: str) -> None:
 
 def test_format_by_name_overrides_model() -> None:
     assert get_format("kimina", "deepseek-ai/DeepSeek-Prover-V2-7B").name == "kimina"
-    assert set(FORMAT_NAMES) == {"deepseek-v1.5", "deepseek-v2", "goedel-v2", "kimina", "bfs", "chat"}
+    assert set(FORMAT_NAMES) == {"deepseek-v1.5", "deepseek-v2", "goedel-v2", "kimina", "bfs-prover", "chat"}
 
 
 def test_unknown_format_name_is_a_config_error() -> None:
@@ -146,7 +146,7 @@ def test_prompts_without_informal_statement_or_header() -> None:
 
 
 def test_bfs_tactic_prompt_is_state_then_triple_colon() -> None:
-    fmt = get_format("bfs")
+    fmt = get_format("bfs-prover")
     request = fmt.tactic_request("x : ℕ\nh : 2 * x = 4\n⊢ x = 2\n")
     assert request.prompt == "x : ℕ\nh : 2 * x = 4\n⊢ x = 2:::"
     assert request.messages is None
@@ -330,7 +330,7 @@ def test_chat_accepts_full_code_or_a_bare_tactic_block() -> None:
 
 
 def test_bfs_tactic_extraction() -> None:
-    fmt = get_format("bfs")
+    fmt = get_format("bfs-prover")
     assert fmt.extract_tactic(" nlinarith [sq_nonneg (x - 2)]<|im_end|>") == "nlinarith [sq_nonneg (x - 2)]"
     echoed = "x : ℕ\n⊢ x + 0 = x:::simp"
     assert fmt.extract_tactic(echoed) == "simp"
@@ -340,7 +340,7 @@ def test_bfs_tactic_extraction() -> None:
 
 
 def test_multi_line_tactics_keep_their_relative_indentation() -> None:
-    bfs, chat = get_format("bfs"), get_format("chat")
+    bfs, chat = get_format("bfs-prover"), get_format("chat")
     assert bfs.extract_tactic("\n  constructor\n  · simp\n  · ring\n") == "constructor\n· simp\n· ring"
     assert bfs.extract_tactic("  have h : x = x := by\n    rfl") == "have h : x = x := by\n  rfl"
     assert bfs.extract_tactic(" exact foo\nbar") == "exact foo\nbar"  # no common indent: first line only

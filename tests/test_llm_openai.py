@@ -348,7 +348,7 @@ async def test_server_returning_fewer_choices_is_asked_for_the_rest(server: Fake
 async def test_bfs_tactic_request_gets_a_cumulative_logprob(server: FakeOpenAIServer) -> None:
     from prover.llm.formats import get_format
 
-    request = get_format("bfs").tactic_request("⊢ True").model_copy(update={"n": 2})
+    request = get_format("bfs-prover").tactic_request("⊢ True").model_copy(update={"n": 2})
     async with _sampler(server) as sampler:
         result = await sampler.generate(request)
     assert server.requests[0]["body"]["logprobs"] == 1

@@ -115,3 +115,22 @@ def test_budget_defaults_to_largest_n() -> None:
     assert summary.budget == 3 and list(summary.pass_at_k) == ["1", "2", "3"]
     empty = summarize([], problems=["p0"])
     assert empty.problems == 1 and empty.solved == 0 and empty.pass_at_k == {"1": 0.0}
+
+
+def test_nested_attempts_are_counted_apart_and_never_as_samples() -> None:
+    # p0: 2 top-level samples, 1 proved; its sketches and subgoals (one proved) are not samples
+    attempts = [
+        attempt("p0", 0, proved=False),
+        attempt("p0", 1, proved=True),
+        attempt("p0", 0, proved=True, kind="subgoal", parent=0),
+        attempt("p0", 1, proved=False, kind="subgoal", parent=0),
+        attempt("p0", 0, proved=False, kind="sketch", parent=1),
+        attempt("p1", 0, proved=True, kind="subgoal", parent=0),  # a proved subgoal proves nothing
+        attempt("p1", 0, proved=False),
+        attempt("p1", 1, proved=False),
+    ]
+    summary = summarize(attempts, problems=["p0", "p1"], budget=2)
+    assert summary.solved == 1 and summary.solved_names == ["p0"]
+    assert summary.pass_at_k == {"1": pytest.approx(0.25), "2": pytest.approx(0.5)}
+    assert summary.attempts == 4 and summary.checks == 4
+    assert summary.nested == {"sketch": 1, "subgoal": 3} and summary.nested_proved == {"subgoal": 2}

@@ -55,7 +55,7 @@ def test_report_markdown_content(tmp_path: Path) -> None:
     assert "### p0" in text and "sample 1, round 0 (1 of 4 samples proved it)" in text
     assert "-- p0 1 0\n  simp" in text  # the proving attempt's proof
     assert "### p1" not in text
-    assert "model: test/model" in text and "passes / rounds: 4 / 0" in text
+    assert "model: test/model" in text and "passes: 4" in text and "strategy settings: chunk=8, rounds=0" in text
     assert "checks saved by dedupe | 1" in text and "command: prover eval minif2f" in text
 
 

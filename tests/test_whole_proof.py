@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from context_helpers import make_ctx
 from whole_proof_helpers import FakeChecker, FakeSampler, body_of, lean_block
 
 from prover.config import ProverConfig
 from prover.errors import ConfigError, SamplerUnavailable
-from prover.search.base import StrategyContext
 from prover.search.whole_proof import (
     WholeProofStrategy,
     expected_attempts_done,
@@ -22,7 +22,7 @@ PROBLEM = Problem(name="p_add", formal_statement="theorem p_add (x : Nat) : x + 
 
 
 def make_config(**whole_proof: object) -> ProverConfig:
-    overrides = {f"whole_proof.{k}": v for k, v in whole_proof.items()}
+    overrides = {("eval" if k == "passes" else "whole_proof") + f".{k}": v for k, v in whole_proof.items()}
     overrides["sampler.prompt_format"] = "goedel-v2"
     return ProverConfig.load(None, user_defaults=False).with_overrides(overrides)
 
@@ -33,7 +33,7 @@ async def run(config: ProverConfig, sampler: FakeSampler, checker: FakeChecker, 
     async def record(attempt: Attempt) -> None:
         recorded.append(attempt)
 
-    ctx = StrategyContext(config=config, sampler=sampler, checker=checker)
+    ctx = make_ctx(config, sampler, checker)
     await WholeProofStrategy().prove(PROBLEM, ctx, record, done)
     return recorded
 
@@ -169,14 +169,14 @@ async def test_resume_skips_recorded_attempts_and_reuses_verdicts() -> None:
     first = await run(config, FakeSampler(respond), FakeChecker({"omega", "fixed"}))
     assert len(first) == 7  # 4 first tries + corrections of the 3 failures
     full_done = {(a.round, a.sample_index): a for a in first}
-    assert expected_attempts_done(PROBLEM, config.whole_proof, full_done)
+    assert expected_attempts_done(PROBLEM, config, full_done)
     untouched = FakeSampler(respond)
     assert await run(config, untouched, FakeChecker(set()), done=full_done) == []
     assert untouched.requests == []
 
     # Lose chain 3 entirely and chain 1's correction: only those are redone.
     partial = {k: v for k, v in full_done.items() if k not in {(0, 3), (1, 3), (1, 1)}}
-    assert not expected_attempts_done(PROBLEM, config.whole_proof, partial)
+    assert not expected_attempts_done(PROBLEM, config, partial)
     checker = FakeChecker({"omega", "fixed"})
     sampler = FakeSampler(respond)
     redone = await run(config, sampler, checker, done=partial)

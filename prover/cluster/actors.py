@@ -46,6 +46,7 @@ from prover.cluster.proxies import (
 )
 from prover.config import ProverConfig
 from prover.errors import StaleHandleError
+from prover.search.base import DoneAttempts, Services, Strategy, StrategyContext
 from prover.types import Attempt, GenRequest, Problem
 
 log = logging.getLogger(__name__)
@@ -63,13 +64,17 @@ def remote_class(cls: type) -> Any:
 
 
 class LLMActor:
-    """One sampling engine shared by every agent (async actor: requests overlap and batch)."""
+    """One sampling engine shared by every agent (async actor: requests overlap and batch).
 
-    def __init__(self, config: ProverConfig, name: str = "llm") -> None:
+    It serves the sampler settings of model role `role` (`config.sampler_for(role)`); roles whose
+    settings name the same engine share its actors.
+    """
+
+    def __init__(self, config: ProverConfig, name: str = "llm", role: str = "prover") -> None:
         from prover.llm.base import make_sampler
 
         self.name = name
-        self._sampler = make_sampler(config.sampler)
+        self._sampler = make_sampler(config.sampler_for(role))
 
     async def generate(self, request: GenRequest) -> Reply:
         return await serve(self.name, self._sampler.generate(request))
@@ -317,12 +322,22 @@ class ProofCacheActor:
 class ClusterServices:
     """Handles of the shared actors, as passed to every agent."""
 
-    llm: list[ActorHandle]
+    llm_by_role: dict[str, list[ActorHandle]]
+    """LLM engine actors serving each model role of the run's strategy."""
     pools_by_node: dict[str, list[ActorHandle]]
     """Lean pool actors per Ray node id."""
     proof_cache: ActorHandle | None = None
     env_key_template: Any = None
     """`EnvKey` with an empty header, as the pool actors compute it (for `RayPoolProxy.env_key`)."""
+
+    @property
+    def llm(self) -> list[ActorHandle]:
+        """Every LLM engine actor (each once)."""
+        seen: dict[int, ActorHandle] = {}
+        for handles in self.llm_by_role.values():
+            for handle in handles:
+                seen.setdefault(id(handle), handle)
+        return list(seen.values())
 
     def pool_order(self, node_id: str | None) -> list[ActorHandle]:
         """Pools on `node_id` first (their REPLs are local), then the others for fail-over."""
@@ -331,21 +346,22 @@ class ClusterServices:
         return [*local, *others]
 
 
-def build_context(config: ProverConfig, services: ClusterServices, owner: str, node_id: str | None) -> Any:
-    """A `StrategyContext` whose services are proxies to the cluster's actors."""
-    from prover.search.base import StrategyContext
+def agent_services(services: ClusterServices, owner: str, node_id: str | None) -> Services:
+    """The `Services` of a prover agent: proxies to the cluster's actors (pools on its own node
+    first). Every model role is served by the LLM actors; the Lean session runs here, over the
+    pool actors, so goal states stay sticky to the pool actor that holds them."""
+    from prover.lean_env.session import PoolLeanSession
 
     pools = services.pool_order(node_id)
     pool_set = ActorSet(pools, [f"lean-pool-{i}" for i in range(len(pools))])
-    cache = None
-    if services.proof_cache is not None:
-        cache = RayProofCacheProxy(services.proof_cache)
-    pool = RayPoolProxy(pool_set, services.env_key_template, owner) if services.env_key_template else None
-    return StrategyContext(
-        config=config,
-        sampler=RaySamplerProxy(services.llm),
+    cache = RayProofCacheProxy(services.proof_cache) if services.proof_cache is not None else None
+    proxies: dict[int, RaySamplerProxy] = {}
+    for handles in services.llm_by_role.values():
+        proxies.setdefault(id(handles), RaySamplerProxy(handles))
+    return Services(
+        samplers={role: proxies[id(handles)] for role, handles in services.llm_by_role.items()},
         checker=RayCheckerProxy(pool_set),
-        pool=pool,
+        lean=PoolLeanSession(RayPoolProxy(pool_set, services.env_key_template, owner)),
         proof_cache=cache,
     )
 
@@ -354,13 +370,13 @@ class ProverAgentActor:
     """Runs one strategy on problems the driver sends; attempts stream back as they finish."""
 
     def __init__(self, config: ProverConfig, services: ClusterServices, name: str = "agent") -> None:
-        from prover.search.registry import make_strategy
+        from prover.eval.run import make_strategy
 
         self.name = name
         self._config = config
         self._services = services
         node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
-        self._ctx = build_context(config, services, name, node_id)
+        self._ctx = StrategyContext.from_services(config, agent_services(services, name, node_id))
         self._strategy = make_strategy(config)
         self._released: asyncio.Future[None] | None = None
 
@@ -394,7 +410,7 @@ class ProverAgentActor:
 
 
 async def run_streaming(
-    strategy: Any, problem: Problem, ctx: Any, done: Sequence[Attempt], origin: str
+    strategy: Strategy, problem: Problem, ctx: StrategyContext, done: Sequence[Attempt], origin: str
 ) -> AsyncIterator[AgentEvent]:
     """Run `strategy.prove` and yield its attempts as events while it runs."""
     queue: asyncio.Queue[AgentEvent] = asyncio.Queue()
@@ -403,9 +419,8 @@ async def run_streaming(
         await queue.put(AgentEvent(kind="attempt", attempt=attempt))
 
     async def run() -> None:
-        done_map: Mapping[tuple[int, int], Attempt] = {(a.round, a.sample_index): a for a in done}
         try:
-            await strategy.prove(problem, ctx, record, done_map)
+            await strategy.prove(problem, ctx, record, DoneAttempts(done))
         except Exception as exc:  # noqa: BLE001 - sent to the driver as a typed failure
             await queue.put(AgentEvent(kind="failed", failure=RemoteFailure.from_exception(exc, origin)))
         else:

@@ -3,8 +3,10 @@
 `collect(config, problems, out_dir)` runs the configured strategy over a problem set with
 exploration settings and writes two kinds of rows:
 
-- whole-proof rows (one per sampled proof): problem, prompt, completion, extracted proof, verdict
-  status and rule, Lean error messages, token counts, log-probs;
+- attempt rows (one per sampled proof, sketch or subgoal attempt that has a model completion):
+  problem, kind, parent, prompt, completion, extracted proof, verdict status and rule, Lean error
+  messages, token counts, log-probs; top-level attempts go to `proofs` shards, nested ones to a
+  shard kind named after their attempt kind (`sketch`, `subgoal`, ...);
 - step rows (one per tactic application of a best-first search tree, from
   `SearchTree.step_records()`): state, tactic, log-prob, outcome, next state, on-proof-path, depth.
 
@@ -15,7 +17,7 @@ dropped: too easy and noisy).
 Output layout (resumable like an eval run):
 
     OUT/manifest.json            strategy, filters, shards, per-problem summary (atomic replace)
-    OUT/shards/steps-00000.parquet, whole_proof-00000.parquet, ...
+    OUT/shards/steps-00000.parquet, proofs-00000.parquet, sketch-00000.parquet, ...
 
 Finished problems are buffered and written `problems_per_shard` at a time: first the shard (temp
 file + rename), then the manifest that lists it. A crash loses at most the buffered problems;
@@ -28,33 +30,38 @@ Settings live in a `collect:` section of the same YAML/TOML file as the `ProverC
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import copy
 import json
 import logging
 import math
 import os
+import re
 import tempfile
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from prover.config import ProverConfig, merge_config_layer, read_config_file, user_config_path
 from prover.errors import ConfigError, RunError
 from prover.eval.pipeline import PipelineStats, Progress, clock_text
+from prover.eval.run import make_strategy, run_sync
 from prover.llm.base import Sampler
-from prover.types import Attempt, GenRequest, GenResult, Problem
+from prover.registry import get_strategy_spec, strategy_specs
+from prover.search.base import DoneAttempts, ServicesFactory, Strategy, StrategyContext
+from prover.search.services import open_services
+from prover.types import Attempt, Completion, GenRequest, GenResult, Problem
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 SHARD_DIR = "shards"
-RowKind = Literal["whole_proof", "steps"]
-ROW_KINDS: tuple[RowKind, ...] = ("whole_proof", "steps")
+PROOF_ROWS = "proofs"
+"""Row kind of top-level attempts with a completion; nested attempts use their attempt kind."""
+STEP_ROWS = "steps"
+"""Row kind of best-first search tree steps."""
+MANIFEST_VERSION = 2
 CACHED = "cached"
 """Step outcome of a tactic replayed from the proof cache (`prover.search.tree.EdgeOutcome`)."""
 
@@ -91,8 +98,8 @@ class CollectConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    strategy: Literal["whole_proof", "bfs"] | None = None
-    """Strategy to run; None uses `eval.strategy`."""
+    strategy: str | None = None
+    """A registered strategy to run; None uses `eval.strategy`."""
     problems: Path | None = None
     """A JSONL file of problems (uniform schema); None selects `eval.benchmark`/`split`/`limit`."""
     out: Path | None = None
@@ -109,22 +116,33 @@ class CollectConfig(BaseModel):
     """Run on the Ray cluster of the `ray:` section (same as `--ray`)."""
 
     @model_validator(mode="after")
+    def _known_strategy(self) -> CollectConfig:
+        if self.strategy is not None:
+            get_strategy_spec(self.strategy)  # ConfigError naming the known strategies
+        return self
+
+    @model_validator(mode="after")
     def _band_needs_logprobs(self) -> CollectConfig:
         if self.filters.tactic_ppl_band is not None and not self.logprobs:
             raise ValueError("filters.tactic_ppl_band needs logprobs: true (perplexity comes from token log-probs)")
         return self
 
     def apply(self, config: ProverConfig) -> ProverConfig:
-        """The run's `ProverConfig`: strategy and exploration settings applied."""
-        return config.with_overrides(
-            {
-                "eval.strategy": self.strategy,
-                "sampler.temperature": self.temperature,
-                "bfs.temperature": self.temperature,
-                "sampler.top_p": self.top_p,
-                "sampler.seed": self.seed,
-            }
-        )
+        """The run's `ProverConfig`: strategy and exploration settings applied.
+
+        The temperature goes to the sampler and to every strategy section that samples with its
+        own (`temperature` field, e.g. best-first tactic sampling).
+        """
+        overrides: dict[str, Any] = {
+            "eval.strategy": self.strategy,
+            "sampler.temperature": self.temperature,
+            "sampler.top_p": self.top_p,
+            "sampler.seed": self.seed,
+        }
+        for spec in strategy_specs().values():
+            if "temperature" in spec.config_model.model_fields:
+                overrides[f"{spec.name}.temperature"] = self.temperature
+        return config.with_overrides(overrides)
 
 
 def load_collect_config(path: Path | str, *, user_defaults: bool = True) -> tuple[ProverConfig, CollectConfig]:
@@ -153,18 +171,27 @@ def load_collect_config(path: Path | str, *, user_defaults: bool = True) -> tupl
 
 
 class ProblemRows(BaseModel):
-    """Everything one problem contributed: counts and unfiltered rows."""
+    """Everything one problem contributed: counts and unfiltered rows by row kind."""
 
     model_config = ConfigDict(extra="forbid")
 
     problem: str
     attempts: int = 0
+    """Top-level attempts."""
     proved: int = 0
     replayed: int = 0
     """Proved best-first attempts whose whole proof came from the proof cache (another attempt's
     search found it), so they are not independent samples that solved the problem."""
-    whole_proof: list[dict[str, Any]] = Field(default_factory=list)
-    steps: list[dict[str, Any]] = Field(default_factory=list)
+    rows: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
+    """Row kind (`proofs`, `steps`, or a nested attempt kind) -> rows."""
+
+    @property
+    def proofs(self) -> list[dict[str, Any]]:
+        return self.rows.get(PROOF_ROWS, [])
+
+    @property
+    def steps(self) -> list[dict[str, Any]]:
+        return self.rows.get(STEP_ROWS, [])
 
 
 class ProblemSummary(BaseModel):
@@ -195,26 +222,36 @@ def has_own_logprob(step: dict[str, Any]) -> bool:
 def apply_filters(rows: ProblemRows, filters: FilterConfig) -> tuple[ProblemRows, str]:
     """The rows to write for one problem under `filters`, and the reason if all were dropped."""
     if filters.drop_all_solved and rows.attempts > 0 and rows.proved - rows.replayed == rows.attempts:
-        return rows.model_copy(update={"whole_proof": [], "steps": []}), "all_solved"
-    whole = rows.whole_proof
-    steps = rows.steps
-    if filters.proved_paths_only:
-        whole = [r for r in whole if r["status"] == "proved"]
-        steps = [r for r in steps if r["on_proof_path"]]
-    if filters.tactic_ppl_band is not None:
-        low, high = filters.tactic_ppl_band
-        steps = [r for r in steps if has_own_logprob(r) and low <= tactic_perplexity(r["logprob"]) <= high]
-    return rows.model_copy(update={"whole_proof": whole, "steps": steps}), ""
+        return rows.model_copy(update={"rows": {}}), "all_solved"
+    kept: dict[str, list[dict[str, Any]]] = {}
+    for kind, items in rows.rows.items():
+        if kind == STEP_ROWS:
+            if filters.proved_paths_only:
+                items = [r for r in items if r["on_proof_path"]]
+            if filters.tactic_ppl_band is not None:
+                low, high = filters.tactic_ppl_band
+                items = [r for r in items if has_own_logprob(r) and low <= tactic_perplexity(r["logprob"]) <= high]
+        elif filters.proved_paths_only:
+            items = [r for r in items if r["status"] == "proved"]
+        kept[kind] = items
+    return rows.model_copy(update={"rows": kept}), ""
+
+
+def arrow_schema(kind: str) -> Any:
+    """Parquet schema of a row kind: search steps, or attempt rows (every other kind)."""
+    return _arrow_schemas()[STEP_ROWS if kind == STEP_ROWS else PROOF_ROWS]
 
 
 def _arrow_schemas() -> dict[str, Any]:
     import pyarrow as pa
 
     return {
-        "whole_proof": pa.schema(
+        PROOF_ROWS: pa.schema(
             [
                 ("problem", pa.string()),
                 ("benchmark", pa.string()),
+                ("kind", pa.string()),
+                ("parent", pa.int64()),
                 ("attempt", pa.int64()),
                 ("round", pa.int64()),
                 ("prompt", pa.string()),
@@ -230,7 +267,7 @@ def _arrow_schemas() -> dict[str, Any]:
                 ("token_logprobs", pa.list_(pa.float64())),
             ]
         ),
-        "steps": pa.schema(
+        STEP_ROWS: pa.schema(
             [
                 ("problem", pa.string()),
                 ("attempt", pa.int64()),
@@ -299,11 +336,14 @@ class RecordingSampler(Sampler):
         return self.inner.describe()
 
 
-def whole_proof_row(attempt: Attempt, prompt: str, completion: Any) -> dict[str, Any]:
+def attempt_row(attempt: Attempt, prompt: str, completion: Completion | None) -> dict[str, Any]:
+    """An attempt with a model completion as a training row (prompt, completion, verdict)."""
     errors = [m.data for m in attempt.verdict.messages if m.severity == "error"]
     return {
         "problem": attempt.problem,
         "benchmark": attempt.benchmark,
+        "kind": attempt.kind,
+        "parent": attempt.parent,
         "attempt": attempt.sample_index,
         "round": attempt.round,
         "prompt": prompt,
@@ -315,7 +355,7 @@ def whole_proof_row(attempt: Attempt, prompt: str, completion: Any) -> dict[str,
         "duplicate_of": attempt.duplicate_of,
         "prompt_tokens": attempt.prompt_tokens,
         "completion_tokens": attempt.completion_tokens,
-        "cumulative_logprob": getattr(completion, "cumulative_logprob", None),
+        "cumulative_logprob": completion.cumulative_logprob if completion is not None else None,
         "token_logprobs": list(completion.token_logprobs) if completion is not None and completion.token_logprobs else None,
     }
 
@@ -326,19 +366,6 @@ def step_rows(trees: Iterable[Any]) -> list[dict[str, Any]]:
     for tree in sorted(trees, key=lambda t: t.attempt):
         rows.extend(record.model_dump() for record in tree.step_records())
     return rows
-
-
-def _writing_trees_to(strategy: Any, tree_dir: Path) -> Any:
-    """A copy of a best-first strategy that writes its trees under `tree_dir` (others: as is).
-
-    Each problem gets its own directory: the strategy names tree files after a sanitised,
-    truncated problem name, which two problems running at once may share.
-    """
-    if not hasattr(strategy, "tree_dir"):
-        return strategy
-    private = copy.copy(strategy)
-    private.tree_dir = tree_dir
-    return private
 
 
 def _replayed_proof(tree: Any) -> bool:
@@ -354,30 +381,52 @@ def _read_trees(attempts: Sequence[Attempt]) -> list[Any]:
     return [SearchTree.read_json(Path(str(a.extra["tree_file"]))) for a in attempts if a.extra.get("tree_file")]
 
 
-async def collect_problem(strategy: Any, ctx: Any, problem: Problem, logprobs: bool = True) -> ProblemRows:
+async def collect_problem(strategy: Strategy, ctx: StrategyContext, problem: Problem, logprobs: bool = True) -> ProblemRows:
     """Run `strategy` on one problem and return its unfiltered rows (in-process, or in a Ray agent
-    via `ProverAgentActor.call_with_context`)."""
-    recorder = RecordingSampler(ctx.sampler, logprobs=logprobs)
+    via `ProverAgentActor.call_with_context`).
+
+    Every sampler of the context is wrapped in a `RecordingSampler`, so each attempt with a
+    completion finds the prompt and log-probs it came from; search trees are written to a private
+    artifacts directory (per problem: tree file names are truncated problem names, which two
+    problems running at once may share) and read back as step rows.
+    """
+    recorders = {role: RecordingSampler(sampler, logprobs=logprobs) for role, sampler in ctx.samplers.items()}
     attempts: list[Attempt] = []
 
     async def record(attempt: Attempt) -> None:
         attempts.append(attempt)
 
     with tempfile.TemporaryDirectory(prefix="prover-trees-") as tree_dir:
-        running = _writing_trees_to(strategy, Path(tree_dir))
-        await running.prove(problem, replace(ctx, sampler=recorder), record, {})
-        attempts.sort(key=lambda a: (a.round, a.sample_index))
+        private = ctx.with_changes(samplers=recorders, artifacts=Path(tree_dir))
+        await strategy.prove(problem, private, record, DoneAttempts())
+        attempts.sort(key=lambda a: (a.parent is not None, a.kind, a.parent or 0, a.round, a.sample_index))
         trees = await asyncio.to_thread(_read_trees, attempts)
-    is_steps = bool(trees) or any(a.strategy == "bfs" for a in attempts)
-    chunk = min(ctx.config.whole_proof.chunk, ctx.config.whole_proof.passes)
+    chunk = strategy.checks_per_batch(ctx.config)
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for attempt in attempts:
+        if attempt.completion is None:
+            continue  # no model text of its own (a search, a stitched proof): its steps are rows
+        kind = PROOF_ROWS if attempt.parent is None else attempt.kind
+        rows.setdefault(kind, []).append(attempt_row(attempt, *_find_completion(recorders.values(), attempt, chunk)))
+    if trees:
+        rows[STEP_ROWS] = step_rows(trees)
+    top = [a for a in attempts if a.parent is None]
     return ProblemRows(
         problem=problem.name,
-        attempts=len(attempts),
-        proved=sum(a.verdict.proved for a in attempts),
+        attempts=len(top),
+        proved=sum(a.verdict.proved for a in top),
         replayed=sum(_replayed_proof(tree) for tree in trees),
-        whole_proof=[] if is_steps else [whole_proof_row(a, *recorder.find(a, chunk)) for a in attempts],
-        steps=step_rows(trees),
+        rows=rows,
     )
+
+
+def _find_completion(recorders: Iterable[RecordingSampler], attempt: Attempt, chunk: int) -> tuple[str, Completion | None]:
+    """The (prompt, completion) an attempt was sampled from, from whichever role's sampler saw it."""
+    for recorder in recorders:
+        found = recorder.find(attempt, chunk)
+        if found[1] is not None:
+            return found
+    return "", None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -389,7 +438,7 @@ class ShardInfo(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     file: str
-    kind: RowKind
+    kind: str
     rows: int
     problems: list[str]
 
@@ -397,7 +446,7 @@ class ShardInfo(BaseModel):
 class Manifest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    version: int = 1
+    version: int = MANIFEST_VERSION
     strategy: str
     filters: FilterConfig
     shards: list[ShardInfo] = Field(default_factory=list)
@@ -414,14 +463,23 @@ def read_manifest(out_dir: Path) -> Manifest:
     if not path.exists():
         raise RunError(f"{out_dir} is not a collect directory (no {MANIFEST})")
     try:
-        return Manifest.model_validate_json(path.read_text(encoding="utf-8"))
-    except ValidationError as exc:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(data, dict) and isinstance(data.get("version"), int) and data["version"] != MANIFEST_VERSION:
+            raise RunError(
+                f"{path} was written by another version of prover collect (manifest version "
+                f"{data['version']}, this one reads {MANIFEST_VERSION}); collect into a new --out"
+            )
+        return Manifest.model_validate(data)
+    except (ValidationError, json.JSONDecodeError) as exc:
         raise RunError(f"{path} is not a valid collect manifest: {exc}") from exc
+
+
+_SHARD_NAME = re.compile(r"\.?[a-z][a-z0-9_]*-\d{5}\.parquet(\.tmp)?")
 
 
 def _is_shard_file(name: str) -> bool:
     """Shards and their temp files, as `TrajectoryWriter.flush` names them."""
-    return any(name.startswith(prefix) for kind in ROW_KINDS for prefix in (f"{kind}-", f".{kind}-"))
+    return _SHARD_NAME.fullmatch(name) is not None
 
 
 class TrajectoryWriter:
@@ -468,8 +526,8 @@ class TrajectoryWriter:
             attempts=rows.attempts,
             proved=rows.proved,
             replayed=rows.replayed,
-            rows={k: len(getattr(kept, k)) for k in ROW_KINDS},
-            raw_rows={k: len(getattr(rows, k)) for k in ROW_KINDS},
+            rows={k: len(v) for k, v in sorted(kept.rows.items())},
+            raw_rows={k: len(v) for k, v in sorted(rows.rows.items())},
             dropped=dropped,
         )
         self._buffer.append((kept, summary))
@@ -482,14 +540,14 @@ class TrajectoryWriter:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        schemas = _arrow_schemas()
         manifest = self.manifest.model_copy(deep=True)
-        for kind in ROW_KINDS:
-            items = [(p.problem, r) for p, _ in self._buffer for r in getattr(p, kind)]
+        kinds = sorted({kind for p, _ in self._buffer for kind in p.rows})
+        for kind in kinds:
+            items = [(p.problem, r) for p, _ in self._buffer for r in p.rows.get(kind, ())]
             if not items:
                 continue
             name = f"{kind}-{sum(s.kind == kind for s in manifest.shards):05d}.parquet"
-            table = pa.Table.from_pylist([r for _, r in items], schema=schemas[kind])
+            table = pa.Table.from_pylist([r for _, r in items], schema=arrow_schema(kind))
             tmp = self.shard_dir / f".{name}.tmp"
             pq.write_table(table, tmp)
             _fsync(tmp)
@@ -551,12 +609,10 @@ def collect(
         settings: the `collect:` section (exploration, filters, sharding); defaults if None.
         resume: continue `out_dir` (default `settings.resume`).
         use_ray: run on Ray (default `settings.ray`).
-        services: local runs only: an async factory of `prover.eval.pipeline.Services`
-            instead of `prover.api.open_services` (tests, custom engines).
+        services: local runs only: an async factory of `prover.search.base.Services`
+            instead of `prover.search.services.open_services` (tests, custom engines).
         progress: show a throttled progress line on stderr.
     """
-    from prover.api import run_sync
-
     return run_sync(
         acollect(
             config, problems, out_dir, settings, resume=resume, use_ray=use_ray, services=services,
@@ -620,7 +676,7 @@ async def acollect(
         out_dir=Path(out_dir),
         problems=len(manifest.problems),
         collected=len(todo),
-        rows={k: rows.get(k, 0) for k in ROW_KINDS},
+        rows=_row_counts(rows),
         proved_problems=sum(s.proved > 0 for s in manifest.problems.values()),
     )
 
@@ -637,15 +693,20 @@ class CollectProgress(Progress):
 
 
 async def _collect_local(
-    config: ProverConfig, problems: Sequence[Problem], sink: Any, *, logprobs: bool, services: Any = None
+    config: ProverConfig,
+    problems: Sequence[Problem],
+    sink: Callable[[ProblemRows], None],
+    *,
+    logprobs: bool,
+    services: ServicesFactory | None = None,
 ) -> None:
     """In-process: the same services as a local eval, `eval.max_problems_in_flight` problems at a time."""
-    from prover.search.registry import make_strategy
-
     strategy = make_strategy(config)
-    getattr(strategy, "validate", lambda _c: None)(config)
+    strategy.validate(config)
     limit = asyncio.Semaphore(config.eval.max_problems_in_flight)
-    async with local_context(config, services) as ctx:
+    opened = await (services or open_services)(config)
+    try:
+        ctx = StrategyContext.from_services(config, opened)
 
         async def one(problem: Problem) -> None:
             async with limit:
@@ -659,23 +720,6 @@ async def _collect_local(
             from prover.cluster.driver import first_error
 
             raise first_error(group_error) from None
-
-
-@contextlib.asynccontextmanager
-async def local_context(config: ProverConfig, services: Any = None) -> AsyncIterator[Any]:
-    """The in-process `StrategyContext` of a local run (`prover.api.open_services` by default)."""
-    from prover.api import open_services
-    from prover.search.base import StrategyContext
-
-    opened = await (services or open_services)(config)
-    try:
-        yield StrategyContext(
-            config=config,
-            sampler=opened.sampler,
-            checker=opened.checker,
-            pool=opened.pool,
-            proof_cache=opened.proof_cache,
-        )
     finally:
         await opened.aclose()
 
@@ -717,7 +761,7 @@ def data_stats(out_dir: Path | str) -> DataStats:
     for shard in manifest.shards:
         table = _read_shard(out_dir / SHARD_DIR / shard.file)
         rows[shard.kind] += table.num_rows
-        if shard.kind == "steps":
+        if shard.kind == STEP_ROWS:
             for step in table.select(["outcome", "logprob"]).to_pylist():
                 outcomes[step["outcome"]] += 1
                 if has_own_logprob(step):
@@ -730,13 +774,18 @@ def data_stats(out_dir: Path | str) -> DataStats:
     return DataStats(
         problems=len(manifest.problems),
         proved_problems=sum(s.proved > 0 for s in manifest.problems.values()),
-        rows={k: rows.get(k, 0) for k in ROW_KINDS},
+        rows=_row_counts(rows),
         outcomes=dict(sorted(outcomes.items())),
         logprob_quantiles=_quantiles(logprobs),
         perplexity_quantiles=_quantiles([tactic_perplexity(x) for x in logprobs]),
         on_proof_path=on_path,
         dropped=dict(Counter(s.dropped for s in manifest.problems.values() if s.dropped)),
     )
+
+
+def _row_counts(rows: Counter[str]) -> dict[str, int]:
+    """Rows per kind; `proofs` and `steps` always listed."""
+    return {PROOF_ROWS: 0, STEP_ROWS: 0, **dict(sorted(rows.items()))}
 
 
 def _read_shard(path: Path) -> Any:

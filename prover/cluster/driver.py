@@ -8,9 +8,9 @@
     re-queue on agent / pool death, dedupe by key        +--> LeanPoolActor per node (+ checker)
                                                          +--> ProofCacheActor (driver's node)
 
-`prover.api.aevaluate` owns the run directory, resume and report for local and Ray runs alike;
-with `ray.enabled` it hands the pending problems to `run_on_ray` here, which only decides where
-the strategies run.
+The run driver (`prover.eval.run.aevaluate`) owns the run directory, resume and report for local
+and Ray runs alike; with `ray.enabled` it hands the pending problems to `RayExecutor` here, which
+only decides where the strategies run.
 
 Fault tolerance, on purpose:
 - every actor gets `max_restarts` from `RayConfig`; idempotent calls (generate, check, cache
@@ -40,6 +40,10 @@ from prover.cluster.local_ray import init_local_ray
 from prover.cluster.proxies import first_line
 from prover.config import ProverConfig
 from prover.errors import ConfigError, DataError, RunError, SamplerUnavailable
+from prover.eval.metrics import Summary
+from prover.eval.run import Executor, RunState, aevaluate, run_sync
+from prover.registry import get_strategy_spec
+from prover.search.base import DoneAttempts
 from prover.types import Attempt, Problem
 
 log = logging.getLogger(__name__)
@@ -160,13 +164,41 @@ def start_cluster(config: ProverConfig, *, num_agents: int | None = None) -> Clu
     return handles
 
 
+@dataclass(frozen=True)
+class EnginePlan:
+    """The LLM actors serving some model roles: `count` actors of `gpus` GPUs each."""
+
+    roles: tuple[str, ...]
+    count: int
+    gpus: float
+
+
+def plan_engines(config: ProverConfig) -> list[EnginePlan]:
+    """One engine group per distinct engine among the strategy's roles (`engine_key`).
+
+    An in-process vLLM engine gets `ray.num_llm_actors` actors of `ray.gpus_per_llm_actor` GPUs
+    each; a role served elsewhere (an OpenAI-compatible server, a script) one actor without GPUs.
+    """
+    from prover.search.services import engine_key
+
+    groups: dict[str, list[str]] = {}
+    for role in get_strategy_spec(config.eval.strategy).roles:
+        groups.setdefault(engine_key(config.sampler_for(role)), []).append(role)
+    plans = []
+    for roles in groups.values():
+        local = config.sampler_for(roles[0]).backend == "vllm"
+        count = config.ray.num_llm_actors if local else 1
+        plans.append(EnginePlan(tuple(roles), count, config.ray.gpus_per_llm_actor if local else 0.0))
+    return plans
+
+
 def check_gpus(config: ProverConfig, available: float) -> None:
     """Refuse up front what Ray would otherwise leave pending forever: more engine GPUs than exist."""
-    needed = config.ray.num_llm_actors * config.ray.gpus_per_llm_actor
+    needed = sum(plan.count * plan.gpus for plan in plan_engines(config))
     if needed > available:
         raise ConfigError(
-            f"{config.ray.num_llm_actors} LLM actor(s) x {config.ray.gpus_per_llm_actor} GPU(s) need {needed:g} "
-            f"GPUs but the cluster has {available:g}; lower ray.num_llm_actors or ray.gpus_per_llm_actor "
+            f"{config.ray.num_llm_actors} LLM actor(s) x {config.ray.gpus_per_llm_actor} GPU(s) per vLLM engine need "
+            f"{needed:g} GPUs but the cluster has {available:g}; lower ray.num_llm_actors or ray.gpus_per_llm_actor "
             "(0 on machines without GPUs)"
         )
 
@@ -181,20 +213,14 @@ def _create_actors(
     from prover.cluster.actors import (
         ClusterServices,
         LeanPoolActor,
-        LLMActor,
         ProofCacheActor,
         ProverAgentActor,
         remote_class,
     )
     from prover.cluster.proxies import unwrap
 
-    llm = [
-        remote_class(LLMActor)
-        .options(num_cpus=0, num_gpus=config.ray.gpus_per_llm_actor, **fault)
-        .remote(config, f"llm-{i}")
-        for i in range(config.ray.num_llm_actors)
-    ]
-    created.extend(llm)
+    spec = get_strategy_spec(config.eval.strategy)
+    llm_by_role = _create_llm_actors(config, fault, created)
     pools_by_node: dict[str, list[Any]] = {}
     pools: list[Any] = []
     workers: list[int] = []
@@ -216,7 +242,7 @@ def _create_actors(
             created.append(handle)
             workers.append(size)
     cache = None
-    if config.eval.strategy == "bfs":
+    if spec.uses_proof_cache:
         here = ray.get_runtime_context().get_node_id()
         cache = (
             remote_class(ProofCacheActor)
@@ -225,7 +251,9 @@ def _create_actors(
         )
         created.append(cache)
     template = unwrap(ray.get(pools[0].env_key.remote("")))
-    services = ClusterServices(llm=llm, pools_by_node=pools_by_node, proof_cache=cache, env_key_template=template)
+    services = ClusterServices(
+        llm_by_role=llm_by_role, pools_by_node=pools_by_node, proof_cache=cache, env_key_template=template
+    )
     agents = [
         remote_class(ProverAgentActor)
         .options(num_cpus=0, scheduling_strategy="SPREAD", **fault)
@@ -234,6 +262,22 @@ def _create_actors(
     ]
     created.extend(agents)
     return ClusterHandles(services=services, agents=agents, pools=pools, pool_workers=workers)
+
+
+def _create_llm_actors(config: ProverConfig, fault: dict[str, Any], created: list[Any]) -> dict[str, list[Any]]:
+    """The LLM engine actors of `plan_engines`, by the model role they serve."""
+    from prover.cluster.actors import LLMActor, remote_class
+
+    by_role: dict[str, list[Any]] = {}
+    for plan in plan_engines(config):
+        role = plan.roles[0]
+        actors = [
+            remote_class(LLMActor).options(num_cpus=0, num_gpus=plan.gpus, **fault).remote(config, f"llm-{role}-{i}", role)
+            for i in range(plan.count)
+        ]
+        created.extend(actors)
+        by_role.update({r: actors for r in plan.roles})
+    return by_role
 
 
 def stop_cluster(handles: ClusterHandles) -> None:
@@ -363,7 +407,7 @@ def run_eval_on_ray(
     *,
     resume: bool | None = None,
     hooks: RunHooks | None = None,
-) -> Any:
+) -> Summary:
     """Evaluate `problems` on Ray into `out_dir`; returns the report's `Summary`.
 
     The same as `prover.api.evaluate` with `ray.enabled` set (same run directory, resume, report).
@@ -372,16 +416,62 @@ def run_eval_on_ray(
         SamplerUnavailable: no LLM engine is left (the run is resumable).
         RunError: the run directory cannot be used, or every agent died.
     """
-    from prover.api import evaluate
-
     config = config.with_overrides({"ray.enabled": True})
-    return evaluate(problems, config, out=out_dir, resume=resume, progress=False, ray_hooks=hooks).summary
+    run = aevaluate(problems, config, out=out_dir, resume=resume, progress=False, executor=RayExecutor(hooks))
+    return run_sync(run).summary
+
+
+class RayExecutor(Executor):
+    """Runs a run's pending problems on the agents of a Ray cluster (started for the run, or at
+    `ray.address`); attempts stream back into the run's store as they finish."""
+
+    needs_local_lean = False  # each node's Lean pool actor checks its own setup
+
+    def __init__(self, hooks: RunHooks | None = None) -> None:
+        self.hooks = hooks or RunHooks()
+
+    async def run(self, state: RunState) -> None:
+        todo = state.pending()
+        state.stats.start(state.problems, todo, state.done)
+        if not todo:
+            return
+        state.progress.update(force=True)
+        try:
+            await run_on_ray(state.config, todo, state.store.done, _record_with_progress(state, todo), self.hooks)
+        finally:
+            state.progress.close()
+
+
+def _record_with_progress(state: RunState, todo: Sequence[Problem]) -> Callable[[Attempt], Awaitable[None]]:
+    """`state.record` that also feeds the progress line from the attempts streaming in from Ray
+    (the in-process pipeline counts inside its own sampler, checker and problem loop)."""
+    stats = state.stats
+    by_name = {p.name: p for p in todo}
+    solved = {p.name for p in todo if state.store.done(p).proved}
+    stats.solved += len(solved)
+    finished: set[str] = set()
+
+    async def record_and_count(attempt: Attempt) -> None:
+        await state.record(attempt)
+        name = attempt.problem
+        stats.samples += attempt.parent is None
+        stats.checks += int(attempt.proof is not None and attempt.duplicate_of is None)
+        if attempt.parent is None and attempt.verdict.proved and name not in solved:
+            solved.add(name)
+            stats.solved += 1
+        problem = by_name.get(name)
+        if problem and name not in finished and state.strategy.is_complete(problem, state.config, state.store.done(problem)):
+            finished.add(name)
+            stats.problems_done += 1
+        state.progress.update()
+
+    return record_and_count
 
 
 async def run_on_ray(
     config: ProverConfig,
     problems: Sequence[Problem],
-    done: Callable[[Problem], dict[tuple[int, int], Attempt]],
+    done: Callable[[Problem], DoneAttempts],
     record: Callable[[Attempt], Awaitable[None]],
     hooks: RunHooks | None = None,
 ) -> None:
@@ -442,14 +532,14 @@ async def _ping(agent: Any) -> Any:
 async def stream_problem(
     agent: Any,
     problem: Problem,
-    done: dict[tuple[int, int], Attempt],
+    done: DoneAttempts,
     record: Callable[[Attempt], Awaitable[None]],
 ) -> None:
     """Run one problem on `agent`, recording attempts as they stream in."""
     from ray.exceptions import RayActorError, RayTaskError
 
     try:
-        stream = agent.prove.remote(problem, list(done.values()))
+        stream = agent.prove.remote(problem, [*done.values(), *done.nested()])
         async for ref in stream:
             event = await ref
             if event.kind == "attempt":
@@ -500,6 +590,7 @@ async def collect_on_ray(
 __all__ = [
     "AgentLost",
     "ClusterHandles",
+    "RayExecutor",
     "RunHooks",
     "collect_on_ray",
     "pool_workers_for_node",

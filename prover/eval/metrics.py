@@ -118,6 +118,10 @@ class Summary(BaseModel):
     wall_seconds: float = 0.0
     verdicts: dict[str, int] = Field(default_factory=dict)
     """Verdict rule -> count (accepted, lean_error, timeout, ...)."""
+    nested: dict[str, int] = Field(default_factory=dict)
+    """Attempts that serve a top-level one, per kind (sketch, subgoal, ...); not in pass@k."""
+    nested_proved: dict[str, int] = Field(default_factory=dict)
+    """Of those, the ones whose verdict is proved, per kind."""
 
 
 def outcomes(
@@ -125,12 +129,14 @@ def outcomes(
     problems: Sequence[str] = (),
     categories: dict[str, str | None] | None = None,
 ) -> dict[str, ProblemOutcome]:
-    """Group attempts per problem; `problems` adds problems that have no attempts."""
+    """Group top-level attempts per problem; `problems` adds problems that have no attempts.
+    Nested attempts (`parent` set) serve a top-level one and are not samples of their own."""
     categories = categories or {}
     result: dict[str, ProblemOutcome] = {
         name: ProblemOutcome(name=name, category=categories.get(name)) for name in problems
     }
-    for attempt in sorted(attempts, key=lambda a: (a.sample_index, a.round)):
+    top_level = (a for a in attempts if a.parent is None)
+    for attempt in sorted(top_level, key=lambda a: (a.sample_index, a.round)):
         outcome = result.setdefault(
             attempt.problem, ProblemOutcome(name=attempt.problem, category=categories.get(attempt.problem))
         )
@@ -164,7 +170,10 @@ def summarize(
     model: str = "",
     strategy: str = "",
 ) -> Summary:
-    """Every number of the report from the attempts of one run."""
+    """Every number of the report from the attempts of one run (totals over top-level attempts;
+    nested ones are counted per kind)."""
+    nested = [a for a in attempts if a.parent is not None]
+    attempts = [a for a in attempts if a.parent is None]
     per_problem = outcomes(attempts, problems, categories)
     group = list(per_problem.values())
     budget = budget or max((o.n for o in group), default=0) or 1
@@ -208,4 +217,6 @@ def summarize(
         gen_seconds=round(sum(a.gen_seconds for a in attempts), 3),
         wall_seconds=round(wall_seconds, 3),
         verdicts=dict(Counter(a.verdict.rule for a in attempts).most_common()),
+        nested=dict(sorted(Counter(a.kind for a in nested).items())),
+        nested_proved=dict(sorted(Counter(a.kind for a in nested if a.verdict.proved).items())),
     )

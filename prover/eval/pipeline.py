@@ -33,18 +33,19 @@ from typing import Any, TextIO
 
 from prover.config import ProverConfig
 from prover.llm.base import Sampler
-from prover.search.base import CheckerLike, Strategy, StrategyContext
+from prover.search.base import CheckerLike, DoneAttempts, Services, ServicesFactory, Strategy, StrategyContext
 from prover.types import Attempt, GenRequest, GenResult, Problem, Verdict
 
 __all__ = [
     "BatchedRecorder",
     "CheckGate",
+    "DoneMap",
     "GatedChecker",
     "GatedSampler",
     "PipelineStats",
     "Progress",
-    "Services",
     "effective_max_checks",
+    "gated_services",
     "pending_problems",
     "run_pipeline",
 ]
@@ -52,37 +53,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DoneMap = Mapping[str, Mapping[tuple[int, int], Attempt]]
-"""problem name -> {(round, sample_index): attempt} recorded by an earlier run."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Services
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Services:
-    """What a run needs from the outside world; closed in reverse order of opening."""
-
-    sampler: Sampler
-    checker: CheckerLike
-    pool: Any | None = None
-    proof_cache: Any | None = None
-    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-
-    async def aclose(self) -> None:
-        """Close everything, even if one closer fails or the task is being cancelled."""
-        while self.closers:
-            closer = self.closers.pop()
-            try:
-                await asyncio.shield(closer())
-            except asyncio.CancelledError:
-                continue
-            except Exception:  # noqa: BLE001 - keep closing the rest; the first error is already raised
-                log.exception("error while closing a service")
-
-
-ServicesFactory = Callable[[ProverConfig], Awaitable[Services]]
+"""problem name -> attempts recorded by an earlier run (`DoneAttempts`, or top-level ones by key)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -90,18 +61,17 @@ ServicesFactory = Callable[[ProverConfig], Awaitable[Services]]
 # ---------------------------------------------------------------------------------------------
 
 
-def effective_max_checks(config: ProverConfig) -> int:
+def effective_max_checks(config: ProverConfig, strategy: Strategy) -> int:
     """`eval.max_checks_in_flight`, or a default that keeps Lean busy across one generation.
 
-    Default: max(4 x workers, problems in flight x chunk). The second term lets every open problem
-    have one chunk queued for checking while its next chunk generates, which is what keeps the
-    workers saturated when a generation takes longer than a check; it is a few hundred short
-    strings at most.
+    Default: max(4 x workers, problems in flight x the strategy's checks per batch). The second
+    term lets every open problem have one batch queued for checking while its next one
+    generates, which is what keeps the workers saturated when a generation takes longer than a
+    check; it is a few hundred short strings at most.
     """
     if config.eval.max_checks_in_flight is not None:
         return config.eval.max_checks_in_flight
-    chunk = min(config.whole_proof.chunk, config.whole_proof.passes)
-    return max(4 * config.lean.workers, config.eval.max_problems_in_flight * chunk)
+    return max(4 * config.lean.workers, config.eval.max_problems_in_flight * strategy.checks_per_batch(config))
 
 
 class CheckGate:
@@ -149,7 +119,7 @@ class PipelineStats:
         finished = [p for p in problems if p.name not in todo_names]
         self.problems_total = len(problems)
         self.problems_done = len(finished)
-        self.solved = sum(1 for p in finished if any(a.verdict.proved for a in done.get(p.name, {}).values()))
+        self.solved = sum(1 for p in finished if DoneAttempts.of(done.get(p.name)).proved)
 
 
 class GatedSampler(Sampler):
@@ -310,16 +280,28 @@ def clock_text(seconds: float) -> str:
 def pending_problems(
     problems: Sequence[Problem], config: ProverConfig, strategy: Strategy, done: DoneMap
 ) -> list[Problem]:
-    """Problems that still need work. A strategy without `is_complete` redoes any problem
-    (it skips the attempts in `done` itself)."""
-    is_complete = getattr(strategy, "is_complete", None)
-    todo = []
-    for problem in problems:
-        recorded = done.get(problem.name, {})
-        if recorded and is_complete is not None and is_complete(problem, config, recorded):
-            continue
-        todo.append(problem)
-    return todo
+    """Problems that still need work (a strategy skips the attempts in `done` itself)."""
+    return [
+        problem
+        for problem in problems
+        if not (problem.name in done and len(done[problem.name]) and strategy.is_complete(problem, config, done[problem.name]))
+    ]
+
+
+def gated_services(services: Services, gate: CheckGate, stats: PipelineStats) -> Services:
+    """`services` with every sampler pausing while checks pile up, and the checker counted."""
+    gated: dict[int, Sampler] = {}
+    samplers = {}
+    for role, sampler in services.samplers.items():
+        if id(sampler) not in gated:  # roles sharing one engine share one gate wrapper
+            gated[id(sampler)] = GatedSampler(sampler, gate, stats)
+        samplers[role] = gated[id(sampler)]
+    return Services(
+        samplers=samplers,
+        checker=GatedChecker(services.checker, gate, stats),
+        lean=services.lean,
+        proof_cache=services.proof_cache,
+    )
 
 
 async def run_pipeline(
@@ -348,19 +330,11 @@ async def run_pipeline(
     progress = progress or Progress(stats, enabled=False)
     if not todo:
         return stats
-    validate = getattr(strategy, "validate", None)
-    if validate is not None:
-        validate(config)
+    strategy.validate(config)
     services = await open_services(config)
     try:
-        gate = CheckGate(effective_max_checks(config))
-        ctx = StrategyContext(
-            config=config,
-            sampler=GatedSampler(services.sampler, gate, stats),
-            checker=GatedChecker(services.checker, gate, stats),
-            pool=services.pool,
-            proof_cache=services.proof_cache,
-        )
+        gate = CheckGate(effective_max_checks(config, strategy))
+        ctx = StrategyContext.from_services(config, gated_services(services, gate, stats))
         progress.update(force=True)
         await _prove_all(todo, ctx, strategy, record, done, stats, progress)
     finally:
@@ -384,18 +358,18 @@ async def _prove_all(
         outcome = record(attempt)
         if inspect.isawaitable(outcome):
             await outcome
-        stats.samples += 1
+        stats.samples += attempt.parent is None
         progress.update()
 
     async def worker() -> None:
         for problem in queue:  # shared iterator: each problem is taken by exactly one worker
-            recorded = done.get(problem.name, {})
-            solved = any(a.verdict.proved for a in recorded.values())
+            recorded = DoneAttempts.of(done.get(problem.name))
+            solved = recorded.proved
 
             async def record_problem(attempt: Attempt) -> None:
                 nonlocal solved
                 await record_and_count(attempt)
-                solved = solved or attempt.verdict.proved
+                solved = solved or (attempt.parent is None and attempt.verdict.proved)
 
             await strategy.prove(problem, ctx, record_problem, recorded)
             stats.problems_done += 1

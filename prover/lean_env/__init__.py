@@ -30,12 +30,34 @@ from prover.lean_env.results import (
     ReplResult,
     WorkerRef,
 )
+from prover.lean_env.session import (
+    CommandOutcome,
+    GoalState,
+    LeanSession,
+    PoolLeanSession,
+    SorryHole,
+    StartOutcome,
+    StateOrigin,
+    StepBatch,
+    StepKind,
+    StepOutcome,
+)
 from prover.lean_env.simulated_lean import Scenario, simulated_repl_command
 from prover.lean_env.worker import ReplWorker
 
 __all__ = [
+    "CommandOutcome",
     "CommandRequest",
     "CommandResponse",
+    "GoalState",
+    "LeanSession",
+    "PoolLeanSession",
+    "SorryHole",
+    "StartOutcome",
+    "StateOrigin",
+    "StepBatch",
+    "StepKind",
+    "StepOutcome",
     "EnvHandle",
     "EnvKey",
     "FileRequest",

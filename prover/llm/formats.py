@@ -573,7 +573,7 @@ class BfsFormat(ChatFormat):
     """BFS-Prover: a step model prompted with `{state}:::`; whole proofs use the generic chat
     prompt (BFS-Prover has none of its own)."""
 
-    name = "bfs"
+    name = "bfs-prover"
 
     def tactic_request(self, goals: str) -> GenRequest:
         return PromptFormat.tactic_request(self, goals)
@@ -594,7 +594,7 @@ _MODEL_PATTERNS: tuple[tuple[str, str], ...] = (
     (r"deepseek[-_]?prover[-_]?v2", "deepseek-v2"),
     (r"goedel[-_]?prover[-_]?v2", "goedel-v2"),
     (r"kimina[-_]?prover", "kimina"),
-    (r"bfs[-_]?prover", "bfs"),
+    (r"bfs[-_]?prover", "bfs-prover"),
 )
 
 

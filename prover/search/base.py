@@ -1,24 +1,57 @@
-"""What a proving strategy is, independent of where it runs.
+"""The contract every proving strategy is written against.
 
-A strategy turns one `Problem` into `Attempt`s using the services in a `StrategyContext`. It never
-knows whether those services are in-process objects or Ray actor proxies: the context holds
-anything that implements `Sampler`, `CheckerLike`, and (for step-level search) a `LeanPool` and a
-`ProofCache`.
+A strategy turns one `Problem` into `Attempt`s using the services of a `StrategyContext`:
+
+    samplers   model roles -> `Sampler` ("prover", and e.g. "planner"; `config.sampler_for(role)`
+               holds each role's sampling settings)
+    lean       `LeanSession`: commands on a header's env, goal states, tactic steps
+    checker    the full soundness pipeline (`CheckerLike`); only its verdict counts
+    proof_cache  goal state -> known proof, shared across attempts and problems (or None)
+    budget     the run's attempt budget and clock
+
+It never knows whether those services are in-process objects or Ray actor proxies. The context is
+built in one place, `StrategyContext.from_services`, from the `Services` a run opened
+(`prover.search.services.open_services`, or a Ray agent's proxies).
+
+Attempts nest: a top-level attempt (`parent is None`) is one of the `eval.passes` samples that
+pass@k, early stop and resume count; strategies may record attempts that serve one (`parent` =
+its `sample_index`, `kind` = "sketch", "subgoal", ...), which reports count apart.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Protocol
 
 from prover.config import ProverConfig
+from prover.errors import ConfigError
+from prover.lean_env.session import LeanSession
 from prover.llm.base import Sampler
+from prover.search.proof_cache import ProofCache
 from prover.types import Attempt, Problem, Verdict
 
-DoneAttempts = Mapping[tuple[int, int], Attempt]
-"""Attempts of one problem already recorded, keyed by `(round, sample_index)`."""
+__all__ = [
+    "PROVER_ROLE",
+    "Budget",
+    "CheckerLike",
+    "DoneAttempts",
+    "RecordAttempt",
+    "Services",
+    "ServicesFactory",
+    "Strategy",
+    "StrategyContext",
+]
+
+log = logging.getLogger(__name__)
+
+PROVER_ROLE = "prover"
+"""The model role of `sampler` (the default model) and of every built-in prover."""
 
 RecordAttempt = Callable[[Attempt], Awaitable[None]]
 """Called once per finished attempt; the results store appends it to attempts.jsonl."""
@@ -30,23 +63,134 @@ class CheckerLike(Protocol):
     async def check(self, problem: Problem, proof: str) -> Verdict: ...
 
 
-@dataclass
+class DoneAttempts(Mapping[tuple[int, int], Attempt]):
+    """Attempts of one problem recorded by an earlier, interrupted run.
+
+    As a mapping: the top-level attempts by `(round, sample_index)`. Nested attempts (those with a
+    `parent`) are listed apart by `nested(...)`.
+    """
+
+    def __init__(self, attempts: Iterable[Attempt] = ()) -> None:
+        self._top: dict[tuple[int, int], Attempt] = {}
+        self._nested: list[Attempt] = []
+        for attempt in attempts:
+            if attempt.parent is None:
+                self._top.setdefault((attempt.round, attempt.sample_index), attempt)
+            else:
+                self._nested.append(attempt)
+
+    @classmethod
+    def of(cls, done: Mapping[tuple[int, int], Attempt] | None) -> DoneAttempts:
+        """`done` as DoneAttempts (a plain mapping holds top-level attempts only)."""
+        if isinstance(done, DoneAttempts):
+            return done
+        return cls((done or {}).values())
+
+    def __getitem__(self, key: tuple[int, int]) -> Attempt:
+        return self._top[key]
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return iter(self._top)
+
+    def __len__(self) -> int:
+        return len(self._top)
+
+    @property
+    def proved(self) -> bool:
+        """Some top-level attempt proved the problem."""
+        return any(a.verdict.proved for a in self._top.values())
+
+    def nested(self, parent: int | None = None, kind: str | None = None) -> list[Attempt]:
+        """Nested attempts, optionally only those serving `parent` and of `kind`."""
+        return [
+            a for a in self._nested if (parent is None or a.parent == parent) and (kind is None or a.kind == kind)
+        ]
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The run's budget: top-level attempts per problem, and the clock every budget is read on."""
+
+    passes: int
+    clock: Callable[[], float] = time.monotonic
+    started: float = field(default_factory=time.monotonic)
+
+    def elapsed(self) -> float:
+        return self.clock() - self.started
+
+
+@dataclass(frozen=True)
 class StrategyContext:
     """The services a strategy may use; built once per run (or per Ray agent)."""
 
     config: ProverConfig
-    sampler: Sampler
+    samplers: Mapping[str, Sampler]
+    lean: LeanSession
     checker: CheckerLike
-    pool: Any | None = None
-    """A `prover.lean_env.pool.LeanPool` (or a proxy with the same API), for tactic-level search."""
-    proof_cache: Any | None = None
-    """A `prover.search.proof_cache.ProofCache`, shared across attempts and problems."""
+    budget: Budget
+    proof_cache: ProofCache | None = None
+    artifacts: Path | None = None
+    """Directory for a strategy's side files (search trees, ...); None writes none."""
+
+    @classmethod
+    def from_services(
+        cls, config: ProverConfig, services: Services, *, artifacts: Path | None = None
+    ) -> StrategyContext:
+        """The one place a context is made (local runs, the API, collect and Ray agents)."""
+        return cls(
+            config=config,
+            samplers=dict(services.samplers),
+            lean=services.lean,
+            checker=services.checker,
+            budget=Budget(passes=config.eval.passes),
+            proof_cache=services.proof_cache,
+            artifacts=artifacts,
+        )
+
+    def sampler(self, role: str = PROVER_ROLE) -> Sampler:
+        """The sampler of one model role."""
+        try:
+            return self.samplers[role]
+        except KeyError:
+            raise ConfigError(
+                f"no sampler for model role {role!r} in this run (roles: {', '.join(self.samplers)})"
+            ) from None
+
+    def with_changes(self, **changes: object) -> StrategyContext:
+        """A copy with some services replaced (e.g. a recording sampler)."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+@dataclass
+class Services:
+    """What a run opened from the outside world; closed in reverse order of opening."""
+
+    samplers: dict[str, Sampler]
+    checker: CheckerLike
+    lean: LeanSession
+    proof_cache: ProofCache | None = None
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def aclose(self) -> None:
+        """Close everything, even if one closer fails or the task is being cancelled."""
+        while self.closers:
+            closer = self.closers.pop()
+            try:
+                await asyncio.shield(closer())
+            except asyncio.CancelledError:
+                continue
+            except Exception:  # noqa: BLE001 - keep closing the rest; the first error is already raised
+                log.exception("error while closing a service")
+
+
+ServicesFactory = Callable[[ProverConfig], Awaitable[Services]]
 
 
 class Strategy(ABC):
-    """Proves one problem, recording every attempt as it finishes."""
+    """Proves one problem, recording every attempt as it finishes.
 
-    name: str = "abstract"
+    The pipeline, the API, collect and Ray agents call exactly these methods.
+    """
 
     @abstractmethod
     async def prove(
@@ -54,7 +198,7 @@ class Strategy(ABC):
         problem: Problem,
         ctx: StrategyContext,
         record: RecordAttempt,
-        done: DoneAttempts | None = None,
+        done: Mapping[tuple[int, int], Attempt] | None = None,
     ) -> None:
         """Run the strategy's budget for `problem`.
 
@@ -62,16 +206,23 @@ class Strategy(ABC):
             problem: the theorem to prove.
             ctx: services to use.
             record: awaited once for every newly finished attempt.
-            done: attempts already recorded by an earlier, interrupted run, keyed by
-                `(round, sample_index)`; they must not be redone or recorded again, but their
-                verdicts count (for early stop and self-correction chains).
+            done: attempts already recorded by an earlier, interrupted run (`DoneAttempts`, or a
+                mapping of top-level ones by `(round, sample_index)`); they must not be redone or
+                recorded again, but their verdicts count (for early stop and correction chains).
         """
 
-    def is_complete(self, problem: Problem, config: ProverConfig, done: DoneAttempts) -> bool:
+    def validate(self, config: ProverConfig) -> None:
+        """Fail before any sampling when the settings cannot work (ConfigError). Default: fine."""
+
+    def is_complete(self, problem: Problem, config: ProverConfig, done: Mapping[tuple[int, int], Attempt]) -> bool:
         """Whether `prove(problem, ..., done=done)` would record nothing new.
 
         The pipeline skips complete problems without starting any service, so re-running a
-        finished run is instant. The default never claims completeness (the problem is redone and
-        `prove` skips what `done` holds).
+        finished run is instant. The default never claims completeness.
         """
         return False
+
+    def checks_per_batch(self, config: ProverConfig) -> int:
+        """Proofs one sampling request of this strategy can hand to the checker at once (sizes the
+        pipeline's default check back-pressure). Default 1."""
+        return 1

@@ -3,12 +3,11 @@
 Three layers, one job each:
 
 - `BestFirstSearch` -- the search itself, written without I/O like httpx's `auth_flow`: `run()` is
-  a generator that *yields* requests (`StartLean`, `SampleTactics`, `ApplyTactics`,
-  `ReplayTactics`, `LookupProof`, `PublishProof`, `RetractProof`, `PublishDead`) and receives their responses. The
-  same core runs under a test driver, the asyncio driver below, or inside a Ray actor.
-- `run_search` -- the asyncio driver: serves each request with a `TacticEnv`, a `Sampler` and an
-  optional `ProofCache`.
-- `BestFirstStrategy` -- `passes` independent attempts per problem (seeds derived from the
+  a generator that *yields* the requests of `prover.search.requests` and receives their
+  responses. The same core runs under a test driver, the asyncio driver, or inside a Ray actor.
+- `run_search` -- drives one search with a `RequestServer` (a `LeanSession`, a `Sampler` and an
+  optional `ProofCache`).
+- `BestFirstStrategy` -- `eval.passes` independent attempts per problem (seeds derived from the
   configured seed, the problem and the attempt, as in whole-proof sampling), stop on the
   first checked proof, the found tactic path assembled into a whole proof and re-checked by the
   checker (command mode, full soundness pipeline) before it counts; one `Attempt` per search, its
@@ -29,32 +28,47 @@ import heapq
 import logging
 import re
 import time
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from prover.config import BfsConfig, ProverConfig
-from prover.errors import ConfigError, SamplerRequestError
-from prover.llm.base import Sampler
-from prover.search.base import DoneAttempts, RecordAttempt, Strategy, StrategyContext
-from prover.search.proof_cache import CacheEntry, CacheKey, ProofCache
-from prover.search.tactic_env import (
-    PoolTacticEnv,
+from pydantic import BaseModel, ConfigDict, Field
+
+from prover.config import ProverConfig
+from prover.lean_env.session import (
+    LEAN_VERDICTS,
+    GoalState,
+    LeanSession,
     StartOutcome,
+    StateOrigin,
     StepBatch,
+    StepKind,
     StepOutcome,
-    TacticEnv,
+    normalise_goals,
 )
-from prover.search.tree import EdgeOutcome, NodeStatus, SearchTree, normalise_goals
+from prover.llm.base import Sampler
+from prover.registry import StrategySpec
+from prover.search.base import PROVER_ROLE, DoneAttempts, RecordAttempt, Strategy, StrategyContext
+from prover.search.proof_cache import CacheEntry, CacheKey, ProofCache
+from prover.search.requests import (
+    ApplyTactics,
+    LookupProof,
+    PublishDead,
+    PublishProof,
+    ReplayTactics,
+    RequestServer,
+    RetractProof,
+    SampleTactics,
+    SearchRequest,
+    StartLean,
+    drive,
+)
 from prover.search.whole_proof import derive_seed
-from prover.types import Attempt, CheckStatus, GenRequest, GenResult, Problem, Verdict
+from prover.search.tree import EdgeOutcome, NodeStatus, SearchTree
+from prover.types import Attempt, CheckStatus, GenResult, Problem, Verdict
 
 log = logging.getLogger(__name__)
-
-_LEAN_VERDICTS = frozenset({
-    EdgeOutcome.OK, EdgeOutcome.PROVED, EdgeOutcome.ERROR, EdgeOutcome.INCOMPLETE, EdgeOutcome.NO_PROGRESS
-})
 
 _CHECKER_REFUSALS = frozenset({CheckStatus.FAILED, CheckStatus.REJECTED})
 """Checker verdicts that are Lean's or a soundness rule's word (not a timeout or a crash)."""
@@ -66,68 +80,31 @@ ALWAYS_BANNED: tuple[str, ...] = ("sorry", "admit", "native_decide", "apply?", "
 """Never applied in search: they fake progress or depend on the checker rejecting them later."""
 
 # ---------------------------------------------------------------------------------------------
-# Requests the core yields (responses in brackets)
+# Settings
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class StartLean:
-    """Start the theorem in tactic mode [StartOutcome]."""
+class BfsConfig(BaseModel):
+    """Step-level best-first search (the `bfs:` config section)."""
 
-    problem: Problem
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
+    width: int = Field(default=8, ge=1)
+    """Tactics sampled per expansion (one request with n=width)."""
+    temperature: float = Field(default=1.0, ge=0.0)
+    max_tokens: int = Field(default=256, ge=1)
+    depth_alpha: float = Field(default=0.5, ge=0.0)
+    """Priority = cumulative logprob / depth**alpha (BFS-Prover's length normalisation)."""
+    max_expansions: int = Field(default=600, ge=1)
+    time_budget: float = Field(default=600.0, gt=0)
+    lean_time_budget: float | None = None
+    max_depth: int = Field(default=64, ge=1)
+    stop_on_first: bool = True
+    """Cancel a problem's remaining attempts once one proves it. Attempts of one problem share
+    the proof cache, so they are not independent samples: report BFS results as "solved within
+    K attempts" (as BFS-Prover does), not as an unbiased pass@k."""
+    banned_tactics: tuple[str, ...] = ("apply?", "exact?", "rw?", "hint", "aesop?", "simp?")
 
-@dataclass(frozen=True, slots=True)
-class SampleTactics:
-    """One sampler request with n = width [GenResult, or None if `timeout` passed]."""
-
-    request: GenRequest
-    timeout: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class ApplyTactics:
-    """Apply sibling tactics to the state at `path`, stop when one proves it [StepBatch]."""
-
-    path: tuple[str, ...]
-    tactics: tuple[str, ...]
-    timeout: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class ReplayTactics:
-    """Apply a tactic chain from `path` (a cached proof) [StepBatch]."""
-
-    path: tuple[str, ...]
-    tactics: tuple[str, ...]
-    timeout: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class LookupProof:
-    key: CacheKey  # [CacheEntry | None]
-
-
-@dataclass(frozen=True, slots=True)
-class PublishProof:
-    key: CacheKey  # [None]
-    tactics: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class RetractProof:
-    key: CacheKey  # [None]
-    tactics: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class PublishDead:
-    key: CacheKey  # [None]
-
-
-SearchRequest = (
-    StartLean | SampleTactics | ApplyTactics | ReplayTactics | LookupProof | PublishProof | RetractProof | PublishDead
-)
 
 MAX_LOST_EXPANSIONS_PER_NODE = 2
 """Times a node is expanded again after every tactic of an expansion ended as INFRASTRUCTURE."""
@@ -160,6 +137,9 @@ class SearchResult:
     cache_stale: int = 0
     lost_expansions: int = 0
     """Expansions whose every tactic ended as INFRASTRUCTURE (the worker lost the state)."""
+    rematerialisations: int = 0
+    """States rebuilt by replaying their path after a worker restart."""
+    root_state: GoalState | None = None
 
     @property
     def proved(self) -> bool:
@@ -172,10 +152,10 @@ class SearchResult:
 
 
 def default_tactic_format() -> Any:
-    """The llm layer's `bfs` prompt format (`tactic_request`, `extract_tactic`)."""
+    """The llm layer's `bfs-prover` prompt format (`tactic_request`, `extract_tactic`)."""
     from prover.llm.formats import get_format
 
-    return get_format("bfs")
+    return get_format("bfs-prover")
 
 
 def checker_ban_check(config: Any) -> Callable[[str], bool]:
@@ -225,6 +205,8 @@ class BestFirstSearch:
 
     Args:
         problem: the theorem.
+        origin: where the root state comes from (default: the theorem stated with `sorry`; a
+            planner passes a sketch's `sorry`).
         config: the `bfs` config section.
         fmt: prompt format with `tactic_request(goals)` and `extract_tactic(text)`.
         attempt: attempt index (recorded in the tree).
@@ -245,6 +227,7 @@ class BestFirstSearch:
         self,
         problem: Problem,
         *,
+        origin: StateOrigin | None = None,
         config: BfsConfig | None = None,
         fmt: Any = None,
         attempt: int = 0,
@@ -259,6 +242,7 @@ class BestFirstSearch:
         should_stop: Callable[[], bool] = lambda: False,
     ) -> None:
         self.problem = problem
+        self.origin = origin or StateOrigin.theorem(problem)
         self.config = config or BfsConfig()
         self.fmt = fmt or default_tactic_format()
         self.seed = seed
@@ -271,6 +255,8 @@ class BestFirstSearch:
         self.should_stop = should_stop
         self.tree = SearchTree(problem.name, attempt)
         self.result = SearchResult(self.tree, "exhausted")
+        self._states: dict[str, GoalState] = {}
+        """Goal state of every tree node (what tactics are applied to)."""
         self._heap: list[tuple[float, int, str]] = []
         self._counter = 0
         self._t0 = 0.0
@@ -326,6 +312,8 @@ class BestFirstSearch:
     def _account(self, batch: StepBatch | StartOutcome) -> None:
         self.result.lean_calls += batch.lean_calls
         self.result.lean_seconds += batch.lean_seconds
+        if isinstance(batch, StepBatch):
+            self.result.rematerialisations += batch.rematerialisations
 
     def _publish(self, changed: Iterable[str]) -> Generator[SearchRequest, Any, None]:
         if not self.use_cache:
@@ -352,15 +340,17 @@ class BestFirstSearch:
         """
         self._t0 = self.clock()
         result = self.result
-        start: StartOutcome = yield StartLean(self.problem)
+        start: StartOutcome = yield StartLean(self.origin)
         self._account(start)
         self._t0 = self.clock()
-        if start.goals is None:
+        if start.state is None:
             result.stop_reason = "start_failed"
             result.start_error = start.error
             result.start_infrastructure = start.infrastructure
             return self._finish()
-        root = self.tree.add_root(start.goals)
+        result.root_state = start.state
+        root = self.tree.add_root(start.state.goals)
+        self._states[root] = start.state
         self._push(root)
         while True:
             if self.tree.status(root) is NodeStatus.PROVED:
@@ -402,18 +392,20 @@ class BestFirstSearch:
             changed = self.tree.mark_dead(node, "cache_dead", definitive=True)
             yield from self._publish(n for n in changed if n != node)
             return True
-        batch: StepBatch = yield ReplayTactics(self.tree.path_to(node), entry.tactics, self._lean_timeout())
+        batch: StepBatch = yield ReplayTactics(self._states[node], entry.tactics, self._lean_timeout())
         self._account(batch)
         outcomes = batch.outcomes
         if not self._confirms(node, entry, outcomes):
             self.result.cache_stale += 1
-            if all(o.outcome in _LEAN_VERDICTS for o in outcomes):  # Lean's word, not an accident
+            if all(o.kind in LEAN_VERDICTS for o in outcomes):  # Lean's word, not an accident
                 yield RetractProof(self._key(node), entry.tactics)
             return False
         self.result.cache_proof_hits += 1
         current = node
         for outcome in outcomes[:-1]:
-            current, _ = self.tree.add_success(current, outcome.tactic, 0.0, outcome.goals, outcome.seconds, cached=True)
+            current, is_new = self.tree.add_success(current, outcome.tactic, 0.0, outcome.goals, outcome.seconds, cached=True)
+            if is_new and outcome.state is not None:
+                self._states[current] = outcome.state
         last = outcomes[-1]
         self.tree.add_success(current, last.tactic, 0.0, None, last.seconds, cached=True)
         changed = self.tree.propagate(current)
@@ -425,11 +417,11 @@ class BestFirstSearch:
         """The replay ran the whole script, every step but the last reached a new state, and the
         last one completed the proof (a step back to its own state would be a no-progress edge,
         which cannot sit on a proof path)."""
-        if not outcomes or len(outcomes) != len(entry.tactics) or outcomes[-1].outcome is not EdgeOutcome.PROVED:
+        if not outcomes or len(outcomes) != len(entry.tactics) or outcomes[-1].kind is not StepKind.PROVED:
             return False
         goals = self.tree.goals(node)
         for outcome in outcomes[:-1]:
-            if outcome.outcome is not EdgeOutcome.OK:
+            if outcome.kind is not StepKind.OK:
                 return False
             after = normalise_goals(outcome.goals or ())
             if after == goals:
@@ -485,10 +477,10 @@ class BestFirstSearch:
         outcomes: tuple = ()
         if candidates:
             tactics = tuple(t for t, _ in candidates)
-            batch: StepBatch = yield ApplyTactics(tree.path_to(node), tactics, self._lean_timeout())
+            batch: StepBatch = yield ApplyTactics(self._states[node], tactics, self._lean_timeout())
             self._account(batch)
             outcomes = batch.outcomes
-        if outcomes and all(o.outcome is EdgeOutcome.INFRASTRUCTURE for o in outcomes):
+        if outcomes and all(o.kind is StepKind.INFRASTRUCTURE for o in outcomes):
             # Lean never judged these tactics (the worker lost the state): not the node's fault
             result.lost_expansions += 1
             attrs = tree.graph.nodes[node]
@@ -503,20 +495,21 @@ class BestFirstSearch:
         yield from self._publish(changed)
         return True
 
-    def _record(self, node: str, tactic: str, logprob: float, outcome: Any) -> None:
+    def _record(self, node: str, tactic: str, logprob: float, outcome: StepOutcome) -> None:
         tree = self.tree
-        kind = outcome.outcome
-        if kind is EdgeOutcome.PROVED:
+        kind = outcome.kind
+        if kind is StepKind.PROVED:
             tree.add_success(node, tactic, logprob, None, outcome.seconds)
-        elif kind is EdgeOutcome.OK:
-            child, is_new = tree.add_success(node, tactic, logprob, outcome.goals, outcome.seconds)
+        elif kind is StepKind.OK and outcome.state is not None:
+            child, is_new = tree.add_success(node, tactic, logprob, outcome.state.goals, outcome.seconds)
             if is_new:
+                self._states[child] = outcome.state
                 if tree.graph.nodes[child]["depth"] >= self.config.max_depth:
                     tree.mark_dead(child, "max_depth", definitive=False)
                 else:
                     self._push(child)
         else:
-            tree.add_failure(node, tactic, logprob, kind, outcome.error, outcome.seconds)
+            tree.add_failure(node, tactic, logprob, EdgeOutcome(kind.value), outcome.error, outcome.seconds)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -527,85 +520,39 @@ class BestFirstSearch:
 async def run_search(
     search: BestFirstSearch,
     *,
-    env: TacticEnv,
+    lean: LeanSession,
     sampler: Sampler,
     cache: ProofCache | None = None,
 ) -> SearchResult:
-    """Serve the core's requests until it returns its result."""
-    gen = search.run()
-    response: Any = None
-    try:
-        while True:
-            request = gen.send(response)
-            response = await _serve(request, env, sampler, cache)
-    except StopIteration as stop:
-        return stop.value
-    finally:
-        gen.close()
-
-
-async def _serve(request: SearchRequest, env: TacticEnv, sampler: Sampler, cache: ProofCache | None) -> Any:
-    if isinstance(request, ApplyTactics):
-        return await env.apply_many(request.path, request.tactics, timeout=request.timeout)
-    if isinstance(request, SampleTactics):
-        return await _sample(sampler, request)
-    if isinstance(request, LookupProof):
-        return None if cache is None else await cache.lookup(request.key)
-    if isinstance(request, PublishProof):
-        if cache is not None:
-            await cache.publish_proof(request.key, request.tactics)
-        return None
-    if isinstance(request, RetractProof):
-        if cache is not None:
-            await cache.retract(request.key, request.tactics)
-        return None
-    if isinstance(request, PublishDead):
-        if cache is not None:
-            await cache.publish_dead(request.key)
-        return None
-    if isinstance(request, ReplayTactics):
-        return await env.replay(request.path, request.tactics, timeout=request.timeout)
-    if isinstance(request, StartLean):
-        return await env.start(request.problem)
-    raise TypeError(f"unknown search request {request!r}")
-
-
-async def _sample(sampler: Sampler, request: SampleTactics) -> GenResult | None:
-    try:
-        if request.timeout is None:
-            return await sampler.generate(request.request)
-        return await asyncio.wait_for(sampler.generate(request.request), timeout=max(request.timeout, 0.001))
-    except TimeoutError:
-        return None
-    except SamplerRequestError as exc:  # e.g. the state is longer than the model's context
-        log.warning("tactic request refused by the sampler: %s", exc)
-        return GenResult(completions=())
+    """Run one search to its result; its goal-state tree is released from `lean` afterwards."""
+    result = await drive(search.run(), RequestServer(lean, sampler, cache))
+    if result.root_state is not None:
+        await lean.release(result.root_state.tree)
+    return result
 
 
 # ---------------------------------------------------------------------------------------------
 # The strategy
 # ---------------------------------------------------------------------------------------------
 
-EnvFactory = Callable[[StrategyContext, Problem], TacticEnv]
-
-
 def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:120] or "problem"
 
 
 class BestFirstStrategy(Strategy):
-    """`passes` best-first searches per problem; a proof counts only after the checker accepts it.
+    """`eval.passes` best-first searches per problem; a proof counts only after the checker accepts it.
 
     Args:
-        tree_dir: write each attempt's tree to `tree_dir/<problem>/attempt_<i>.json` when set.
-        passes: attempts per problem (default `config.whole_proof.passes`, i.e. `--pass K`).
+        passes: attempts per problem (default `config.eval.passes`, i.e. `--pass K`).
         parallel_attempts: attempts of one problem searched concurrently (default
             min(passes, config.lean.workers)).
-        env_factory: builds the `TacticEnv` of one attempt (default: `PoolTacticEnv(ctx.pool)`).
         use_cache: use `ctx.proof_cache` when the context has one.
         use_dead_ends: trust dead-end entries of the cache.
-        fmt: tactic prompt format (default `get_format("bfs")`).
+        fmt: tactic prompt format (default `get_format("bfs-prover")`).
         score: per-tactic score: "mean" token log-prob or "sum".
+
+    With `ctx.artifacts` set, each attempt's tree is written to
+    `<artifacts>/<problem>/attempt_<i>.json`.
     """
 
     name = "bfs"
@@ -613,32 +560,28 @@ class BestFirstStrategy(Strategy):
     def __init__(
         self,
         *,
-        tree_dir: Path | None = None,
         passes: int | None = None,
         parallel_attempts: int | None = None,
-        env_factory: EnvFactory | None = None,
         use_cache: bool = True,
         use_dead_ends: bool = True,
         fmt: Any = None,
         score: Literal["mean", "sum"] = "mean",
     ) -> None:
-        self.tree_dir = Path(tree_dir) if tree_dir is not None else None
         self.passes = passes
         self.parallel_attempts = parallel_attempts
-        self.env_factory = env_factory
         self.use_cache = use_cache
         self.use_dead_ends = use_dead_ends
         self.fmt = fmt
         self.score = score
 
     def _passes(self, config: ProverConfig) -> int:
-        return self.passes or config.whole_proof.passes
+        return self.passes or config.eval.passes
 
-    def is_complete(self, problem: Problem, config: ProverConfig, done: DoneAttempts) -> bool:
+    def is_complete(self, problem: Problem, config: ProverConfig, done: Mapping[tuple[int, int], Attempt]) -> bool:
         """Whether `prove` would record nothing new: every attempt is recorded, or (with
         `bfs.stop_on_first`) one of them proved the problem. Lets a finished run skip the problem
         without starting the sampler or the Lean pool."""
-        if config.bfs.stop_on_first and any(a.verdict.proved for a in done.values()):
+        if config.section(SPEC).stop_on_first and DoneAttempts.of(done).proved:
             return True
         return all((0, index) in done for index in range(self._passes(config)))
 
@@ -647,13 +590,13 @@ class BestFirstStrategy(Strategy):
         problem: Problem,
         ctx: StrategyContext,
         record: RecordAttempt,
-        done: DoneAttempts | None = None,
+        done: Mapping[tuple[int, int], Attempt] | None = None,
     ) -> None:
-        done = done or {}
+        done = DoneAttempts.of(done)
         if self.is_complete(problem, ctx.config, done):
             return
         passes = self._passes(ctx.config)
-        stop_on_first = ctx.config.bfs.stop_on_first
+        stop_on_first = ctx.config.section(SPEC).stop_on_first
         todo = [i for i in range(passes) if (0, i) not in done]
         stop = asyncio.Event()
         limit = asyncio.Semaphore(self.parallel_attempts or max(1, min(passes, ctx.config.lean.workers)))
@@ -672,13 +615,6 @@ class BestFirstStrategy(Strategy):
             for index in todo:
                 group.create_task(one(index))
 
-    def _env(self, ctx: StrategyContext, problem: Problem) -> TacticEnv:
-        if self.env_factory is not None:
-            return self.env_factory(ctx, problem)
-        if ctx.pool is None:
-            raise ConfigError(f"strategy bfs needs a Lean pool (problem {problem.name!r}); the context has none")
-        return PoolTacticEnv(ctx.pool)
-
     async def run_attempt(
         self,
         problem: Problem,
@@ -692,10 +628,10 @@ class BestFirstStrategy(Strategy):
         cache = ctx.proof_cache if self.use_cache else None
         search = BestFirstSearch(
             problem,
-            config=ctx.config.bfs,
+            config=ctx.config.section(SPEC),
             fmt=fmt or self.fmt or default_tactic_format(),
             attempt=index,
-            seed=derive_seed(ctx.config.sampler.seed, problem.name, 0, index),
+            seed=derive_seed(ctx.config.sampler_for(PROVER_ROLE).seed, problem.name, 0, index),
             ban_check=checker_ban_check(ctx.config),
             use_cache=cache is not None,
             use_dead_ends=self.use_dead_ends,
@@ -703,11 +639,7 @@ class BestFirstStrategy(Strategy):
             tactic_timeout=ctx.config.lean.timeout,
             should_stop=should_stop,
         )
-        env = self._env(ctx, problem)
-        try:
-            result = await run_search(search, env=env, sampler=ctx.sampler, cache=cache)
-        finally:
-            await env.close()
+        result = await run_search(search, lean=ctx.lean, sampler=ctx.sampler(PROVER_ROLE), cache=cache)
         proof: str | None = None
         check_seconds = 0.0
         if result.proved and result.tactics:
@@ -719,11 +651,11 @@ class BestFirstStrategy(Strategy):
                 await _retract_path(cache, problem, result.tree)
         else:
             verdict = _unproved_verdict(result)
-        tree_file = await self._write_tree(problem, index, result.tree)
+        tree_file = await self._write_tree(ctx.artifacts, problem, index, result.tree)
         return Attempt(
             problem=problem.name,
             benchmark=problem.benchmark,
-            strategy="bfs",
+            strategy=SPEC.name,
             sample_index=index,
             proof=proof,
             verdict=verdict,
@@ -731,13 +663,14 @@ class BestFirstStrategy(Strategy):
             completion_tokens=result.completion_tokens,
             gen_seconds=result.gen_seconds,
             check_seconds=check_seconds,
-            extra=_extra(result, env, search, tree_file),
+            extra=_extra(result, search, tree_file),
         )
 
-    async def _write_tree(self, problem: Problem, index: int, tree: SearchTree) -> str | None:
-        if self.tree_dir is None:
+    @staticmethod
+    async def _write_tree(artifacts: Path | None, problem: Problem, index: int, tree: SearchTree) -> str | None:
+        if artifacts is None:
             return None
-        path = self.tree_dir / _safe_name(problem.name) / f"attempt_{index:03d}.json"
+        path = artifacts / _safe_name(problem.name) / f"attempt_{index:03d}.json"
         await asyncio.to_thread(tree.write_json, path)
         return str(path)
 
@@ -768,7 +701,7 @@ def _unproved_verdict(result: SearchResult) -> Verdict:
                    lean_seconds=result.lean_seconds)
 
 
-def _extra(result: SearchResult, env: TacticEnv, search: BestFirstSearch, tree_file: str | None) -> dict[str, object]:
+def _extra(result: SearchResult, search: BestFirstSearch, tree_file: str | None) -> dict[str, object]:
     counts = result.tree.counts()
     return {
         "search_proved": result.proved,
@@ -786,8 +719,18 @@ def _extra(result: SearchResult, env: TacticEnv, search: BestFirstSearch, tree_f
         "cache_dead_hits": result.cache_dead_hits,
         "cache_stale": result.cache_stale,
         "lost_expansions": result.lost_expansions,
-        "rematerialisations": env.stats.rematerialisations,
+        "rematerialisations": result.rematerialisations,
         "proof_tactics": result.tactics,
         "seed": search.seed,
         "tree_file": tree_file,
     }
+
+
+SPEC: StrategySpec[BfsConfig] = StrategySpec(
+    name=BestFirstStrategy.name,
+    config_model=BfsConfig,
+    factory=BestFirstStrategy,
+    roles=(PROVER_ROLE,),
+    description="step-level best-first tactic search (BFS-Prover style) with a shared proof cache",
+    uses_proof_cache=True,
+)

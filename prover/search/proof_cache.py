@@ -36,7 +36,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from prover.search.tree import normalise_goals
+from prover.lean_env.session import normalise_goals
 from prover.types import content_hash
 
 
@@ -47,7 +47,7 @@ class CacheKey(BaseModel):
 
     header: str
     goals: str
-    """Normalised goals text (`prover.search.tree.normalise_goals`)."""
+    """Normalised goals text (`prover.lean_env.session.normalise_goals`)."""
 
     @classmethod
     def of(cls, header: str, goals: Sequence[str] | str) -> CacheKey:

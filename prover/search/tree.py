@@ -32,6 +32,8 @@ from typing import Any
 import networkx as nx
 from pydantic import BaseModel, ConfigDict
 
+from prover.lean_env.session import normalise_goals
+
 QED = "QED"
 """Id of the terminal node: no goals left, `proofStatus == "Completed"`."""
 
@@ -62,11 +64,6 @@ DEFINITIVE_FAILURES = frozenset({EdgeOutcome.ERROR, EdgeOutcome.INCOMPLETE, Edge
 """Failures that are Lean's deterministic verdict on this tactic, not an accident of budget."""
 
 _DONE_STATUSES = frozenset({NodeStatus.PROVED, NodeStatus.FAILED, NodeStatus.DEAD})
-
-
-def normalise_goals(goals: Sequence[str]) -> str:
-    """Canonical text of a goal list: trailing spaces dropped, goals separated by a blank line."""
-    return "\n\n".join("\n".join(line.rstrip() for line in g.strip().splitlines()) for g in goals)
 
 
 def state_id(goals_text: str) -> str:

@@ -17,12 +17,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from prover.config import ProverConfig, WholeProofConfig
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from prover.config import ProverConfig
 from prover.errors import ConfigError
-from prover.search.base import DoneAttempts, RecordAttempt, Strategy, StrategyContext
+from prover.llm.formats import Feedback, PromptFormat, get_format
+from prover.registry import CliFlag, StrategySpec
+from prover.search.base import PROVER_ROLE, DoneAttempts, RecordAttempt, Strategy, StrategyContext
 from prover.types import (
     Attempt,
     CheckStatus,
@@ -34,11 +38,37 @@ from prover.types import (
     content_hash,
 )
 
-__all__ = ["WholeProofStrategy", "derive_seed", "expected_attempts_done", "normalise_proof"]
+__all__ = ["SPEC", "WholeProofConfig", "WholeProofStrategy", "derive_seed", "expected_attempts_done", "normalise_proof"]
 
 log = logging.getLogger(__name__)
 
 NO_PROOF_RULE = "no_proof_extracted"
+
+
+class WholeProofConfig(BaseModel):
+    """Sample whole proofs, check them, optionally self-correct (the `whole_proof:` section).
+
+    The number of samples per problem is `eval.passes` (`--pass K`).
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    chunk: int = Field(default=8, ge=1)
+    """Samples per sampler request (n); k is requested in ceil(k/chunk) requests."""
+    rounds: int = Field(default=0, ge=0)
+    """Rounds of self-correction after the first sample of each chain."""
+    early_stop: bool = False
+    """Stop sampling a problem once one proof is accepted (breaks unbiased pass@k)."""
+    max_errors_in_feedback: int | None = Field(default=None, ge=1)
+    """Lean errors shown per correction turn; None takes the model family's own (8 for
+    Goedel-V2 and DeepSeek-V2, 3 for Kimina)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _passes_moved(cls, data: object) -> object:
+        if isinstance(data, dict) and "passes" in data:
+            raise ValueError("`passes` is now `eval.passes` (the budget of every strategy; `--pass K`)")
+        return data
 
 
 def normalise_proof(proof: str) -> str:
@@ -58,20 +88,19 @@ def derive_seed(base: int, problem: str, round_: int, index: int) -> int:
     return int(digest[:8], 16) & 0x7FFFFFFF
 
 
-def expected_attempts_done(
-    problem: Problem, config: WholeProofConfig, done: DoneAttempts
-) -> bool:
+def expected_attempts_done(problem: Problem, config: ProverConfig, done: Mapping[tuple[int, int], Attempt]) -> bool:
     """True if `done` already holds everything this strategy would record for `problem`.
 
     Lets the pipeline skip finished problems without starting an engine or Lean workers.
     """
-    if config.early_stop and any(a.verdict.proved for a in done.values()):
+    section = config.section(SPEC)
+    if section.early_stop and any(a.verdict.proved for a in done.values()):
         return True
-    for index in range(config.passes):
+    for index in range(config.eval.passes):
         attempt = done.get((0, index))
         if attempt is None:
             return False
-        for round_ in range(1, config.rounds + 1):
+        for round_ in range(1, section.rounds + 1):
             if attempt.verdict.proved:
                 break
             attempt = done.get((round_, index))
@@ -107,26 +136,26 @@ class _ProblemRun:
     ctx: StrategyContext
     record: RecordAttempt
     done: DoneAttempts
-    format: object
+    format: PromptFormat
     originals: dict[str, _Original] = field(default_factory=dict)
     proved: bool = False
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     @property
     def cfg(self) -> WholeProofConfig:
-        return self.ctx.config.whole_proof
+        return self.ctx.config.section(SPEC)
 
     # -- driver ------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        if self.cfg.early_stop and any(a.verdict.proved for a in self.done.values()):
+        if self.cfg.early_stop and self.done.proved:
             return
         self._register_done()
-        chunk = min(self.cfg.chunk, self.cfg.passes)
-        starts = range(0, self.cfg.passes, chunk)
+        passes = self.ctx.budget.passes
+        chunk = min(self.cfg.chunk, passes)
+        starts = range(0, passes, chunk)
         await self._run_all(
-            self._first_round_chunk(c, list(range(s, min(s + chunk, self.cfg.passes))))
-            for c, s in enumerate(starts)
+            self._first_round_chunk(c, list(range(s, min(s + chunk, passes)))) for c, s in enumerate(starts)
         )
 
     def _register_done(self) -> None:
@@ -201,10 +230,8 @@ class _ProblemRun:
         result = await self._generate(request)
         return self._sample(result, 0, request.seed) if result.completions else None
 
-    def _feedback(self, history: Sequence[Attempt]) -> list[object]:
+    def _feedback(self, history: Sequence[Attempt]) -> list[Feedback]:
         """The chain so far, oldest first: proof, reply, Lean's messages and the checked code."""
-        from prover.llm.formats import Feedback
-
         return [
             Feedback(
                 proof=a.proof or "",
@@ -218,9 +245,9 @@ class _ProblemRun:
 
     # -- sampling ----------------------------------------------------------------------------
 
-    def _request(self, feedback: Sequence[object], *, n: int, seed_index: int, round_: int) -> GenRequest:
-        sampler_cfg = self.ctx.config.sampler
-        base = self.format.whole_proof_request(  # type: ignore[attr-defined]
+    def _request(self, feedback: Sequence[Feedback], *, n: int, seed_index: int, round_: int) -> GenRequest:
+        sampler_cfg = self.ctx.config.sampler_for(PROVER_ROLE)
+        base = self.format.whole_proof_request(
             self.problem, feedback, max_errors=self.cfg.max_errors_in_feedback
         )
         tag = self.problem.name if round_ == 0 else f"{self.problem.name}#round={round_}"
@@ -236,7 +263,7 @@ class _ProblemRun:
         )
 
     async def _generate(self, request: GenRequest) -> GenResult:
-        return await self.ctx.sampler.generate(request)
+        return await self.ctx.sampler(PROVER_ROLE).generate(request)
 
     @staticmethod
     def _sample(result: GenResult, offset: int, seed: int | None) -> _Sample:
@@ -253,7 +280,7 @@ class _ProblemRun:
     async def _process(self, index: int, round_: int, sample: _Sample) -> Attempt:
         """Extract, dedupe, check and record one sample."""
         text = sample.completion.text
-        proof = self.format.extract_proof(self.problem, text)  # type: ignore[attr-defined]
+        proof = self.format.extract_proof(self.problem, text)
         duplicate_of: int | None = None
         extra: dict[str, object] = {"seed": sample.seed}
         if sample.completion.finish_reason:
@@ -279,7 +306,7 @@ class _ProblemRun:
         attempt = Attempt(
             problem=self.problem.name,
             benchmark=self.problem.benchmark,
-            strategy="whole_proof",
+            strategy=SPEC.name,
             sample_index=index,
             round=round_,
             proof=proof,
@@ -329,35 +356,53 @@ class WholeProofStrategy(Strategy):
 
     name = "whole_proof"
 
-    def __init__(self, prompt_format: object | None = None) -> None:
+    def __init__(self, prompt_format: PromptFormat | None = None) -> None:
         self._format = prompt_format
 
-    def prompt_format(self, config: ProverConfig) -> object:
+    def prompt_format(self, config: ProverConfig) -> PromptFormat:
         if self._format is None:
-            from prover.llm.formats import get_format
-
-            self._format = get_format(config.sampler.prompt_format, config.sampler.model)
+            sampler = config.sampler_for(PROVER_ROLE)
+            self._format = get_format(sampler.prompt_format, sampler.model)
         return self._format
 
     def validate(self, config: ProverConfig) -> None:
         """Fail before any sampling when the settings cannot work (e.g. rounds on a completion format)."""
         fmt = self.prompt_format(config)
-        if config.whole_proof.rounds > 0 and not getattr(fmt, "supports_feedback", True):
+        if config.section(SPEC).rounds > 0 and not fmt.supports_feedback:
             raise ConfigError(
-                f"prompt format {getattr(fmt, 'name', fmt)!r} cannot do self-correction rounds; "
+                f"prompt format {fmt.name!r} cannot do self-correction rounds; "
                 "use --rounds 0 or a chat format (goedel-v2, kimina, deepseek-v2, chat)"
             )
 
-    def is_complete(self, problem: Problem, config: ProverConfig, done: DoneAttempts) -> bool:
+    def is_complete(self, problem: Problem, config: ProverConfig, done: Mapping[tuple[int, int], Attempt]) -> bool:
         """Whether resuming `problem` would record nothing new (used to skip finished problems)."""
-        return expected_attempts_done(problem, config.whole_proof, done)
+        return expected_attempts_done(problem, config, done)
+
+    def checks_per_batch(self, config: ProverConfig) -> int:
+        """One request's samples are checked together: a chunk."""
+        return min(config.section(SPEC).chunk, config.eval.passes)
 
     async def prove(
         self,
         problem: Problem,
         ctx: StrategyContext,
         record: RecordAttempt,
-        done: DoneAttempts | None = None,
+        done: Mapping[tuple[int, int], Attempt] | None = None,
     ) -> None:
-        run = _ProblemRun(problem, ctx, record, done or {}, self.prompt_format(ctx.config))
+        run = _ProblemRun(problem, ctx, record, DoneAttempts.of(done), self.prompt_format(ctx.config))
         await run.run()
+
+
+SPEC: StrategySpec[WholeProofConfig] = StrategySpec(
+    name=WholeProofStrategy.name,
+    config_model=WholeProofConfig,
+    factory=WholeProofStrategy,
+    roles=(PROVER_ROLE,),
+    description="sample whole proofs, check them (deduplicated), optionally self-correct from Lean errors",
+    resume_settings=("rounds",),
+    cli_flags=(
+        CliFlag("--rounds", "rounds", "self-correction rounds after each failed sample", metavar="R"),
+        CliFlag("--chunk", "chunk", "samples per sampler request", metavar="N"),
+        CliFlag("--early-stop", "early_stop", "stop sampling a problem once proved", kind="flag"),
+    ),
+)

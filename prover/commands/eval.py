@@ -1,4 +1,4 @@
-"""`prover eval`: a thin layer over `prover.api.evaluate`.
+"""`prover eval` and `prover report`: thin layers over `prover.api.evaluate` and the report.
 
 Settings come from (lowest to highest): defaults, the user config written by `prover setup lean`
 (Lean workspace), `--config FILE` (YAML or TOML), then command-line flags. With no flags,
@@ -12,10 +12,14 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from prover.config import ProverConfig
 from prover.errors import ConfigError, ProverError
+from prover.eval.report import register_report
+from prover.registry import StrategySpec, get_strategy_spec, strategy_specs
+from prover.search.base import PROVER_ROLE
 
 EPILOG = """\
 examples:
@@ -24,6 +28,12 @@ examples:
   prover eval jsonl:mine.jsonl --backend openai --base-url http://127.0.0.1:8000/v1 --model M
   prover eval minif2f --backend scripted --script generations.jsonl --model M
 """
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `prover eval` and `prover report`."""
+    register_eval(subparsers)
+    register_report(subparsers)
 
 
 def register_eval(subparsers: argparse._SubParsersAction) -> None:
@@ -48,11 +58,14 @@ def register_eval(subparsers: argparse._SubParsersAction) -> None:
     what.add_argument("--script", type=Path, metavar="FILE", help="JSONL completions for --backend scripted")
     what.add_argument("--prompt-format", metavar="F", help="prompt format (default: inferred from --model)")
     what.add_argument("--base-url", metavar="URL", help="OpenAI-compatible server for --backend openai")
-    what.add_argument("--strategy", choices=("whole_proof", "bfs"), help="proving strategy")
-    what.add_argument("--rounds", type=int, metavar="R", help="self-correction rounds after each failed sample")
-    what.add_argument("--chunk", type=int, metavar="N", help="samples per sampler request")
-    what.add_argument("--early-stop", action="store_true", default=None, help="stop a problem once proved")
+    specs = strategy_specs()
+    what.add_argument(
+        "--strategy", choices=tuple(specs), metavar="NAME",
+        help="proving strategy: " + "; ".join(f"{name} ({spec.description})" for name, spec in specs.items()),
+    )
     what.add_argument("--seed", type=int, metavar="N", help="base sampling seed")
+    _add_role_flags(p, specs)
+    _add_strategy_flags(p, specs)
     data = p.add_argument_group("problems")
     data.add_argument("--data-dir", type=Path, metavar="DIR", help="folder with the benchmark files")
     data.add_argument("--split", metavar="S", help="benchmark split (default: the benchmark's own; 'all')")
@@ -87,10 +100,9 @@ def build_config(args: argparse.Namespace) -> ProverConfig:
         "eval.out": args.out,
         "eval.resume": args.resume,
         "eval.strategy": args.strategy,
-        "whole_proof.passes": args.passes,
-        "whole_proof.rounds": args.rounds,
-        "whole_proof.chunk": args.chunk,
-        "whole_proof.early_stop": args.early_stop,
+        "eval.passes": args.passes,
+        **_strategy_overrides(args),
+        **_role_overrides(args),
         "sampler.model": args.model,
         "sampler.backend": args.backend,
         "sampler.script": args.script,
@@ -105,9 +117,66 @@ def build_config(args: argparse.Namespace) -> ProverConfig:
         "ray.address": args.address,
     }
     config = config.with_overrides(overrides)
-    if config.sampler.backend == "scripted" and config.sampler.script is None:
-        raise ConfigError("--backend scripted needs --script FILE (JSONL completions)")
+    for role in get_strategy_spec(config.eval.strategy).roles:
+        sampler = config.sampler_for(role)
+        if sampler.backend == "scripted" and sampler.script is None:
+            flag = "--script" if role == PROVER_ROLE else f"--{role}-script"
+            raise ConfigError(f"a scripted backend needs {flag} FILE (JSONL completions) for the {role} model")
     return config
+
+
+_FLAG_TYPES: dict[str, type] = {"int": int, "float": float, "str": str}
+ROLE_FLAGS: tuple[tuple[str, str, str], ...] = (
+    ("model", "model", "Hugging Face id or local path (vllm), or served model name (openai)"),
+    ("backend", "backend", "sampler backend (vllm, openai, scripted)"),
+    ("base-url", "base_url", "OpenAI-compatible server"),
+    ("script", "script", "JSONL completions for a scripted backend"),
+    ("prompt-format", "prompt_format", "prompt format"),
+)
+"""`--<role>-<name>` flags for every model role besides the default one (`samplers.<role>.<field>`)."""
+
+
+def _extra_roles(specs: Mapping[str, StrategySpec[Any]]) -> list[str]:
+    return sorted({role for spec in specs.values() for role in spec.roles if role != PROVER_ROLE})
+
+
+def _add_role_flags(parser: argparse.ArgumentParser, specs: Mapping[str, StrategySpec[Any]]) -> None:
+    for role in _extra_roles(specs):
+        group = parser.add_argument_group(f"{role} model (default: the --model settings)")
+        for name, field, text in ROLE_FLAGS:
+            group.add_argument(f"--{role}-{name}", dest=f"role__{role}__{field}", metavar="X", help=f"{role}: {text}")
+
+
+def _role_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        f"samplers.{key.split('__')[1]}.{key.split('__')[2]}": value
+        for key, value in vars(args).items()
+        if key.startswith("role__") and value is not None
+    }
+
+
+def _add_strategy_flags(parser: argparse.ArgumentParser, specs: Mapping[str, StrategySpec[Any]]) -> None:
+    for spec in specs.values():
+        if not spec.cli_flags:
+            continue
+        group = parser.add_argument_group(f"strategy {spec.name}")
+        for flag in spec.cli_flags:
+            dest = f"strategy__{spec.name}__{flag.field}"
+            if flag.kind == "flag":
+                group.add_argument(flag.flag, dest=dest, action="store_true", default=None, help=flag.help)
+            else:
+                group.add_argument(
+                    flag.flag, dest=dest, type=_FLAG_TYPES[flag.kind], metavar=flag.metavar, choices=flag.choices,
+                    help=flag.help,
+                )
+
+
+def _strategy_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        f"{key.split('__')[1]}.{key.split('__')[2]}": value
+        for key, value in vars(args).items()
+        if key.startswith("strategy__") and value is not None
+    }
 
 
 def run_eval(args: argparse.Namespace) -> int:
