@@ -7,6 +7,10 @@ its "cluster mode" is off (`RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`, read by every 
 import). A private single-machine cluster is what tests, benchmarks and `prover eval --ray`
 without `--address` want, so this module switches cluster mode off for it and checks the result.
 Connecting to a real multi-node cluster (`--address`) does not go through here.
+
+`LocalRayCluster` starts several raylets (nodes) on this machine, all on 127.0.0.1, for tests and
+benchmarks that need a real multi-node cluster: nodes with their own resources that can be added
+and killed mid-run.
 """
 
 from __future__ import annotations
@@ -20,17 +24,31 @@ LOOPBACK = "127.0.0.1"
 CLUSTER_MODE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
+def _cluster_mode_off() -> None:
+    os.environ[CLUSTER_MODE_ENV] = "0"  # inherited by the GCS, raylet and worker processes
+    from ray._private import ray_constants
+
+    ray_constants.ENABLE_RAY_CLUSTER = False  # this process imported Ray before the variable was set
+
+
+def _require_loopback() -> None:
+    import ray
+
+    addresses = {ray.util.get_node_ip_address(), *(n["NodeManagerAddress"] for n in ray.nodes())}
+    if addresses != {LOOPBACK}:
+        ray.shutdown()
+        raise ConfigError(f"Ray chose node address(es) {sorted(addresses)} instead of {LOOPBACK}; refusing to run off loopback")
+
+
 def init_local_ray(*, num_cpus: int | None = None, object_store_memory: int | None = None, **kwargs: Any) -> None:
     """`ray.init` a fresh local cluster whose processes listen on 127.0.0.1 only.
 
     Raises:
         ConfigError: Ray still chose a non-loopback node address (the cluster is shut down).
     """
-    os.environ[CLUSTER_MODE_ENV] = "0"  # inherited by the GCS, raylet and worker processes
+    _cluster_mode_off()
     import ray
-    from ray._private import ray_constants
 
-    ray_constants.ENABLE_RAY_CLUSTER = False  # this process imported Ray before the variable was set
     ray.init(
         _node_ip_address=LOOPBACK,
         include_dashboard=False,
@@ -38,7 +56,72 @@ def init_local_ray(*, num_cpus: int | None = None, object_store_memory: int | No
         object_store_memory=object_store_memory,
         **kwargs,
     )
-    address = ray.util.get_node_ip_address()
-    if address != LOOPBACK:
+    _require_loopback()
+
+
+class LocalRayCluster:
+    """A multi-node Ray cluster on this machine: a head and worker raylets, all on 127.0.0.1.
+
+    Example:
+        with LocalRayCluster(head_cpus=1) as cluster:
+            victim = cluster.add_node(num_cpus=2)
+            cluster.add_node(num_cpus=2)
+            ...                      # ray is initialised and connected to the cluster
+            cluster.kill_node(victim)  # the node's raylet and every actor on it die
+
+    Args:
+        head_cpus: CPUs the head node offers (the driver's node; 0 keeps work off it).
+        object_store_memory: per node, in bytes (small: only messages travel through it).
+    """
+
+    def __init__(self, *, head_cpus: int = 1, object_store_memory: int = 100 * 1024 * 1024) -> None:
+        self.head_cpus = head_cpus
+        self.object_store_memory = object_store_memory
+        self._cluster: Any = None
+        self.nodes: list[Any] = []
+
+    def __enter__(self) -> LocalRayCluster:
+        _cluster_mode_off()
+        import ray
+        from ray.cluster_utils import Cluster
+
+        self._cluster = Cluster(initialize_head=True, head_node_args=self._node_args(self.head_cpus))
+        ray.init(address=self._cluster.address, _node_ip_address=LOOPBACK, log_to_driver=False)
+        _require_loopback()
+        return self
+
+    def _node_args(self, num_cpus: int, **resources: float) -> dict[str, Any]:
+        args: dict[str, Any] = {
+            "num_cpus": num_cpus,
+            "node_ip_address": LOOPBACK,
+            "include_dashboard": False,
+            "object_store_memory": self.object_store_memory,
+        }
+        if resources:
+            args["resources"] = dict(resources)
+        return args
+
+    def add_node(self, *, num_cpus: int = 1, **resources: float) -> Any:
+        """Start one more raylet with these resources; returns its handle (for `kill_node`)."""
+        node = self._cluster.add_node(**self._node_args(num_cpus, **resources))
+        self._cluster.wait_for_nodes()
+        _require_loopback()
+        self.nodes.append(node)
+        return node
+
+    def node_id(self, node: Any) -> str:
+        """Ray's NodeID of a node handle (for scheduling on it, or checking where actors run)."""
+        return node.node_id
+
+    def kill_node(self, node: Any) -> None:
+        """Kill a worker node's raylet and every process on it, as a dead machine would."""
+        self._cluster.remove_node(node, allow_graceful=False)
+        self.nodes.remove(node)
+
+    def __exit__(self, *exc: object) -> None:
+        import ray
+
         ray.shutdown()
-        raise ConfigError(f"Ray chose node address {address} instead of {LOOPBACK}; refusing to run off loopback")
+        if self._cluster is not None:
+            self._cluster.shutdown()
+            self._cluster = None
