@@ -207,7 +207,7 @@ def apply_filters(rows: ProblemRows, filters: FilterConfig) -> tuple[ProblemRows
     return rows.model_copy(update={"whole_proof": whole, "steps": steps}), ""
 
 
-def _arrow_schemas() -> dict[str, Any]:
+def arrow_schemas() -> dict[str, Any]:
     import pyarrow as pa
 
     return {
@@ -482,7 +482,7 @@ class TrajectoryWriter:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        schemas = _arrow_schemas()
+        schemas = arrow_schemas()
         manifest = self.manifest.model_copy(deep=True)
         for kind in ROW_KINDS:
             items = [(p.problem, r) for p, _ in self._buffer for r in getattr(p, kind)]
