@@ -16,8 +16,8 @@ from prover.errors import ProverError
 
 COMMAND_MODULES: tuple[str, ...] = (
     "prover.lean_env.commands",  # check, setup
-    "prover.eval.commands",  # eval, report
-    "prover.cluster.commands",  # collect, data
+    "prover.eval.commands",  # eval, report, compare
+    "prover.cluster.commands",  # collect, data (stats, from-repo, leandojo-steps)
 )
 
 

@@ -38,8 +38,8 @@ def register_eval(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "benchmark", nargs="?", metavar="BENCH",
-        help="minif2f, minif2f-dsv15, proofnet, putnambench, leangeo, core-smoke, jsonl:PATH or lean:PATH "
-        "(default: eval.benchmark of --config)",
+        help="minif2f, minif2f-dsv15, proofnet, putnambench, leangeo, core-smoke, jsonl:PATH, lean:PATH, "
+        "hf:ORG/NAME[:split] / hf:PATH or leandojo:PATH (default: eval.benchmark of --config)",
     )
     what = p.add_argument_group("what to run")
     what.add_argument("--pass", dest="passes", type=int, metavar="K", help="samples per problem (pass@K budget)")
@@ -53,11 +53,13 @@ def register_eval(subparsers: argparse._SubParsersAction) -> None:
     what.add_argument("--chunk", type=int, metavar="N", help="samples per sampler request")
     what.add_argument("--early-stop", action="store_true", default=None, help="stop a problem once proved")
     what.add_argument("--seed", type=int, metavar="N", help="base sampling seed")
+    add_sampling_flags(what)
     data = p.add_argument_group("problems")
     data.add_argument("--data-dir", type=Path, metavar="DIR", help="folder with the benchmark files")
     data.add_argument("--split", metavar="S", help="benchmark split (default: the benchmark's own; 'all')")
     data.add_argument("--limit", type=int, metavar="N", help="first N problems only")
     data.add_argument("--names", metavar="a,b", help="only these problems (comma-separated)")
+    data.add_argument("--columns", metavar="SPEC", help="hf: column mapping: a preset and/or field=column pairs")
     lean = p.add_argument_group("Lean")
     lean.add_argument("--workspace", type=Path, metavar="DIR", help="Lean workspace (default: from prover setup lean)")
     lean.add_argument("--repl-cmd", metavar="CMD", help="command that starts one REPL (overrides the workspace's)")
@@ -72,6 +74,24 @@ def register_eval(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--ray", action="store_true", default=None, help="run on a Ray cluster (prover.cluster)")
     run.add_argument("--address", metavar="ADDR", help="Ray cluster address (default: start a local one)")
     p.set_defaults(run=run_eval)
+
+
+def add_sampling_flags(group: argparse._ArgumentGroup) -> None:
+    """`--temperature`, `--top-p`, `--max-tokens` (shared by `prover eval` and `prover collect`)."""
+    group.add_argument("--temperature", type=float, metavar="T", help="sampling temperature (whole proofs and tactics)")
+    group.add_argument("--top-p", type=float, metavar="P", help="nucleus sampling top-p")
+    group.add_argument("--max-tokens", type=int, metavar="N", help="generation budget per sample (per tactic for bfs)")
+
+
+def sampling_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Config overrides of the sampling flags (the strategy's own sampling section too)."""
+    return {
+        "sampler.temperature": args.temperature,
+        "bfs.temperature": args.temperature,
+        "sampler.top_p": args.top_p,
+        "sampler.max_tokens": args.max_tokens,
+        "bfs.max_tokens": args.max_tokens,
+    }
 
 
 def build_config(args: argparse.Namespace) -> ProverConfig:
@@ -103,6 +123,7 @@ def build_config(args: argparse.Namespace) -> ProverConfig:
         "lean.timeout": args.timeout,
         "ray.enabled": args.ray,
         "ray.address": args.address,
+        **sampling_overrides(args),
     }
     config = config.with_overrides(overrides)
     if config.sampler.backend == "scripted" and config.sampler.script is None:
@@ -122,6 +143,7 @@ def run_eval(args: argparse.Namespace) -> int:
         data_dir=config.eval.data_dir,
         limit=config.eval.limit,
         names=config.eval.names,
+        columns=args.columns,
     )
     out = resolve_run_dir(config, None, config.eval.resume)
     try:

