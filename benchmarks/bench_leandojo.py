@@ -3,7 +3,8 @@ files grow? (Mathlib files hold hundreds of theorems; a reader that re-lexes the
 theorem would be quadratic.)
 
 Builds a synthetic traced repository (no Lean) with files of `--small` and `--large` theorems and
-times `load_leandojo` on each (CPU time, best of `--repeat`: the machine is shared). Ideal: the per-theorem cost does not depend on the file size.
+times `load_leandojo` on each (CPU time, best of `--repeat`: the machine is shared). Ideal: the
+per-theorem cost does not depend on the file size.
 Prints on the last line:
     per_theorem_cost_ratio=<large-file cost / small-file cost per theorem> theorems_per_s=<large run>
 Target: per_theorem_cost_ratio close to 1 (<= 1.5). What growth remains is copying each problem's

@@ -12,19 +12,17 @@ LeanDojo Benchmark 4 split (`prover.datasets.leandojo`), from the traced sources
 from __future__ import annotations
 
 import importlib
-import logging
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from prover.datasets.declarations import NotADeclaration, parse_declaration, words
+from prover.datasets.declarations import NoColonProof, words
 from prover.datasets.leandojo import (
     NO_GOALS,
     SourceFiles,
     TracedTactic,
     TracedTheorem,
-    offset,
     theorems_to_problems,
     trace_step_rows,
     write_step_rows,
@@ -33,8 +31,6 @@ from prover.datasets.loaders import problem_row, write_jsonl
 from prover.errors import ConfigError, DataError
 from prover.lean_env.preflight import blank_comments_and_strings
 from prover.types import Problem
-
-log = logging.getLogger(__name__)
 
 LEAN_DOJO_MODULE = "lean_dojo"
 
@@ -108,15 +104,11 @@ def sorry_theorems(traced: TracedRepository) -> list[TracedTheorem]:
     files = SourceFiles(traced.root_dir)
     chosen = []
     for theorem in traced.theorems:
-        text, clean, starts = files.get(theorem.file_path, theorem.full_name)
-        where = f"{traced.root_dir / theorem.file_path}:{theorem.start[0]}"
-        start, end = offset(starts, text, theorem.start, where), offset(starts, text, theorem.end, where)
         try:
-            decl = parse_declaration(text, keyword_at=start, end=end, clean=clean)
-        except NotADeclaration:  # includes NoColonProof
+            if files.declaration(theorem).proof_is_sorry:
+                chosen.append(theorem)
+        except NoColonProof:
             continue
-        if decl.proof_is_sorry:
-            chosen.append(theorem)
     return chosen
 
 

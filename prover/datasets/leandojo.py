@@ -29,8 +29,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from prover.datasets.declarations import NoColonProof, NotADeclaration, parse_declaration
+from prover.datasets.declarations import Declaration, NoColonProof, NotADeclaration, parse_declaration
+from prover.datasets.lean_files import unique_names
 from prover.errors import DataError
+from prover.eval.store import workspace_lean_version
 from prover.lean_env.preflight import blank_comments_and_strings
 from prover.types import Problem
 
@@ -208,6 +210,33 @@ class SourceFiles:
             self._files[file_path] = (text, blank_comments_and_strings(text), starts)
         return self._files[file_path]
 
+    def declaration(self, theorem: TracedTheorem) -> Declaration:
+        """The declaration of `theorem`, cut from the sources at its recorded position.
+
+        Raises:
+            NoColonProof: the declaration's proof is not a `:=` proof (equation compiler, `where`).
+            DataError: the position does not hold the declaration of `full_name` (other sources).
+        """
+        text, clean, starts = self.get(theorem.file_path, theorem.full_name)
+        where = f"{self.root / theorem.file_path}:{theorem.start[0]}"
+        start = offset(starts, text, theorem.start, where)
+        end = offset(starts, text, theorem.end, where)
+        try:
+            decl = parse_declaration(text, keyword_at=start, end=end, clean=clean)
+        except NoColonProof:
+            raise
+        except NotADeclaration as exc:
+            raise DataError(
+                f"{where}: expected the declaration of {theorem.full_name}, found {text[start:start + 60]!r} "
+                f"({exc}); are the sources at commit {theorem.commit[:12]}?"
+            ) from None
+        if not _names_match(theorem.full_name, decl.name):
+            raise DataError(
+                f"{where}: the declaration there is {decl.name!r}, not {theorem.full_name!r}; "
+                f"are the sources at commit {theorem.commit[:12]}?"
+            )
+        return decl
+
 
 def offset(starts: list[int], text: str, pos: tuple[int, int], where: str) -> int:
     """Character offset of a LeanDojo position (1-based line and column)."""
@@ -224,30 +253,9 @@ def offset(starts: list[int], text: str, pos: tuple[int, int], where: str) -> in
 def theorem_problem(
     theorem: TracedTheorem, files: SourceFiles, *, benchmark: str, split: str, lean_version: str | None
 ) -> Problem:
-    """The problem of one traced theorem, its statement read from the sources.
-
-    Raises:
-        NoColonProof: the declaration's proof is not a `:=` proof (equation compiler, `where`).
-        DataError: the position does not hold the declaration of `full_name` (other sources).
-    """
-    text, clean, starts = files.get(theorem.file_path, theorem.full_name)
-    where = f"{files.root / theorem.file_path}:{theorem.start[0]}"
-    start = offset(starts, text, theorem.start, where)
-    end = offset(starts, text, theorem.end, where)
-    try:
-        decl = parse_declaration(text, keyword_at=start, end=end, clean=clean)
-    except NoColonProof:
-        raise
-    except NotADeclaration as exc:
-        raise DataError(
-            f"{where}: expected the declaration of {theorem.full_name}, found {text[start:start + 60]!r} "
-            f"({exc}); are the sources at commit {theorem.commit[:12]}?"
-        ) from None
-    if not _names_match(theorem.full_name, decl.name):
-        raise DataError(
-            f"{where}: the declaration there is {decl.name!r}, not {theorem.full_name!r}; "
-            f"are the sources at commit {theorem.commit[:12]}?"
-        )
+    """The problem of one traced theorem, its statement read from the sources (raises as
+    `SourceFiles.declaration`)."""
+    decl = files.declaration(theorem)
     return Problem(
         name=theorem.full_name,
         split=split,
@@ -276,21 +284,12 @@ def file_category(file_path: str) -> str:
     return "/".join(parts[: min(2, len(parts) - 1)]) or "."
 
 
-def toolchain_version(root: Path) -> str | None:
-    """`v4.9.0` from the repository's `lean-toolchain` (`leanprover/lean4:v4.9.0`)."""
-    try:
-        toolchain = (root / "lean-toolchain").read_text(encoding="utf-8").strip()
-    except OSError:
-        return None
-    return toolchain.rpartition(":")[2] or None
-
-
 def theorems_to_problems(
     theorems: Iterable[TracedTheorem], root: Path, *, benchmark: str, split: str, what: str
 ) -> list[Problem]:
     """Problems of every theorem whose statement can be cut; the others are logged and skipped."""
     files = SourceFiles(root)
-    version = toolchain_version(root)
+    version = workspace_lean_version(root)
     problems: list[Problem] = []
     skipped: list[str] = []
     for theorem in theorems:
@@ -305,24 +304,7 @@ def theorems_to_problems(
         )
     if not problems:
         raise DataError(f"{what}: no theorem with a statement ending in `:=` could be read")
-    return unique_names(problems)
-
-
-def unique_names(problems: list[Problem]) -> list[Problem]:
-    """A name that occurs more than once (private theorems of several files) gets `@<file>`."""
-    counts: dict[str, int] = {}
-    for problem in problems:
-        counts[problem.name] = counts.get(problem.name, 0) + 1
-    renamed = [
-        p.model_copy(update={"name": f"{p.name}@{p.source.split(' ', 1)[-1].rsplit(':', 1)[0]}"})
-        if counts[p.name] > 1 else p
-        for p in problems
-    ]
-    names = [p.name for p in renamed]
-    clash = sorted({n for n in names if names.count(n) > 1})
-    if clash:
-        raise DataError(f"theorem names are not unique even with their files: {', '.join(clash[:5])}")
-    return renamed
+    return unique_names(problems, lambda p: f"{p.name}@{p.source.split(' ', 1)[-1].rsplit(':', 1)[0]}")
 
 
 def load_leandojo(path: Path, *, source_dir: Path | None = None, benchmark: str = "") -> list[Problem]:
