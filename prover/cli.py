@@ -17,7 +17,8 @@ from prover.errors import ProverError
 COMMAND_MODULES: tuple[str, ...] = (
     "prover.commands.check",  # check, setup
     "prover.commands.eval",  # eval, report
-    "prover.commands.collect",  # collect, data
+    "prover.commands.compare",  # compare
+    "prover.commands.collect",  # collect, data (stats, from-repo, leandojo-steps)
 )
 
 

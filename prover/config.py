@@ -297,6 +297,17 @@ def _field_errors(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors())
 
 
+def workspace_lean_version(workspace: Path | None) -> str | None:
+    """`v4.15.0` from the workspace's `lean-toolchain` (`leanprover/lean4:v4.15.0`), if readable."""
+    if workspace is None:
+        return None
+    try:
+        toolchain = (Path(workspace) / "lean-toolchain").read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return toolchain.rpartition(":")[2] or None
+
+
 def user_config_dir() -> Path:
     root = os.environ.get("PROVER_CONFIG_HOME")
     if root:

@@ -45,6 +45,7 @@ __all__ = [
     "get_strategy_spec",
     "register_strategy",
     "registered",
+    "section_fields",
     "strategy_names",
     "strategy_specs",
     "unregister_strategy",
@@ -196,6 +197,12 @@ def get_strategy_spec(name: str) -> StrategySpec[Any]:
     if spec is None:
         raise ConfigError(f"unknown strategy {name!r}; known: {', '.join(specs)}")
     return spec
+
+
+def section_fields(field: str) -> list[str]:
+    """`<strategy>.<field>` for every strategy whose section has a field of that name (flags such
+    as `--temperature` set the sampler's and each strategy's own)."""
+    return [f"{name}.{field}" for name, spec in strategy_specs().items() if field in spec.config_model.model_fields]
 
 
 def register_strategy(spec: StrategySpec[Any]) -> StrategySpec[Any]:

@@ -44,11 +44,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from prover.config import ProverConfig, merge_config_layer, read_config_file, user_config_path
+from prover.datasets.row_schemas import PROOF_ROWS, STEP_ROWS, arrow_schema
 from prover.errors import ConfigError, RunError
 from prover.eval.pipeline import PipelineStats, Progress, clock_text
 from prover.eval.run import make_strategy, run_sync
 from prover.llm.base import Sampler
-from prover.registry import get_strategy_spec, strategy_specs
+from prover.registry import get_strategy_spec, section_fields
 from prover.search.base import DoneAttempts, ServicesFactory, Strategy, StrategyContext
 from prover.search.services import open_services
 from prover.types import Attempt, Completion, GenRequest, GenResult, Problem
@@ -57,10 +58,6 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 SHARD_DIR = "shards"
-PROOF_ROWS = "proofs"
-"""Row kind of top-level attempts with a completion; nested attempts use their attempt kind."""
-STEP_ROWS = "steps"
-"""Row kind of best-first search tree steps."""
 MANIFEST_VERSION = 2
 CACHED = "cached"
 """Step outcome of a tactic replayed from the proof cache (`prover.search.tree.EdgeOutcome`)."""
@@ -139,9 +136,7 @@ class CollectConfig(BaseModel):
             "sampler.top_p": self.top_p,
             "sampler.seed": self.seed,
         }
-        for spec in strategy_specs().values():
-            if "temperature" in spec.config_model.model_fields:
-                overrides[f"{spec.name}.temperature"] = self.temperature
+        overrides.update(dict.fromkeys(section_fields("temperature"), self.temperature))
         return config.with_overrides(overrides)
 
 
@@ -235,52 +230,6 @@ def apply_filters(rows: ProblemRows, filters: FilterConfig) -> tuple[ProblemRows
             items = [r for r in items if r["status"] == "proved"]
         kept[kind] = items
     return rows.model_copy(update={"rows": kept}), ""
-
-
-def arrow_schema(kind: str) -> Any:
-    """Parquet schema of a row kind: search steps, or attempt rows (every other kind)."""
-    return _arrow_schemas()[STEP_ROWS if kind == STEP_ROWS else PROOF_ROWS]
-
-
-def _arrow_schemas() -> dict[str, Any]:
-    import pyarrow as pa
-
-    return {
-        PROOF_ROWS: pa.schema(
-            [
-                ("problem", pa.string()),
-                ("benchmark", pa.string()),
-                ("kind", pa.string()),
-                ("parent", pa.int64()),
-                ("attempt", pa.int64()),
-                ("round", pa.int64()),
-                ("prompt", pa.string()),
-                ("completion", pa.string()),
-                ("proof", pa.string()),
-                ("status", pa.string()),
-                ("rule", pa.string()),
-                ("errors", pa.list_(pa.string())),
-                ("duplicate_of", pa.int64()),
-                ("prompt_tokens", pa.int64()),
-                ("completion_tokens", pa.int64()),
-                ("cumulative_logprob", pa.float64()),
-                ("token_logprobs", pa.list_(pa.float64())),
-            ]
-        ),
-        STEP_ROWS: pa.schema(
-            [
-                ("problem", pa.string()),
-                ("attempt", pa.int64()),
-                ("state", pa.string()),
-                ("tactic", pa.string()),
-                ("logprob", pa.float64()),
-                ("outcome", pa.string()),
-                ("next_state", pa.string()),
-                ("on_proof_path", pa.bool_()),
-                ("depth", pa.int64()),
-            ]
-        ),
-    }
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from typing import Any
 from prover.config import ProverConfig
 from prover.errors import ConfigError, ProverError
 from prover.eval.report import register_report
-from prover.registry import StrategySpec, get_strategy_spec, strategy_specs
+from prover.registry import StrategySpec, get_strategy_spec, section_fields, strategy_specs
 from prover.search.base import PROVER_ROLE
 
 EPILOG = """\
@@ -48,8 +48,8 @@ def register_eval(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "benchmark", nargs="?", metavar="BENCH",
-        help="minif2f, minif2f-dsv15, proofnet, putnambench, leangeo, core-smoke, jsonl:PATH or lean:PATH "
-        "(default: eval.benchmark of --config)",
+        help="minif2f, minif2f-dsv15, proofnet, putnambench, leangeo, core-smoke, jsonl:PATH, lean:PATH, "
+        "hf:ORG/NAME[:split] / hf:PATH or leandojo:PATH (default: eval.benchmark of --config)",
     )
     what = p.add_argument_group("what to run")
     what.add_argument("--pass", dest="passes", type=int, metavar="K", help="samples per problem (pass@K budget)")
@@ -64,6 +64,7 @@ def register_eval(subparsers: argparse._SubParsersAction) -> None:
         help="proving strategy: " + "; ".join(f"{name} ({spec.description})" for name, spec in specs.items()),
     )
     what.add_argument("--seed", type=int, metavar="N", help="base sampling seed")
+    add_sampling_flags(what)
     _add_role_flags(p, specs)
     _add_strategy_flags(p, specs)
     data = p.add_argument_group("problems")
@@ -71,6 +72,7 @@ def register_eval(subparsers: argparse._SubParsersAction) -> None:
     data.add_argument("--split", metavar="S", help="benchmark split (default: the benchmark's own; 'all')")
     data.add_argument("--limit", type=int, metavar="N", help="first N problems only")
     data.add_argument("--names", metavar="a,b", help="only these problems (comma-separated)")
+    data.add_argument("--columns", metavar="SPEC", help="hf: column mapping: a preset and/or field=column pairs")
     lean = p.add_argument_group("Lean")
     lean.add_argument("--workspace", type=Path, metavar="DIR", help="Lean workspace (default: from prover setup lean)")
     lean.add_argument("--repl-cmd", metavar="CMD", help="command that starts one REPL (overrides the workspace's)")
@@ -85,6 +87,26 @@ def register_eval(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--ray", action="store_true", default=None, help="run on a Ray cluster (prover.cluster)")
     run.add_argument("--address", metavar="ADDR", help="Ray cluster address (default: start a local one)")
     p.set_defaults(run=run_eval)
+
+
+def add_sampling_flags(group: argparse._ArgumentGroup) -> None:
+    """`--temperature`, `--top-p`, `--max-tokens` (shared by `prover eval` and `prover collect`)."""
+    group.add_argument("--temperature", type=float, metavar="T", help="sampling temperature (whole proofs and tactics)")
+    group.add_argument("--top-p", type=float, metavar="P", help="nucleus sampling top-p")
+    group.add_argument("--max-tokens", type=int, metavar="N", help="generation budget per sample (per tactic for bfs)")
+
+
+def sampling_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Config overrides of the sampling flags: the sampler's, and every strategy section that
+    samples with its own (a `temperature` / `max_tokens` field, e.g. best-first tactic sampling)."""
+    overrides: dict[str, Any] = {
+        "sampler.temperature": args.temperature,
+        "sampler.top_p": args.top_p,
+        "sampler.max_tokens": args.max_tokens,
+    }
+    for field in ("temperature", "max_tokens"):
+        overrides.update(dict.fromkeys(section_fields(field), getattr(args, field)))
+    return overrides
 
 
 def build_config(args: argparse.Namespace) -> ProverConfig:
@@ -115,6 +137,7 @@ def build_config(args: argparse.Namespace) -> ProverConfig:
         "lean.timeout": args.timeout,
         "ray.enabled": args.ray,
         "ray.address": args.address,
+        **sampling_overrides(args),
     }
     config = config.with_overrides(overrides)
     for role in get_strategy_spec(config.eval.strategy).roles:
@@ -191,6 +214,7 @@ def run_eval(args: argparse.Namespace) -> int:
         data_dir=config.eval.data_dir,
         limit=config.eval.limit,
         names=config.eval.names,
+        columns=args.columns,
     )
     out = resolve_run_dir(config, None, config.eval.resume)
     try:

@@ -1,5 +1,6 @@
-"""Benchmarks: the registry (minif2f, proofnet, putnambench, leangeo, ...), `jsonl:PATH` and
-`lean:PATH` loaders, and the first-use download into the user cache."""
+"""Benchmarks: the registry (minif2f, proofnet, putnambench, leangeo, ...), the loaders of what
+users bring (`jsonl:`, `lean:`, `hf:`, `leandojo:`, repositories traced with lean-dojo), and the
+first-use download into the user cache."""
 
 from prover.datasets.download import convert_dsv15, convert_goedel
 from prover.datasets.lean_files import load_lean_path, parse_lean_text

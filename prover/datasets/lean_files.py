@@ -10,6 +10,7 @@ never taken for a declaration.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from prover.errors import DataError
@@ -99,22 +100,22 @@ def load_lean_path(path: Path, *, benchmark: str = "") -> list[Problem]:
         problems.extend(parse_lean_text(text, path=str(file), benchmark=benchmark, category=category))
     if not problems:
         raise DataError(f"no theorem or lemma ending in `sorry` found in {path}")
-    return _unique_names(problems)
+    return unique_names(problems)
 
 
-def _unique_names(problems: list[Problem]) -> list[Problem]:
-    """Theorem names that occur in several files become `<file stem>.<name>`."""
+def unique_names(problems: list[Problem], qualify: Callable[[Problem], str] | None = None) -> list[Problem]:
+    """Names that occur more than once get qualified (default: `<file stem>.<name>`).
+
+    Raises:
+        DataError: the qualified names still clash.
+    """
+    qualify = qualify or (lambda p: f"{Path(p.source.rsplit(':', 1)[0]).stem}.{p.name}")
     counts: dict[str, int] = {}
     for problem in problems:
         counts[problem.name] = counts.get(problem.name, 0) + 1
-    renamed = []
-    for problem in problems:
-        if counts[problem.name] > 1:
-            stem = Path(problem.source.rsplit(":", 1)[0]).stem
-            problem = problem.model_copy(update={"name": f"{stem}.{problem.name}"})
-        renamed.append(problem)
+    renamed = [p.model_copy(update={"name": qualify(p)}) if counts[p.name] > 1 else p for p in problems]
     names = [p.name for p in renamed]
     clash = sorted({n for n in names if names.count(n) > 1})
     if clash:
-        raise DataError(f"theorem names are not unique across files even with file stems: {', '.join(clash[:5])}")
+        raise DataError(f"theorem names are not unique across files even with their files: {', '.join(clash[:5])}")
     return renamed

@@ -2,7 +2,8 @@
 
 A benchmark is a set of uniform-schema JSONL files (one per split) that live in a data folder
 (`--data-dir`, `$PROVER_DATA_DIR`, or the user cache filled by `prover.datasets.download`).
-Two pseudo-benchmarks read user files directly: `jsonl:PATH` and `lean:PATH`.
+Pseudo-benchmarks read what users bring: `jsonl:PATH`, `lean:PATH`, `hf:DATASET` (Hugging Face,
+`prover.datasets.hf`) and `leandojo:PATH` (a LeanDojo Benchmark 4 split, `prover.datasets.leandojo`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from prover.leangeo.settings import EXTRA_AXIOMS as LEANGEO_AXIOMS
 from prover.types import Problem
 
 DATA_DIR_ENV = "PROVER_DATA_DIR"
+USER_PREFIXES: tuple[str, ...] = ("jsonl:", "lean:", "hf:", "leandojo:")
+"""Benchmarks named by what the user brings; they carry no checker settings of their own."""
 
 _MINIF2F_PREFIX = re.compile(
     r"^(mathd_algebra|mathd_numbertheory|amc12|aime|imo|induction|algebra|numbertheory)", re.IGNORECASE
@@ -185,7 +188,8 @@ def get_spec(name: str) -> BenchmarkSpec:
     if spec is None:
         raise DataError(
             f"unknown benchmark {name!r}; known: {', '.join(list_benchmarks())}, "
-            "or jsonl:PATH (uniform JSONL schema) or lean:PATH (.lean file or folder with sorry theorems)"
+            "or jsonl:PATH (uniform JSONL schema), lean:PATH (.lean file or folder with sorry theorems), "
+            "hf:ORG/NAME[:split] or hf:PATH (Hugging Face dataset), leandojo:PATH (LeanDojo Benchmark 4 split)"
         )
     return spec
 
@@ -193,15 +197,16 @@ def get_spec(name: str) -> BenchmarkSpec:
 def benchmark_extra_axioms(name: str) -> tuple[str, ...]:
     """Axioms the checker must allow in addition to the defaults for this benchmark.
 
-    `jsonl:` / `lean:` benchmarks add none (users pass `--allow-axiom` for their own)."""
-    if name.startswith(("jsonl:", "lean:")):
+    User benchmarks (`jsonl:`, `lean:`, `hf:`, `leandojo:`) add none (users pass
+    `--allow-axiom` for their own)."""
+    if name.startswith(USER_PREFIXES):
         return ()
     return get_spec(name).extra_axioms
 
 
 def benchmark_allows_header_axioms(name: str) -> bool:
     """Whether proofs of this benchmark may use axioms its header environment declares."""
-    if name.startswith(("jsonl:", "lean:")):
+    if name.startswith(USER_PREFIXES):
         return False
     return get_spec(name).header_axioms
 
@@ -247,23 +252,41 @@ def load_benchmark(
     data_dir: Path | str | None = None,
     limit: int | None = None,
     names: Sequence[str] = (),
+    columns: str | None = None,
 ) -> list[Problem]:
-    """Load a registered benchmark, `jsonl:PATH` or `lean:PATH` as `Problem`s.
+    """Load a registered benchmark or a user benchmark as `Problem`s.
 
     Args:
         name: registry name (`minif2f`, `proofnet`, `putnambench`, `leangeo`, ...), `jsonl:PATH`
-            (uniform schema) or `lean:PATH` (a .lean file or a folder of them).
+            (uniform schema), `lean:PATH` (a .lean file or a folder of them), `hf:ORG/NAME[:split]`
+            or `hf:PATH` (a Hugging Face dataset, a `datasets` folder or a Parquet file), or
+            `leandojo:PATH` (a LeanDojo Benchmark 4 split file).
         split: split to load (default: the benchmark's default split; `all` for every split).
-            For `jsonl:` files it filters on the `split` field.
-        data_dir: folder with the benchmark files (overrides `$PROVER_DATA_DIR` and the cache).
+            For `jsonl:` files it filters on the `split` field; for `hf:` it is the dataset split.
+        data_dir: folder with the benchmark files (overrides `$PROVER_DATA_DIR` and the cache);
+            for `leandojo:` the checkout of the traced repository whose sources hold the statements.
         limit: keep the first `limit` problems (after the `names` filter).
         names: keep only these problems (an unknown name is an error).
+        columns: `hf:` only: a preset and/or `field=column` pairs (see `prover.datasets.hf`).
 
     Raises:
         DataError: unknown benchmark or split, missing/malformed file (naming file and line),
-            failed download, unknown problem name.
+            failed download, unknown problem name, missing dataset columns.
     """
-    if name.startswith("jsonl:"):
+    if columns and not name.startswith("hf:"):
+        raise DataError(f"--columns applies to hf: benchmarks only, not {name!r}")
+    if name.startswith("hf:"):
+        from prover.datasets.hf import load_hf
+
+        problems = load_hf(name[3:], split=split, columns=columns, benchmark=name)
+    elif name.startswith("leandojo:"):
+        from prover.datasets.leandojo import load_leandojo
+
+        source_dir = Path(data_dir).expanduser() if data_dir is not None else None
+        problems = load_leandojo(Path(name[9:]).expanduser(), source_dir=source_dir, benchmark=name)
+        if split not in (None, "all") and split != problems[0].split:
+            raise DataError(f"{name}: the file is split {problems[0].split!r}, not {split!r}")
+    elif name.startswith("jsonl:"):
         problems = read_jsonl(Path(name[6:]).expanduser(), benchmark=name)
         if split not in (None, "all"):
             problems = [p for p in problems if p.split == split]

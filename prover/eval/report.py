@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ def compute_summary(store: ResultsStore) -> Summary:
         budget=info.passes,
         wall_seconds=wall_seconds(store.run_dir, attempts),
         benchmark=info.benchmark,
-        model=info.model,
+        model=info.model_label,
         strategy=info.strategy,
     )
 
@@ -76,9 +77,23 @@ def _pct(value: float) -> str:
     return f"{100 * value:.1f}%"
 
 
+def benchmark_label(benchmark: str) -> str:
+    """A benchmark name short enough for titles: user files keep their last two path parts
+    (`jsonl:/data/x/mine.jsonl` -> `jsonl:x/mine.jsonl`)."""
+    kind, sep, where = benchmark.partition(":")
+    if not sep or kind not in ("jsonl", "lean", "leandojo") or "/" not in where:
+        return benchmark
+    return f"{kind}:{'/'.join(Path(where.rstrip('/')).parts[-2:])}"
+
+
+def run_title(benchmark: str, model: str) -> str:
+    """The title of a run's report and of its plot: what was proved, by what."""
+    return f"{benchmark_label(benchmark)} — {model}"
+
+
 def markdown_report(summary: Summary, store: ResultsStore) -> str:
     info = store.info
-    lines = [f"# {info.benchmark} — {info.model or 'unknown model'}", ""]
+    lines = [f"# {run_title(info.benchmark, summary.model)}", ""]
     lines += [
         f"**Solved {summary.solved} / {summary.problems}** "
         f"({_pct(summary.solved / summary.problems) if summary.problems else 'n/a'}) "
@@ -169,7 +184,7 @@ def _metadata(info: RunInfo) -> list[str]:
     versions = ", ".join(f"{name} {version}" for name, version in info.versions.items() if version)
     rows: list[tuple[str, Any]] = [
         ("benchmark", info.benchmark + (f" ({info.split})" if info.split else "")),
-        ("model", info.model),
+        ("model", info.model_label),
         ("strategy", info.strategy),
         ("passes", info.passes),
         ("strategy settings", ", ".join(f"{k}={v}" for k, v in info.strategy_settings.items()) or "defaults"),
@@ -213,13 +228,37 @@ def plot_pass_at_k(summary: Summary, path: Path) -> None:
         ax.set_xlabel("k (samples per problem)")
         ax.set_ylabel("% of problems")
         ax.set_ylim(0, 100)
-        ax.set_title(f"{summary.benchmark} — {summary.model}"[:80])
         ax.grid(True, alpha=0.3)
         ax.legend(loc="lower right")
-        fig.tight_layout()
+        fit_title(fig, ax, run_title(summary.benchmark, summary.model))
         fig.savefig(path)
     finally:
         plt.close(fig)
+
+
+TITLE_WIDTH = 60
+"""Characters per title line before wrapping (fits a 6-inch figure at the default font size)."""
+
+
+def fit_title(fig: Any, ax: Any, title: str) -> None:
+    """Set `title`, one line if it is short, else its ` — ` parts on their own lines (wrapped),
+    and shrink the font until it fits the figure."""
+    if len(title) <= TITLE_WIDTH:
+        lines = [title]
+    else:
+        head, sep, tail = title.partition(" — ")
+        parts = [head, sep.strip() + " " + tail] if sep else [title]
+        lines = [line for part in parts for line in textwrap.wrap(part, width=TITLE_WIDTH, break_on_hyphens=False)]
+    text = ax.set_title("\n".join(lines[:4]))
+    fig.tight_layout()
+    renderer = fig.canvas.get_renderer()
+    figure_box = fig.bbox
+    while text.get_fontsize() > 6:
+        box = text.get_window_extent(renderer)
+        if box.x0 >= figure_box.x0 and box.x1 <= figure_box.x1 and box.y1 <= figure_box.y1:
+            return
+        text.set_fontsize(text.get_fontsize() - 1)
+        fig.tight_layout()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from prover.errors import DataError
 from prover.eval.metrics import Summary
 from prover.eval.pipeline import BatchedRecorder, DoneMap, PipelineStats, Progress, pending_problems, run_pipeline
 from prover.eval.report import render_report
-from prover.eval.store import ResultsStore, RunInfo
+from prover.eval.store import ResultsStore, RunInfo, model_label
 from prover.registry import get_strategy_spec
 from prover.search.base import ServicesFactory, Strategy
 from prover.search.services import check_lean_setup, open_services
@@ -101,7 +101,8 @@ def _run_prefix(config: ProverConfig) -> str:
     bench = config.eval.benchmark
     if ":" in bench:  # jsonl:PATH / lean:PATH -> the file or folder name
         bench = Path(bench.split(":", 1)[1].rstrip("/")).stem or bench.split(":", 1)[0]
-    model = Path(config.sampler.model.rstrip("/")).name or "model"
+    sampler = config.sampler
+    model = Path(model_label(sampler.backend, sampler.model, sampler.script).rstrip("/")).name or "model"
     return re.sub(r"[^A-Za-z0-9._+-]+", "_", f"{bench}-{model}")
 
 

