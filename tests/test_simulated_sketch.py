@@ -142,3 +142,10 @@ def test_the_simulated_repl_process_answers_sketches():
                           capture_output=True, text=True, timeout=60, check=True)
     reply = parse_reply(json.loads(done.stdout))
     assert [s.goal for s in reply.sorries] == [HYPS + "\n⊢ b * h = 195", HYPS + "\nhb : b * h = 195\n⊢ v = 65"]
+
+
+def test_every_scenario_file_in_the_repository_still_loads():
+    files = sorted((Path(__file__).parent / "data").rglob("*.yaml"))
+    assert len(files) >= 5
+    for path in files:
+        assert isinstance(Scenario.load(path), Scenario), path

@@ -125,8 +125,9 @@ class SketchRun:
     def _item(self, start: int, end: int, goals: tuple[str, ...]) -> tuple[str, ...] | None:
         """Goals after the step in [start, end); None when it failed (the block ends)."""
         clean = self.clean
-        if _HAVE.match(clean, start):
-            return self._have(start, end, goals)
+        have = _HAVE.match(clean, start)
+        if have:
+            return self._have(start, have.end(), end, goals)
         if _SORRY.fullmatch(clean[start:end].strip()):
             self._sorry(start, goals[0])
             return goals[1:]
@@ -136,13 +137,13 @@ class SketchRun:
             return None if closed is None else goals[1:]
         return self._step(start, end, goals)
 
-    def _have(self, start: int, end: int, goals: tuple[str, ...]) -> tuple[str, ...] | None:
+    def _have(self, start: int, after_keyword: int, end: int, goals: tuple[str, ...]) -> tuple[str, ...] | None:
         clean = self.clean
         colon, assign = _have_parts(clean, start, end)
         if colon is None or assign is None:
             self._error("simulated REPL: a `have` needs a stated type (`have h : T := ...`)", start, end)
             return None
-        name = normalize(self.source[_HAVE.match(clean, start).end() : colon]) or "this"  # type: ignore[union-attr]
+        name = normalize(self.source[after_keyword:colon]) or "this"
         stated = normalize(self.source[colon + 1 : assign])
         goal = _with_target(goals[0], stated)
         proof_at = _skip_space(clean, assign + 2)
@@ -181,7 +182,7 @@ class SketchRun:
         self.messages.append(self._message("error", data, start, end))
 
     def _message(self, severity: str, data: str, start: int, end: int) -> dict[str, Any]:
-        stop = start + len(self.source[start:end].rstrip())
+        stop = start + len(self.clean[start:end].rstrip())  # a trailing comment is not the step
         if self.positions:
             return {"severity": severity, "pos": _pos(self.source, start), "endPos": _pos(self.source, stop),
                     "data": data}

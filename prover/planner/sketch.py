@@ -42,7 +42,6 @@ _HEADS = frozenset({"have", "haveI", "have'", "replace", "obtain", "let", "letI"
 """Tactic/term keywords whose `:= proof` a hole can be (the `have`-like steps of a sketch)."""
 _HEAD_STOPS = frozenset({":=", "by", ";", "<;>", "·", "=>", "|", "calc", "at", "with"})
 _OPEN, _CLOSE = "([{⦃⟨", ")]}⦄⟩"
-_BLOCK_STARTS = frozenset({"by", "·", "=>"})
 _TACTIC_AFTER = frozenset({"<;>", ";", "|", "then", "else", "<|>"})
 _COMBINATORS = frozenset({"all_goals", "any_goals", "try", "repeat", "repeat'", "focus", "classical"})
 """Tactics that take a tactic sequence: a sorry right after one starts that sequence."""
