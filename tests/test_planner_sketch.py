@@ -178,7 +178,8 @@ def test_a_restated_statement_must_be_the_benchmarks(problem: Problem):
     assert rejected.reason is SketchFailure.STATEMENT_CHANGED
     assert "b = 31" in rejected.detail and "b = 30" in rejected.detail and rejected.code and rejected.plan
     # whitespace, comments, `lemma` for `theorem`: the same statement
-    same = sketch_reply(problem).replace("theorem mathd_algebra_478 (b h v : ℝ)", "lemma mathd_algebra_478 (b h v:ℝ) -- dims\n   ")
+    same = sketch_reply(problem).replace("theorem mathd_algebra_478 (b h v : ℝ)",
+                                         "lemma mathd_algebra_478 (b h v:ℝ) -- dims\n   ")
     assert isinstance(extract_sketch(problem, same), Sketch)
     weaker = sketch_reply(problem).replace("(h₃ : h = 13 / 2) ", "(h₃ : h = 13 / 2) (h₄ : v = 65) ")
     assert _rejected(problem, weaker).reason is SketchFailure.STATEMENT_CHANGED

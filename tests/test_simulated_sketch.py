@@ -16,7 +16,8 @@ from prover.lean_env.protocol import parse_reply, split_replies
 from prover.lean_env.simulated_lean import Scenario, SimulatedLean
 from prover.lean_env.simulated_repl import read_requests, simulated_repl_command
 
-THEOREM = "theorem mathd_algebra_478 (b h v : ℝ) (h₀ : 0 < b ∧ 0 < h ∧ 0 < v) (h₁ : v = 1 / 3 * (b * h))\n    (h₂ : b = 30) (h₃ : h = 13 / 2) : v = 65 := by\n"
+THEOREM = ("theorem mathd_algebra_478 (b h v : ℝ) (h₀ : 0 < b ∧ 0 < h ∧ 0 < v) (h₁ : v = 1 / 3 * (b * h))\n"
+           "    (h₂ : b = 30) (h₃ : h = 13 / 2) : v = 65 := by\n")
 
 
 @pytest.mark.parametrize("name", ["have_by_sorry", "sorry_hypotheses"])
@@ -51,7 +52,8 @@ def test_have_goals_carry_the_context_so_far_and_the_closing_step_sees_them():
 
 def test_a_fully_proved_sketch_is_accepted_and_a_wrong_closing_step_is_an_error():
     lean = simulated_lean()
-    proved = "  have hb : b * h = 195 := by\n    rw [h₂, h₃]\n    norm_num\n  have hv : v = 1 / 3 * 195 := by rw [h₁, hb]\n  norm_num [hv]"
+    proved = ("  have hb : b * h = 195 := by\n    rw [h₂, h₃]\n    norm_num\n"
+              "  have hv : v = 1 / 3 * 195 := by rw [h₁, hb]\n  norm_num [hv]")
     assert lean.command(THEOREM + proved, None) == {"env": 0}
     wrong = proved.replace("norm_num [hv]", "linarith")
     reply = parse_reply(lean.command(THEOREM + wrong, None))

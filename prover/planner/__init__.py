@@ -14,8 +14,23 @@ One planning episode, and which module serves each step:
 Nothing here talks to Lean or a model; Lean text is read through `lean_text` only.
 """
 
-from prover.planner.goals import Goal, GoalParseError, Hypothesis, Subgoal, parse_goal, parse_goals, subgoals_from_sorries
-from prover.planner.lemma import SUBGOAL_PP_OPTIONS, NotRenderable, PpOption, RenderedLemma, render_lemma, set_option_commands
+from prover.planner.goals import (
+    Goal,
+    GoalParseError,
+    Hypothesis,
+    Subgoal,
+    parse_goal,
+    parse_goals,
+    subgoals_from_sorries,
+)
+from prover.planner.lemma import (
+    SUBGOAL_PP_OPTIONS,
+    NotRenderable,
+    PpOption,
+    RenderedLemma,
+    render_lemma,
+    set_option_commands,
+)
 from prover.planner.prompts import (
     PlannerPrompts,
     SubgoalReport,

@@ -72,8 +72,8 @@ def tokens(text: str) -> list[Token]:
             close = clean.find('"', i + 1)
             end = n if close < 0 else close + 1
             out.append(Token("string", text[i:end], i, end))
-        elif c == "'" and _char_end(clean, i) is not None:
-            end = _char_end(clean, i) or i + 1
+        elif c == "'" and (char_end := _char_end(clean, i)) is not None:
+            end = char_end
             out.append(Token("char", text[i:end], i, end))
         else:
             symbol = next((s for s in _SYMBOLS if clean.startswith(s, i)), c)
@@ -134,7 +134,7 @@ def _ident_end(text: str, clean: str, i: int) -> int:
 
 def _number_end(clean: str, i: int) -> int:
     n = len(clean)
-    while i < n and (clean[i].isalnum() or clean[i] == "_" or (clean[i] == "." and i + 1 < n and clean[i + 1].isdigit())):
+    while i < n and (clean[i].isalnum() or clean[i] == "_" or clean[i] == "." and clean[i + 1 : i + 2].isdigit()):
         i += 1
     return i
 

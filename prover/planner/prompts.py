@@ -205,7 +205,8 @@ def replan_messages(
     failed = [s for s in subgoals if s.status == "failed"]
     shown_errors = ""
     if errors:
-        shown_errors = "\nLean's errors on the last attempt:\n" + render_lean_errors(code, errors, prompts.max_errors) + "\n"
+        rendered = render_lean_errors(code, errors, prompts.max_errors)
+        shown_errors = f"\nLean's errors on the last attempt:\n{rendered}\n"
     user = prompts.replan.format(
         statement=_statement(problem), informal=_informal(problem), previous=previous.strip("\n"),
         proven=_claims(proven), failed=_claims(failed), errors=shown_errors, rules=prompts.rules,

@@ -119,7 +119,8 @@ class Sketch(BaseModel):
 
     def sorries_by_hole(self, sorries: Sequence[Sorry]) -> tuple[tuple[Hole, tuple[Sorry, ...]], ...]:
         """Each hole with the REPL `sorries` entries reported at its position: none when Lean never
-        reached it, several when it runs on several goals (`all_goals sorry`, `<;> sorry`)."""
+        reached it or the sorry has no expected type (`nlinarith [sorry]`: the REPL filters such
+        term sorries out), several when it runs on several goals (`all_goals sorry`)."""
         return tuple((h, tuple(s for s in sorries if s.pos == h.pos)) for h in self.holes)
 
 

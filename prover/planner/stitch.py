@@ -54,6 +54,8 @@ class Fill(BaseModel):
 
 
 class Stitched(BaseModel):
+    """The source with the proofs in place."""
+
     model_config = FROZEN
     text: str
     spans: tuple[tuple[int, int], ...]
