@@ -10,6 +10,13 @@ Default behaviours (see the team contract): `sorry` -> `sorries` + "declaration 
 axiom sorryAx; `admit` -> the warning only; `native_decide` -> axiom Lean.ofReduceBool;
 `axiom X : T` -> X is an axiom that declarations mentioning X depend on (transitively through
 earlier declarations); `#print axioms N` -> an info message on the env where N is declared.
+
+Sketches (`simulated_sketch.py`): a tactic body with top-level `have` steps that no `proofs` entry
+accepts is elaborated step by step, as the real REPL reports it: each `have n : T := by sorry`
+gives a `sorries` entry whose goal is the context so far plus `⊢ T`, later goals list the earlier
+`have`s, and every other tactic (in the body, in a `have`'s proof, or in tactic mode from a
+sorry's proof state) is a `steps` entry from the goals as printed there. No scenario field is
+needed for this: `goals` and `steps` are all it reads (see tests/data/planner/scenario.yaml).
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from prover.lean_env.simulated_sketch import SketchRun, has_have_step, normalize, starts_with_have
 
 SPEC = ConfigDict(extra="forbid", populate_by_name=True)
 SORRY_AX = "sorryAx"
@@ -39,11 +48,6 @@ _OTHER_CMD = re.compile(
 )
 _PRINT_AXIOMS = re.compile(r"^#print\s+axioms\s+(\S+)")
 _CHECK = re.compile(r"^#check\s+@?([^\s@()]+)\s*$")
-
-
-def normalize(text: str) -> str:
-    """Collapse whitespace: how scenario bodies and tactics are compared."""
-    return " ".join(text.split())
 
 
 class MessageSpec(BaseModel):
@@ -304,7 +308,9 @@ class SimulatedLean:
             sorries.append(self._sorry(goals, at, at))
         if re.search(r"\bnative_decide\b", text):
             axioms.add(NATIVE_AX)
-        if re.search(r"\bsorry\b", text):
+        if self._is_sketch(spec, item.kind, text):
+            axioms |= self._sketch_axioms(source, item.offset + body_at, goals, messages, sorries, name_pos, name_end)
+        elif re.search(r"\bsorry\b", text):
             for m in re.finditer(r"\bsorry\b", text):
                 start = item.offset + body_at + m.start()
                 sorries.append(self._sorry(goals, _position(source, start), _position(source, start + 5)))
@@ -340,6 +346,44 @@ class SimulatedLean:
         messages.append(_msg("error", data, _position(source, start), _position(source, end)))
         return {SORRY_AX}
 
+    # -- sketches: bodies with `have` steps (simulated_sketch.py) -----------------------------
+    def _is_sketch(self, spec: TheoremSpec | None, kind: str, body: str) -> bool:
+        """A theorem body with top-level `have` steps that no scenario `proofs` entry accepts."""
+        if kind not in ("theorem", "lemma", "example") or not has_have_step(body):
+            return False
+        tactic_body = re.sub(r"^\s*by\b", "", body, count=1)
+        return not any(p.matches(tactic_body) or p.matches(body) for p in (spec.proofs if spec else []))
+
+    def _sketch_axioms(
+        self, source: str, body_at: int, goals: tuple[str, ...], messages: list[dict[str, Any]],
+        sorries: list[dict[str, Any]], name_pos: dict[str, int], name_end: dict[str, int],
+    ) -> set[str]:
+        """Elaborate the body step by step (see simulated_sketch); its axioms."""
+        run = SketchRun(source, self._step_spec, self._new_state, positions=True)
+        run.body(body_at, goals[:1])
+        messages.extend(run.messages)
+        sorries.extend(run.sorries)
+        if run.sorries and not run.failed:
+            messages.append(_msg("warning", "declaration uses `sorry`", name_pos, name_end))
+        return {SORRY_AX} if run.sorries or run.failed else set(self.scenario.axioms_default)
+
+    def _tactic_block(self, tactic: str, state: _PState) -> dict[str, Any]:
+        """A tactic-mode `have ...` request (no scenario step for it): run like a sketch step."""
+        run = SketchRun(tactic, self._step_spec, self._new_state, positions=False)
+        left = run.tactic(state.goals)
+        extra: dict[str, Any] = {"sorries": run.sorries} if run.sorries else {}
+        if run.messages:
+            extra["messages"] = run.messages
+        tainted = state.tainted or bool(run.sorries) or run.failed
+        return self._step(_PState(() if left is None else left, tainted), extra=extra)
+
+    def _step_spec(self, goals: tuple[str, ...], tactic: str) -> StepSpec | None:
+        return self.steps.get((goals, normalize(tactic)))
+
+    def _new_state(self, goals: tuple[str, ...]) -> int:
+        self.states.append(_PState(goals))
+        return len(self.states) - 1
+
     def _sorry(self, goals: tuple[str, ...], pos: dict, end: dict) -> dict[str, Any]:
         self.states.append(_PState(goals))
         return {"proofState": len(self.states) - 1, "pos": pos, "goal": "\n\n".join(goals), "endPos": end}
@@ -356,6 +400,8 @@ class SimulatedLean:
             sorry = {"proofState": len(self.states) - 1, "goal": state.goals[0]}
             return self._step(_PState(state.goals[1:], True), extra={"sorries": [sorry]})
         step = self.steps.get((tuple(g.strip() for g in state.goals), normalize(tactic)))
+        if step is None and starts_with_have(tactic):
+            return self._tactic_block(tactic, state)
         if step is None:
             return self._logged_error(f"tactic '{normalize(tactic)}' failed (simulated REPL: no scenario step)")
         if step.throw is not None:
