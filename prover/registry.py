@@ -58,6 +58,7 @@ ENTRY_POINT_GROUP = "prover.strategies"
 BUILTIN_SPECS: tuple[str, ...] = (
     "prover.search.whole_proof:SPEC",
     "prover.search.bfs:SPEC",
+    "prover.planner.settings:SPEC",
 )
 """`module:attribute` of every strategy shipped with prover."""
 

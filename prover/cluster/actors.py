@@ -37,6 +37,7 @@ from prover.cluster.proxies import (
     LeaseInfo,
     LeaseNotOpen,
     RayCheckerProxy,
+    RayJobRunner,
     RayPoolProxy,
     RayProofCacheProxy,
     RaySamplerProxy,
@@ -195,6 +196,13 @@ class LeanPoolActor:
         await self._ensure_started()
         return await self._checker.check(problem, proof, **kwargs)
 
+    async def check_sketch(self, problem: Problem, proof: str, **kwargs: Any) -> Reply:
+        return await serve(self.name, self._check_sketch(problem, proof, **kwargs))
+
+    async def _check_sketch(self, problem: Problem, proof: str, **kwargs: Any) -> Any:
+        await self._ensure_started()
+        return await self._checker.check_sketch(problem, proof, **kwargs)
+
     async def env_key(self, header: str = "") -> Reply:
         return Reply(value=self._pool.env_key(header))
 
@@ -329,6 +337,9 @@ class ClusterServices:
     proof_cache: ActorHandle | None = None
     env_key_template: Any = None
     """`EnvKey` with an empty header, as the pool actors compute it (for `RayPoolProxy.env_key`)."""
+    agent_names: tuple[str, ...] = ()
+    """Ray names of the run's prover agents (named, so a restarted agent finds its peers again):
+    strategies send jobs to them through `ctx.jobs`."""
 
     @property
     def llm(self) -> list[ActorHandle]:
@@ -363,6 +374,7 @@ def agent_services(services: ClusterServices, owner: str, node_id: str | None) -
         checker=RayCheckerProxy(pool_set),
         lean=PoolLeanSession(RayPoolProxy(pool_set, services.env_key_template, owner)),
         proof_cache=cache,
+        jobs=RayJobRunner(services.agent_names) if services.agent_names else None,
     )
 
 

@@ -5,8 +5,9 @@ exploration settings and writes two kinds of rows:
 
 - attempt rows (one per sampled proof, sketch or subgoal attempt that has a model completion):
   problem, kind, parent, prompt, completion, extracted proof, verdict status and rule, Lean error
-  messages, token counts, log-probs; top-level attempts go to `proofs` shards, nested ones to a
-  shard kind named after their attempt kind (`sketch`, `subgoal`, ...);
+  messages, token counts, log-probs, and the attempt's `extra` as JSON (a planner's step ids,
+  which join a sketch to its subgoals and their outcomes); top-level attempts go to `proofs`
+  shards, nested ones to a shard kind named after their attempt kind (`sketch`, `subgoal`, ...);
 - step rows (one per tactic application of a best-first search tree, from
   `SearchTree.step_records()`): state, tactic, log-prob, outcome, next state, on-proof-path, depth.
 
@@ -306,6 +307,7 @@ def attempt_row(attempt: Attempt, prompt: str, completion: Completion | None) ->
         "completion_tokens": attempt.completion_tokens,
         "cumulative_logprob": completion.cumulative_logprob if completion is not None else None,
         "token_logprobs": list(completion.token_logprobs) if completion is not None and completion.token_logprobs else None,
+        "extra": json.dumps(attempt.extra, ensure_ascii=False, sort_keys=True, default=str),
     }
 
 
@@ -346,7 +348,8 @@ async def collect_problem(strategy: Strategy, ctx: StrategyContext, problem: Pro
         attempts.append(attempt)
 
     with tempfile.TemporaryDirectory(prefix="prover-trees-") as tree_dir:
-        private = ctx.with_changes(samplers=recorders, artifacts=Path(tree_dir))
+        # jobs run here, not on peer agents: only this context's recorders see their prompts
+        private = ctx.with_changes(samplers=recorders, artifacts=Path(tree_dir), jobs=None)
         await strategy.prove(problem, private, record, DoneAttempts())
         attempts.sort(key=lambda a: (a.parent is not None, a.kind, a.parent or 0, a.round, a.sample_index))
         trees = await asyncio.to_thread(_read_trees, attempts)

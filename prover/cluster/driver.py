@@ -30,6 +30,7 @@ import contextlib
 import logging
 import math
 import os
+import secrets
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -251,14 +252,17 @@ def _create_actors(
         )
         created.append(cache)
     template = unwrap(ray.get(pools[0].env_key.remote("")))
+    run_tag = secrets.token_hex(4)  # agents of two runs on one cluster never share a name
+    names = tuple(f"prover-agent-{run_tag}-{i}" for i in range(num_agents or config.ray.num_agents))
     services = ClusterServices(
-        llm_by_role=llm_by_role, pools_by_node=pools_by_node, proof_cache=cache, env_key_template=template
+        llm_by_role=llm_by_role, pools_by_node=pools_by_node, proof_cache=cache, env_key_template=template,
+        agent_names=names,
     )
     agents = [
         remote_class(ProverAgentActor)
-        .options(num_cpus=0, scheduling_strategy="SPREAD", **fault)
+        .options(num_cpus=0, scheduling_strategy="SPREAD", name=name, **fault)
         .remote(config, services, f"agent-{i}")
-        for i in range(num_agents or config.ray.num_agents)
+        for i, name in enumerate(names)
     ]
     created.extend(agents)
     return ClusterHandles(services=services, agents=agents, pools=pools, pool_workers=workers)

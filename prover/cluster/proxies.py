@@ -30,6 +30,7 @@ import prover.errors as errors_module
 from prover.errors import (
     PoolClosed,
     ProverError,
+    RunError,
     SamplerUnavailable,
     StaleHandleError,
 )
@@ -323,6 +324,19 @@ class RayCheckerProxy:
         )
 
 
+    async def check_sketch(self, problem: Problem, proof: str, **kwargs: Any) -> Any:
+        """`ProofChecker.check_sketch` on a pool actor (a `SketchCheck`)."""
+        return await call_any(
+            self.pools,
+            "check_sketch",
+            problem,
+            proof,
+            on_exhausted=_pool_exhausted,
+            unavailable_wait=self._unavailable_wait,
+            **kwargs,
+        )
+
+
 class LeaseInfo(BaseModel):
     """What opening a lease on a pool actor returns."""
 
@@ -457,6 +471,48 @@ class RayPoolProxy:
     async def stats(self) -> list[Any]:
         """Pool statistics of every alive pool actor (async here, unlike `LeanPool.stats`)."""
         return [await self.pools.call(i, "stats") for i in self.pools.alive]
+
+
+# ---------------------------------------------------------------------------------------------
+# Jobs on other prover agents
+# ---------------------------------------------------------------------------------------------
+
+
+def _agents_exhausted(last: BaseException | None) -> Exception:
+    return RunError(f"every prover agent a job could run on is dead (last error: {first_line(last)})")
+
+
+class RayJobRunner:
+    """`JobRunner` over the run's prover agents: a job goes to the least-busy one.
+
+    Agents are looked up by their Ray name on first use (so an agent that restarted, and lost
+    what it was told at start, finds its peers again). A job whose agent dies is sent to the
+    next one (`route`); jobs are idempotent by contract, and the caller records their results.
+    """
+
+    def __init__(self, agent_names: Sequence[str], *, unavailable_wait: float = 60.0) -> None:
+        self.agent_names = tuple(agent_names)
+        self._unavailable_wait = unavailable_wait
+        self._agents: ActorSet | None = None
+
+    def _actor_set(self) -> ActorSet:
+        if self._agents is None:
+            import ray
+
+            found = []
+            for name in self.agent_names:
+                with contextlib.suppress(ValueError):  # never created, or dead for good
+                    found.append((ray.get_actor(name), name))
+            if not found:
+                raise _agents_exhausted(None)
+            self._agents = ActorSet([h for h, _ in found], [n for _, n in found])
+        return self._agents
+
+    async def run(self, job: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        return await call_any(
+            self._actor_set(), "call_with_context", job, *args,
+            on_exhausted=_agents_exhausted, unavailable_wait=self._unavailable_wait,
+        )
 
 
 # ---------------------------------------------------------------------------------------------

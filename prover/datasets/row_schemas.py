@@ -2,7 +2,7 @@
 
 Two layouts: step rows (one tactic application of a search tree, or of a LeanDojo trace) and
 attempt rows (a sampled proof, sketch or subgoal attempt with its prompt, completion and
-verdict). Shards are named by row kind: `steps`, `proofs` (top-level attempts) or the attempt
+verdict, and its `Attempt.extra` as a JSON string). Shards are named by row kind: `steps`, `proofs` (top-level attempts) or the attempt
 kind of nested ones (`sketch`, `subgoal`, ...), which use the attempt layout.
 """
 
@@ -44,6 +44,7 @@ def arrow_schemas() -> dict[str, Any]:
                 ("completion_tokens", pa.int64()),
                 ("cumulative_logprob", pa.float64()),
                 ("token_logprobs", pa.list_(pa.float64())),
+                ("extra", pa.string()),
             ]
         ),
         STEP_ROWS: pa.schema(

@@ -13,7 +13,7 @@ Problems with no attempts at all count as unsolved.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field
@@ -122,6 +122,12 @@ class Summary(BaseModel):
     """Attempts that serve a top-level one, per kind (sketch, subgoal, ...); not in pass@k."""
     nested_proved: dict[str, int] = Field(default_factory=dict)
     """Of those, the ones whose verdict is proved, per kind."""
+    tallies: dict[str, int] = Field(default_factory=dict)
+    """Counts a strategy keeps per top-level attempt (`Attempt.extra["tallies"]`, e.g. a planner's
+    sketches tried and subgoals proven), summed over the run."""
+    peaks: dict[str, int] = Field(default_factory=dict)
+    """Figures a strategy keeps per top-level attempt (`Attempt.extra["peaks"]`, e.g. the depth a
+    planner reached), their maximum over the run."""
 
 
 def outcomes(
@@ -219,4 +225,18 @@ def summarize(
         verdicts=dict(Counter(a.verdict.rule for a in attempts).most_common()),
         nested=dict(sorted(Counter(a.kind for a in nested).items())),
         nested_proved=dict(sorted(Counter(a.kind for a in nested if a.verdict.proved).items())),
+        tallies=_extra_figures(attempts, "tallies", sum),
+        peaks=_extra_figures(attempts, "peaks", max),
     )
+
+
+def _extra_figures(attempts: Sequence[Attempt], key: str, combine: Callable[[list[int]], int]) -> dict[str, int]:
+    """`combine` of each integer figure of `extra[key]` over the attempts (first-seen order)."""
+    values: dict[str, list[int]] = {}
+    for attempt in attempts:
+        figures = attempt.extra.get(key)
+        if isinstance(figures, dict):
+            for name, value in figures.items():
+                if isinstance(value, int) and not isinstance(value, bool):
+                    values.setdefault(str(name), []).append(value)
+    return {name: combine(found) for name, found in values.items()}

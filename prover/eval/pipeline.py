@@ -29,12 +29,15 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from prover.config import ProverConfig
 from prover.llm.base import Sampler
 from prover.search.base import CheckerLike, DoneAttempts, Services, ServicesFactory, Strategy, StrategyContext
 from prover.types import Attempt, GenRequest, GenResult, Problem, Verdict
+
+if TYPE_CHECKING:
+    from prover.lean_env.checker import SketchCheck
 
 __all__ = [
     "BatchedRecorder",
@@ -158,6 +161,17 @@ class GatedChecker:
                 verdict = await self.inner.check(problem, proof)
             self.run_stats.checks += 1
             return verdict
+        finally:
+            await asyncio.shield(self.gate.leave())
+
+    async def check_sketch(
+        self, problem: Problem, proof: str, *, pp_options: Sequence[tuple[str, str]] = ()
+    ) -> SketchCheck:
+        """A sketch check holds a Lean worker like a check: it goes through the same gate."""
+        self.gate.enter()
+        try:
+            async with self.gate.running:
+                return await self.inner.check_sketch(problem, proof, pp_options=pp_options)
         finally:
             await asyncio.shield(self.gate.leave())
 
@@ -301,6 +315,7 @@ def gated_services(services: Services, gate: CheckGate, stats: PipelineStats) ->
         checker=GatedChecker(services.checker, gate, stats),
         lean=services.lean,
         proof_cache=services.proof_cache,
+        jobs=services.jobs,
     )
 
 

@@ -146,6 +146,8 @@ def _totals(summary: Summary) -> list[str]:
         (f"{kind} attempts (proved)", f"{count} ({summary.nested_proved.get(kind, 0)})")
         for kind, count in summary.nested.items()
     ]
+    rows += list(summary.tallies.items())
+    rows += [(f"{name} (max)", value) for name, value in summary.peaks.items()]
     lines = ["## Totals", "", "| | |", "|---|---:|"]
     lines += [f"| {name} | {value} |" for name, value in rows]
     if summary.verdicts:

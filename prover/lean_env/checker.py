@@ -20,6 +20,12 @@ Pipeline (each step's rule in brackets; the first that fails decides):
 Statuses: PROVED (accepted), FAILED (lean_error, sorry, empty_proof), REJECTED (preflight,
 missing_theorem, statement_mismatch, axioms), TIMEOUT (timeout), ERROR (out_of_memory, crash,
 infrastructure). Message positions in the verdict refer to `Verdict.code` (header included).
+
+`check_sketch` runs the same pipeline on a proof with `sorry` holes (a planner's sketch): the ban
+list except the `sorry` token itself, the benchmark statement, no Lean error, the trusted
+statement check and the axiom audit with `sorryAx` aside. Its verdict is still the verdict on the
+sketch *as a proof* (`sorry` when nothing else is wrong); `SketchCheck.accepted` says the holes
+are all that is missing, and `sorries` are the goals Lean reported for them.
 """
 
 from __future__ import annotations
@@ -35,8 +41,10 @@ from prover.errors import LeanError, PoolClosed, PoolOverloaded
 from prover.lean_env.assemble import AssembledProof, AssemblyRejected, assemble
 from prover.lean_env.lease import WorkerLease
 from prover.lean_env.pool import LeanPool
-from prover.lean_env.preflight import banned_items, preflight
-from prover.lean_env.protocol import CommandResponse
+from pydantic import BaseModel, ConfigDict
+
+from prover.lean_env.preflight import PreflightResult, banned_items, preflight
+from prover.lean_env.protocol import CommandResponse, Sorry
 from prover.lean_env.results import EnvKey, OutcomeKind, ReplResult
 from prover.lean_env.verdict_cache import VerdictCache, verdict_key
 from prover.types import CheckStatus, LeanMessage, Pos, Problem, Verdict, content_hash
@@ -65,6 +73,30 @@ _CHECK_LINES, _AXIOMS_LINES = (1, 3), (4, 1 << 30)
 be reported at its `set_option ... in` prefix or at `#check` itself."""
 PP_OPTIONS = ("pp.all true", "pp.explicit true", "pp.notation false", "pp.universes true", "pp.fullNames true")
 """Set explicitly (not only via pp.all) so options the model set in its code cannot hide details."""
+
+
+SKETCH_HOLE = "sorry"
+"""The one banned token a sketch may contain (as a token: `sorryAx`, `admit` stay banned)."""
+
+
+class SketchCheck(BaseModel):
+    """The checker's word on a sketch: a proof whose only gaps are `sorry` holes."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    accepted: bool
+    """Lean elaborated it without errors, on the benchmark statement, with only banned-list-clean
+    text and no axiom besides the allowed ones and `sorryAx`: the holes are all that is missing."""
+    verdict: Verdict
+    """The pipeline's verdict on the sketch as a proof (rule `sorry` when accepted)."""
+    command: str = ""
+    """Benchmark statement + the sketch's body, as assembled (what `sorries` positions refer to)."""
+    sent: str = ""
+    """What was elaborated on the header env: `command` after the pretty-printer options (the code
+    a hole's goal state is re-created from, `StateOrigin(header, sent, index)`)."""
+    sorries: tuple[Sorry, ...] = ()
+    """Lean's `sorries` entries, positions relative to `command`, without proof-state ids (those
+    belong to the worker that checked it)."""
 
 
 class _Decided(Exception):
@@ -140,6 +172,42 @@ class ProofChecker:
         )
         return await self.cache.get_or_compute(key, lambda: self._check(problem, proof, extra_allowed_axioms))
 
+    async def check_sketch(
+        self, problem: Problem, proof: str, *, pp_options: Sequence[tuple[str, str]] = ()
+    ) -> SketchCheck:
+        """Check a sketch: `proof` (a body or complete code, as for `check`) with `sorry` holes.
+
+        Args:
+            pp_options: (name, value) pretty-printer options set for this elaboration only
+                (`set_option name value in`), so the holes' goals print the way the caller needs.
+        """
+        pre = preflight(proof, banned=self.banned, header=problem.header)
+        hits = tuple(h for h in pre.hits if not (h.item == SKETCH_HOLE and h.text == SKETCH_HOLE))
+        if hits:
+            left = PreflightResult(hits=hits)
+            return _sketch_refused(Verdict(status=CheckStatus.REJECTED, rule=left.rule, detail=left.describe()))
+        try:
+            asm = assemble(problem, proof)
+        except AssemblyRejected as exc:
+            status = CheckStatus.FAILED if exc.rule == "empty_proof" else CheckStatus.REJECTED
+            return _sketch_refused(Verdict(status=status, rule=exc.rule, detail=exc.detail))
+        prefix = "".join(f"set_option {name} {value} in\n" for name, value in pp_options)
+        sent = prefix + asm.command
+        started = time.monotonic()
+        try:
+            async with self.pool.lease(self.pool.env_key(problem.header)) as lease:
+                checked = await self._run_sketch(lease, problem, asm, sent, prefix.count("\n"))
+        except _Decided as decided:
+            checked = _sketch_refused(decided.verdict)
+        except (PoolClosed, PoolOverloaded):
+            raise
+        except LeanError as exc:
+            checked = _sketch_refused(Verdict(status=CheckStatus.ERROR, rule="infrastructure", detail=str(exc),
+                                              code=asm.code))
+        seconds = checked.verdict.lean_seconds or time.monotonic() - started
+        verdict = checked.verdict.model_copy(update={"lean_seconds": seconds})
+        return checked.model_copy(update={"verdict": verdict, "command": asm.command, "sent": sent})
+
     # -- pipeline -----------------------------------------------------------------------------
     async def _check(self, problem: Problem, proof: str, extra: Sequence[str]) -> Verdict:
         pre = preflight(proof, banned=self.banned, header=problem.header)
@@ -202,6 +270,50 @@ class ProofChecker:
                            detail=f"`{asm.theorem_name}` depends on axioms outside the allow-list: {forbidden}",
                            **base)
         return Verdict(status=CheckStatus.PROVED, rule="accepted", axioms=axioms, **base)
+
+    async def _run_sketch(
+        self, lease: WorkerLease, problem: Problem, asm: AssembledProof, sent: str, prefix_lines: int
+    ) -> SketchCheck:
+        """`_run` for a sketch: sorries are the point, `sorryAx` is expected, the rest is the same."""
+        result = await lease.command(sent)
+        seconds = result.seconds
+        response = self._response(result, asm, seconds)
+        refused_options = [m.data for m in response.errors() if 0 < m.pos.line <= prefix_lines]
+        if refused_options:  # the caller's options, not the sketch: this Lean lacks one of them
+            raise _Decided(Verdict(status=CheckStatus.ERROR, rule="pp_options", lean_seconds=seconds,
+                                   detail=f"Lean refused a pretty-printer option: {refused_options[0].strip()}"))
+        messages = _shift(response.messages, asm.header_lines - prefix_lines)
+        base = {"code": asm.code, "messages": messages, "lean_seconds": seconds}
+        errors = [m for m in messages if m.severity == "error"]
+        if errors:
+            return _sketch_refused(Verdict(status=CheckStatus.FAILED, rule="lean_error",
+                                           detail=_describe(errors[0], asm), **base))
+        if result.env is None:
+            raise _Decided(Verdict(status=CheckStatus.ERROR, rule="infrastructure",
+                                   detail="the REPL returned no environment", **base))
+        trusted = await lease.command(_trusted_command(asm.theorem_name), env=result.env)
+        base["lean_seconds"] = seconds = seconds + trusted.seconds
+        trusted_response = self._response(trusted, asm, seconds)
+        axioms = _parse_axioms(asm.theorem_name, _in_lines(trusted_response.messages, _AXIOMS_LINES))
+        if isinstance(axioms, Verdict):
+            return _sketch_refused(axioms.model_copy(update=base))
+        if self.verify_statement:
+            mismatch = await self._statement_mismatch(lease, problem, asm, trusted_response)
+            if mismatch:
+                return _sketch_refused(Verdict(status=CheckStatus.REJECTED, rule="statement_mismatch",
+                                               detail=mismatch, axioms=axioms, **base))
+        forbidden = [a for a in axioms if a not in self.allowed_axioms() and a not in NEVER_ALLOWED]
+        if forbidden and self.config.allow_header_axioms:
+            forbidden = await self._not_declared_by_header(lease, problem, asm, forbidden)
+        if forbidden:
+            return _sketch_refused(Verdict(status=CheckStatus.REJECTED, rule="axioms", axioms=axioms,
+                                           detail=f"`{asm.theorem_name}` depends on axioms outside the allow-list: "
+                                           f"{forbidden}", **base))
+        sorries = tuple(_sorry_in_command(s, prefix_lines) for s in response.sorries)
+        holes = f"{len(sorries)} hole(s)" if sorries else "no `sorries` entry"
+        verdict = Verdict(status=CheckStatus.FAILED, rule="sorry", detail=f"a sketch: elaborates with {holes}",
+                          axioms=axioms, **base)
+        return SketchCheck(accepted=bool(sorries), verdict=verdict, sorries=sorries)
 
     def _response(self, result: ReplResult, asm: AssembledProof, seconds: float) -> CommandResponse:
         """The command reply, or a decided verdict for timeouts, crashes and protocol surprises."""
@@ -298,6 +410,19 @@ def _shift(messages: Sequence[LeanMessage], lines: int) -> tuple[LeanMessage, ..
     return tuple(out)
 
 
+def _sketch_refused(verdict: Verdict) -> SketchCheck:
+    return SketchCheck(accepted=False, verdict=verdict)
+
+
+def _sorry_in_command(sorry: Sorry, prefix_lines: int) -> Sorry:
+    """A `sorries` entry with its positions moved from the sent text to `command` coordinates."""
+
+    def moved(pos: Pos | None) -> Pos | None:
+        return None if pos is None else Pos(line=pos.line - prefix_lines, column=pos.column)
+
+    return sorry.model_copy(update={"pos": moved(sorry.pos), "end_pos": moved(sorry.end_pos), "proof_state": None})
+
+
 def _describe(message: LeanMessage, asm: AssembledProof) -> str:
     where = asm.part_of(message.pos.line)
     first = message.data.strip().splitlines()[0] if message.data.strip() else ""
@@ -347,4 +472,4 @@ async def check_many(
     return list(await asyncio.gather(*(one(p, q) for p, q in items)))
 
 
-__all__ = ["CHECKER_VERSION", "NATIVE_AXIOMS", "ProofChecker", "check_many"]
+__all__ = ["CHECKER_VERSION", "NATIVE_AXIOMS", "SKETCH_HOLE", "ProofChecker", "SketchCheck", "check_many"]

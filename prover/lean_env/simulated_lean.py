@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from prover.lean_env.simulated_sketch import SketchRun, has_have_step, normalize, starts_with_have
+from prover.lean_env.simulated_sketch import SketchRun, has_have_step, normalize, runs_as_block
 
 SPEC = ConfigDict(extra="forbid", populate_by_name=True)
 SORRY_AX = "sorryAx"
@@ -368,7 +368,8 @@ class SimulatedLean:
         return {SORRY_AX} if run.sorries or run.failed else set(self.scenario.axioms_default)
 
     def _tactic_block(self, tactic: str, state: _PState) -> dict[str, Any]:
-        """A tactic-mode `have ...` request (no scenario step for it): run like a sketch step."""
+        """A tactic-mode block (`have ...`, or several steps) without a scenario step of its own:
+        its steps run like a sketch body's."""
         run = SketchRun(tactic, self._step_spec, self._new_state, positions=False)
         left = run.tactic(state.goals)
         extra: dict[str, Any] = {"sorries": run.sorries} if run.sorries else {}
@@ -400,7 +401,7 @@ class SimulatedLean:
             sorry = {"proofState": len(self.states) - 1, "goal": state.goals[0]}
             return self._step(_PState(state.goals[1:], True), extra={"sorries": [sorry]})
         step = self.steps.get((tuple(g.strip() for g in state.goals), normalize(tactic)))
-        if step is None and starts_with_have(tactic):
+        if step is None and runs_as_block(tactic):
             return self._tactic_block(tactic, state)
         if step is None:
             return self._logged_error(f"tactic '{normalize(tactic)}' failed (simulated REPL: no scenario step)")

@@ -11,6 +11,8 @@ with the scenario's data, the way the real REPL reports such a body (transcripts
   with that goal and a fresh proof state (with `pos`/`endPos` in command mode, without in tactic
   mode, as the REPL does). Tactic steps from that proof state follow the scenario's `steps`.
 * `· <block>` runs the block on the first goal, which it must close.
+* A tactic-mode request of several steps (or starting with `have`) that is not itself a scenario
+  step runs as a block, step by step, like a sketch body.
 * Any other tactic must be a scenario step from the current goals (`steps`: `from` = the goals
   exactly as printed here, `tactic` = the step's text whitespace-normalised); a missing step, or a
   step with `error`/`throw`, logs an error and ends the block (Lean's error recovery admits the
@@ -63,6 +65,15 @@ def has_have_step(body: str) -> bool:
 def starts_with_have(tactic: str) -> bool:
     clean = blank_comments_and_strings(tactic)
     return _HAVE.match(clean, len(clean) - len(clean.lstrip())) is not None
+
+
+def runs_as_block(tactic: str) -> bool:
+    """Is a tactic-mode request a block to run step by step: a `have` step, or several steps
+    (lines at the block's column), as the REPL runs `rw [h]\nnorm_num` sent as one tactic?"""
+    if starts_with_have(tactic):
+        return True
+    clean = blank_comments_and_strings(tactic)
+    return len(_items(clean, 0, len(clean))[0]) > 1
 
 
 @dataclass

@@ -8,6 +8,8 @@ A strategy turns one `Problem` into `Attempt`s using the services of a `Strategy
     checker    the full soundness pipeline (`CheckerLike`); only its verdict counts
     proof_cache  goal state -> known proof, shared across attempts and problems (or None)
     budget     the run's attempt budget and clock
+    jobs       where self-contained pieces of work can run besides here (`JobRunner`: the other
+               prover agents of a Ray cluster), or None
 
 It never knows whether those services are in-process objects or Ray actor proxies. The context is
 built in one place, `StrategyContext.from_services`, from the `Services` a run opened
@@ -24,10 +26,10 @@ import asyncio
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from prover.config import ProverConfig
 from prover.errors import ConfigError
@@ -36,11 +38,15 @@ from prover.llm.base import Sampler
 from prover.search.proof_cache import ProofCache
 from prover.types import Attempt, Problem, Verdict
 
+if TYPE_CHECKING:
+    from prover.lean_env.checker import SketchCheck
+
 __all__ = [
     "PROVER_ROLE",
     "Budget",
     "CheckerLike",
     "DoneAttempts",
+    "JobRunner",
     "RecordAttempt",
     "Services",
     "ServicesFactory",
@@ -57,10 +63,31 @@ RecordAttempt = Callable[[Attempt], Awaitable[None]]
 """Called once per finished attempt; the results store appends it to attempts.jsonl."""
 
 
+T = TypeVar("T")
+
+
 class CheckerLike(Protocol):
     """Anything that checks a proof with the full soundness pipeline."""
 
     async def check(self, problem: Problem, proof: str) -> Verdict: ...
+
+    async def check_sketch(
+        self, problem: Problem, proof: str, *, pp_options: Sequence[tuple[str, str]] = ()
+    ) -> SketchCheck:
+        """The same pipeline on a proof with `sorry` holes (`ProofChecker.check_sketch`)."""
+        ...
+
+
+class JobRunner(Protocol):
+    """Runs a piece of a strategy's work on some prover agent of the run (a Ray peer).
+
+    `await runner.run(job, *args)` is `await job(strategy, ctx, *args)` with that agent's own
+    strategy object and context (same config, same shared services); `job` must be a module-level
+    function and `args` picklable values. Jobs must be idempotent: a job whose agent dies is sent
+    to another one. Recording attempts stays with the caller.
+    """
+
+    async def run(self, job: Callable[..., Awaitable[T]], *args: Any) -> T: ...
 
 
 class DoneAttempts(Mapping[tuple[int, int], Attempt]):
@@ -131,6 +158,8 @@ class StrategyContext:
     proof_cache: ProofCache | None = None
     artifacts: Path | None = None
     """Directory for a strategy's side files (search trees, ...); None writes none."""
+    jobs: JobRunner | None = None
+    """Other agents to run jobs on (Ray); None: run them in this process."""
 
     @classmethod
     def from_services(
@@ -145,6 +174,7 @@ class StrategyContext:
             budget=Budget(passes=config.eval.passes),
             proof_cache=services.proof_cache,
             artifacts=artifacts,
+            jobs=services.jobs,
         )
 
     def sampler(self, role: str = PROVER_ROLE) -> Sampler:
@@ -169,6 +199,7 @@ class Services:
     checker: CheckerLike
     lean: LeanSession
     proof_cache: ProofCache | None = None
+    jobs: JobRunner | None = None
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def aclose(self) -> None:
