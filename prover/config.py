@@ -66,6 +66,10 @@ class LeanConfig(BaseModel):
     """Evict least-recently-used idle workers above this count (default: `workers`)."""
     queue_limit: int = Field(default=10_000, ge=1)
     """Requests waiting for a worker before callers are refused (back-pressure)."""
+    backend: Literal["repl", "dojo"] = "repl"
+    """Where tactic states come from: the REPL pool, or LeanDojo's `Dojo` (`pip install
+    prover[dojo]`; theorems of a traced repository, e.g. a `leandojo:` benchmark; the REPL pool
+    still runs every command and the checker)."""
     infra_retries: int = Field(default=2, ge=0)
     """Retries of infrastructure failures (crash on a request that never reached Lean, EOF on
     start). Lean errors, timeouts and OOM are deterministic and never retried."""
