@@ -52,6 +52,10 @@ BANNED_EXAMPLES: dict[str, list[str]] = {
     "exit": ["#exit"],
     "guard_msgs": ["/-- warning: declaration uses 'sorry' -/\n#guard_msgs in\nlemma l : False := by sorry"],
     "interpolation": ['def msg (x : ℕ) := toString "x = {x}"', '  exact (dbg_trace "{(sorry : ℕ)}"; trivial)'],
+    "lexical": ['  exact "unterminated', "  simp /- never closed", "  exact 0x"],
+    "option": ["set_option warn.sorry false in\ntheorem t : True := sorry", "set_option autoImplicit true"],
+    "simproc": ["simproc evil (_) := fun _ => return .continue", "dsimproc d (_) := fun e => return .done e"],
+    "attribute": ["@[norm_num _ + _] def evalFoo := 1", "@[positivity _] def evalPos := 1", "attribute [csimp] f"],
     "metaprogram": ["def f : MetaM Unit := pure ()", "open Lean.Elab in\ndef g := 1", "def h : CoreM Unit := pure ()",
                     "  exact Lean.Meta.mkFreshExprMVar"],
 }
