@@ -254,7 +254,7 @@ async def test_external_sigkill_is_oom_only_near_the_rss_cap(tmp_path, grow_mb: 
 
 
 async def test_reply_larger_than_the_read_limit_is_a_clear_crash(tmp_path, monkeypatch):
-    monkeypatch.setattr(worker_module, "READ_LIMIT", 200)
+    monkeypatch.setattr(worker_module, "READ_LIMIT", 300)  # above the fence reply (~210 bytes), below a sorry reply
     worker = make_worker(write_scenario(tmp_path))
     await worker.start()
     try:

@@ -38,6 +38,7 @@ _OTHER_CMD = re.compile(
     r"macro_rules|syntax|notation|infix[lr]?|elab|run_cmd|noncomputable\s+section|--|/-)"
 )
 _PRINT_AXIOMS = re.compile(r"^#print\s+axioms\s+(\S+)")
+_PRINT_STRING = re.compile(r'^#print\s+"((?:[^"\\]|\\.)*)"\s*$')
 _CHECK = re.compile(r"^#check\s+@?([^\s@()]+)\s*$")
 
 
@@ -104,6 +105,7 @@ class Faults(BaseModel):
     oom_on: list[str] = Field(default_factory=list)
     slow_on: dict[str, float] = Field(default_factory=dict)
     crash_after_requests: int | None = None
+    """Exit once this many requests (and the worker's fence after the last one) are answered."""
     grow_mb_per_request: float = 0.0
     stderr_noise_kb: float = 0.0
     oom_cap_mb: int = 4096
@@ -275,6 +277,10 @@ class SimulatedLean:
                 messages.append(_msg("error", f"unknown identifier '{name}'", pos, end))
             else:
                 messages.append(_msg("info", f"{name} : {decls[name].signature}", pos, end))
+            return
+        printed = _PRINT_STRING.match(item.text)
+        if printed:  # `#print "s"` logs `s` (the worker's fence)
+            messages.append(_msg("info", json.loads(f'"{printed.group(1)}"'), pos, _position(source, item.offset + 6)))
             return
         match = _PRINT_AXIOMS.match(item.text)
         if not match:
