@@ -101,6 +101,8 @@ class CheckerConfig(BaseModel):
     """Wall-clock seconds for compiling and for replaying one proof (each)."""
     replay_cmd: list[str] | None = None
     """argv of the replay tool (the module name is appended); default: found in the workspace."""
+    replay_compile_cmd: list[str] | None = None
+    """argv that compiles the scratch module (`-o <olean> <file>` is appended); default `lake env lean`."""
 
 
 class CacheConfig(BaseModel):

@@ -215,13 +215,17 @@ SOURCE_LEVEL = {
     "stop elaboration": ("#exit\n", "exit"),
     "meta code": ("def pwn : MetaM Unit := pure ()\n", "metaprogram"),
     "string Lean may interpolate": ('def msg (x : ℕ) := toString "x = {x}"\n', "interpolation"),
+    "diagnostics hidden by an option": ("set_option warn.sorry false\n", "option"),
+    "simproc (code simp runs)": ("simproc evil (_) := fun _ => return .continue\n", "simproc"),
+    "extension-registering attribute": ("@[positivity _ ^ _] def evalPos := 1\n", "attribute"),
+    "unterminated comment after the proof": ("", "lexical"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(SOURCE_LEVEL))
 async def test_source_level_exploits_refused(pool: LeanPool, case: str) -> None:
     prefix, item = SOURCE_LEVEL[case]
-    body = "\n  run_tac pure ()" if item == "run_tac" else "\n  positivity"
+    body = {"run_tac": "\n  run_tac pure ()", "lexical": "\n  positivity /- never closed"}.get(item, "\n  positivity")
     code = prefix + "\ntheorem mathd_t (x : ℝ) (h₀ : 0 < x) : x ^ 2 > 0 := by" + body
     verdict = await ProofChecker(pool, CheckerConfig()).check(PROBLEM, code)
     assert (verdict.status, verdict.rule) == (CheckStatus.REJECTED, f"preflight:{item}"), verdict.detail

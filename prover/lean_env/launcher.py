@@ -15,11 +15,13 @@ home directory is not there, only the parts named above (the toolchain lives in 
 from __future__ import annotations
 
 import os
+import resource
 import shlex
 import shutil
 import sys
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -145,23 +147,26 @@ class ReplLauncher(BaseModel):
         root.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix="prover-repl-", dir=root)).resolve()
 
-    def command(self, scratch: Path, argv: list[str] | None = None, *, cwd: Path | None = None) -> list[str]:
-        """The argv to execute: `argv` (default: the REPL's), wrapped in the sandbox if any."""
+    def command(
+        self, scratch: Path, argv: list[str] | None = None, *, cwd: Path | None = None, env: dict[str, str] | None = None
+    ) -> list[str]:
+        """The argv to execute: `argv` (default: the REPL's), wrapped in the sandbox if any; `env`
+        adds variables inside the sandbox (unsandboxed, pass them to `process_env`)."""
         argv = list(argv or self.argv)
         if self.sandbox is None:
             return argv
-        return self.sandbox.wrap(argv, scratch=scratch, cwd=cwd or self.cwd, env=self._sandbox_env())
+        return self.sandbox.wrap(argv, scratch=scratch, cwd=cwd or self.cwd, env={**self._sandbox_env(), **(env or {})})
 
     def spawn_cwd(self, scratch: Path, cwd: Path | None = None) -> Path | None:
         """Working directory of the spawned process (bwrap itself runs in the scratch dir)."""
         return scratch if self.sandbox is not None else (cwd or self.cwd)
 
-    def process_env(self) -> dict[str, str]:
-        """The child's environment: ours plus the launcher's additions (unsandboxed); the
-        sandbox starts from an empty environment instead (`Sandbox.wrap`)."""
+    def process_env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        """The child's environment: ours plus the launcher's additions and `extra` (unsandboxed);
+        the sandbox starts from an empty environment instead (`Sandbox.wrap`)."""
         if self.sandbox is not None:
             return {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-        return {**os.environ, **self.env}
+        return {**os.environ, **self.env, **(extra or {})}
 
     def _sandbox_env(self) -> dict[str, str]:
         keep = {k: os.environ[k] for k in ("PATH", "LANG", "LC_ALL", "ELAN_HOME", "LEAN_PATH", "PYTHONPATH")
@@ -191,6 +196,18 @@ def sandbox_from_config(config: LeanConfig) -> Sandbox | None:
     ro = [_elan_home(), *( [Path(config.workspace)] if config.workspace else []), *runtime_paths(),
           *config.sandbox_ro_paths]
     return Sandbox(bwrap=bwrap, ro_paths=tuple(Path(p).resolve() for p in ro), home=Path.home().resolve())
+
+
+def limit_memory(limit_mb: int | None) -> Callable[[], None] | None:
+    """A preexec function capping the child's address space (RLIMIT_AS), or None for no cap."""
+    if not limit_mb:
+        return None
+    size = limit_mb * 2**20
+
+    def apply() -> None:  # runs in the child between fork and exec
+        resource.setrlimit(resource.RLIMIT_AS, (size, size))
+
+    return apply
 
 
 def runtime_paths() -> list[Path]:

@@ -28,7 +28,6 @@ import asyncio
 import collections
 import fcntl
 import os
-import resource
 import secrets
 import shutil
 import signal
@@ -44,7 +43,7 @@ import psutil
 
 from prover.config import LeanConfig
 from prover.errors import LeanError, PoolClosed, ReplCrashed, ReplError, ReplMemoryExceeded, ReplProtocolError, ReplTimeout
-from prover.lean_env.launcher import ReplLauncher
+from prover.lean_env.launcher import ReplLauncher, limit_memory
 from prover.lean_env.protocol import (
     CommandRequest,
     CommandResponse,
@@ -106,17 +105,6 @@ def classify(reply: Reply) -> tuple[OutcomeKind, str]:
     if reply.has_sorry():
         return OutcomeKind.INCOMPLETE, "declaration uses sorry"
     return OutcomeKind.OK, ""
-
-
-def _limit_memory(limit_mb: int | None) -> Callable[[], None] | None:
-    if not limit_mb:
-        return None
-    size = limit_mb * 2**20
-
-    def apply() -> None:  # runs in the child between fork and exec
-        resource.setrlimit(resource.RLIMIT_AS, (size, size))
-
-    return apply
 
 
 class ReplWorker:
@@ -197,7 +185,7 @@ class ReplWorker:
                 cwd=self.launcher.spawn_cwd(scratch),
                 env=self.launcher.process_env(),
                 start_new_session=True,
-                preexec_fn=_limit_memory(self.config.memory_limit_mb),
+                preexec_fn=limit_memory(self.config.memory_limit_mb),
                 limit=READ_LIMIT,
             )
         except OSError as exc:
