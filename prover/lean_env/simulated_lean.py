@@ -9,7 +9,17 @@ accident. Used by `simulated_repl.py` (the process) and directly by unit tests.
 Default behaviours (see the team contract): `sorry` -> `sorries` + "declaration uses `sorry`" +
 axiom sorryAx; `admit` -> the warning only; `native_decide` -> axiom Lean.ofReduceBool;
 `axiom X : T` -> X is an axiom that declarations mentioning X depend on (transitively through
-earlier declarations); `#print axioms N` -> an info message on the env where N is declared.
+earlier declarations); `#print axioms N` -> an info message on the env where N is declared;
+`#print "s"` -> an info message `s`.
+
+Environments carry, besides constants, the state of environment extensions the code installed.
+One is simulated: a model-defined elaborator for `#print axioms` (`elab "#print" "axioms" ...` or
+`@[command_elab ...printAxioms]`), after which that env's `#print axioms` prints whatever the
+hijack wants (here: "does not depend on any axioms"). As in the real REPL, a pickle stores the
+imports and constants only, so an unpickled env has no extensions; unpickling replays every
+constant in the kernel, and a constant the kernel refuses (a scenario proof with `kernel_error`,
+e.g. one added under `debug.skipKernelTC`) makes the REPL die with the uncaught exception, as
+REPL v4.15 does.
 """
 
 from __future__ import annotations
@@ -39,6 +49,9 @@ _OTHER_CMD = re.compile(
 )
 _PRINT_AXIOMS = re.compile(r"^#print\s+axioms\s+(\S+)")
 _PRINT_STRING = re.compile(r'^#print\s+"((?:[^"\\]|\\.)*)"\s*$')
+_HIJACK = re.compile(r'^(?:elab\s+"#print"\s+"axioms"|@\[command_elab\s+\S*printAxioms)')
+HIJACK = "print_axioms"
+"""The simulated extension: a model elaborator answering `#print axioms`."""
 _CHECK = re.compile(r"^#check\s+@?([^\s@()]+)\s*$")
 
 
@@ -62,6 +75,9 @@ class ProofSpec(BaseModel):
     pattern: str | None = None
     axioms: list[str] | None = None
     messages: list[MessageSpec] = Field(default_factory=list)
+    kernel_error: str | None = None
+    """The declaration was never checked by the kernel (e.g. `debug.skipKernelTC`): replaying it
+    (unpickling) fails with this kernel error."""
 
     @model_validator(mode="after")
     def _one_of(self) -> ProofSpec:
@@ -102,6 +118,9 @@ class Faults(BaseModel):
     crash_on: list[str] = Field(default_factory=list)
     hang_on: list[str] = Field(default_factory=list)
     garbage_on: list[str] = Field(default_factory=list)
+    forge_reply_on: list[str] = Field(default_factory=list)
+    """Model code that prints a well-formed, clean-looking reply to stdout during elaboration:
+    it appears before the REPL's own reply."""
     oom_on: list[str] = Field(default_factory=list)
     slow_on: dict[str, float] = Field(default_factory=dict)
     crash_after_requests: int | None = None
@@ -144,6 +163,13 @@ class _PState:
 class _Info:
     axioms: frozenset[str]
     signature: str  # what `#check @name` prints: the statement text after the name, normalised
+    kernel_error: str = ""
+
+
+@dataclass
+class _Env:
+    decls: dict[str, _Info]
+    extensions: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -217,7 +243,7 @@ class SimulatedLean:
 
     def __init__(self, scenario: Scenario) -> None:
         self.scenario = scenario
-        self.envs: list[dict[str, _Info]] = []
+        self.envs: list[_Env] = []
         self.states: list[_PState] = []
         self.theorems = {t.name: t for t in scenario.theorems}
         self.steps = {
@@ -250,15 +276,18 @@ class SimulatedLean:
     def command(self, source: str, env: int | None, *, root_goals: bool = False) -> dict[str, Any]:
         if env is not None and not 0 <= env < len(self.envs):
             return {"message": "Unknown environment."}
-        decls = dict(self.envs[env]) if env is not None else {}
+        base = self.envs[env] if env is not None else _Env({})
+        decls, extensions = dict(base.decls), set(base.extensions)
         messages: list[dict[str, Any]] = []
         sorries: list[dict[str, Any]] = []
         for item in _split_items(source):
+            if _HIJACK.match(item.text):
+                extensions.add(HIJACK)
             if item.kind == "command":
-                self._misc_command(source, item, decls, messages)
+                self._misc_command(source, item, decls, messages, extensions)
             else:
                 self._declaration(source, item, decls, messages, sorries, root_goals)
-        self.envs.append(decls)
+        self.envs.append(_Env(decls, frozenset(extensions)))
         reply: dict[str, Any] = {}
         if sorries:
             reply["sorries"] = sorries
@@ -267,7 +296,7 @@ class SimulatedLean:
         reply["env"] = len(self.envs) - 1
         return reply
 
-    def _misc_command(self, source: str, item: _Decl, decls: dict, messages: list) -> None:
+    def _misc_command(self, source: str, item: _Decl, decls: dict, messages: list, extensions: set[str]) -> None:
         pos = _position(source, item.offset)
         end = _position(source, item.offset + len(item.text.rstrip()))
         check = _CHECK.match(item.text)
@@ -286,7 +315,9 @@ class SimulatedLean:
         if not match:
             return
         name = match.group(1)
-        if name not in decls:
+        if HIJACK in extensions:  # the model's elaborator answers instead of Lean's
+            messages.append(_msg("info", f"'{name}' does not depend on any axioms", pos, end))
+        elif name not in decls:
             messages.append(_msg("error", f"unknown constant '{name}'", pos, end))
         elif decls[name].axioms:
             listed = ", ".join(sorted(decls[name].axioms))
@@ -322,7 +353,7 @@ class SimulatedLean:
         elif item.kind in ("theorem", "lemma", "example") or spec is not None:
             axioms |= self._proof_axioms(spec, source, item, body, body_at, goals, messages, decls)
         if item.name:
-            decls[item.name] = _Info(frozenset(axioms), _signature(statement))
+            decls[item.name] = _Info(frozenset(axioms), _signature(statement), self._kernel_error(spec, body))
 
     def _proof_axioms(self, spec, source, item, body, body_at, goals, messages, decls) -> set[str]:
         """Axioms of a proof the scenario accepts; otherwise an "unsolved goals" error.
@@ -345,6 +376,14 @@ class SimulatedLean:
         data = "unsolved goals\n" + "\n\n".join(goals)
         messages.append(_msg("error", data, _position(source, start), _position(source, end)))
         return {SORRY_AX}
+
+    @staticmethod
+    def _kernel_error(spec: TheoremSpec | None, body: str | None) -> str:
+        tactic_body = re.sub(r"^\s*by\b", "", body or "", count=1)
+        for proof in spec.proofs if spec else []:
+            if proof.kernel_error and (proof.matches(tactic_body) or proof.matches(body or "")):
+                return proof.kernel_error
+        return ""
 
     def _sorry(self, goals: tuple[str, ...], pos: dict, end: dict) -> dict[str, Any]:
         self.states.append(_PState(goals))
@@ -388,7 +427,8 @@ class SimulatedLean:
     def _pickle_env(self, path: str, env: int) -> dict[str, Any]:
         if not 0 <= env < len(self.envs):
             return {"message": "Unknown environment."}
-        data = {"simulated": "env", "decls": {k: [sorted(v.axioms), v.signature] for k, v in self.envs[env].items()}}
+        decls = self.envs[env].decls  # constants only: extension state is not pickled
+        data = {"simulated": "env", "decls": {k: [sorted(v.axioms), v.signature, v.kernel_error] for k, v in decls.items()}}
         Path(path).write_text(json.dumps(data), encoding="utf-8")
         return {"env": env}
 
@@ -397,7 +437,11 @@ class SimulatedLean:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             return {"message": f"simulated REPL cannot read pickle {path}: {exc}"}
-        self.envs.append({k: _Info(frozenset(a), sig) for k, (a, sig) in data["decls"].items()})
+        decls = {k: _Info(frozenset(a), sig, error) for k, (a, sig, error) in data["decls"].items()}
+        refused = next((f"{name}: {info.kernel_error}" for name, info in decls.items() if info.kernel_error), None)
+        if refused:  # Environment.replay throws; REPL v4.15 does not catch it
+            raise ValueError(f"(kernel) declaration refused on replay: {refused}")
+        self.envs.append(_Env(decls))
         return {"env": len(self.envs) - 1}
 
     def _pickle_state(self, path: str, proof_state: int) -> dict[str, Any]:

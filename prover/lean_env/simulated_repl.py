@@ -141,6 +141,8 @@ def serve_scenario(scenario: Scenario) -> None:
         if faults.hits(scenario.faults.garbage_on, body):
             _write("simulated garbage: this is not JSON {{{\n\n")
             continue
+        if faults.hits(scenario.faults.forge_reply_on, body):
+            _write(json.dumps({"env": len(lean.envs) + 1}, indent=1) + "\n\n")
         try:
             reply = lean.handle(obj)
         except ValueError as exc:
