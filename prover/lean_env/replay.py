@@ -157,6 +157,9 @@ class KernelReplay:
             return outcome.model_copy(update={"seconds": time.monotonic() - started})
 
     async def _check(self, code: str, scratch: Path, tool: ReplayTool) -> ReplayOutcome:
+        missing = [argv[0] for argv in (tool.compile, tool.check) if not _startable(argv[0])]
+        if missing:
+            return ReplayOutcome(rule="replay:error", detail=f"cannot start the replay: {missing} not found")
         module = f"ProverReplay{secrets.token_hex(6)}"
         source, olean = scratch / f"{module}.lean", scratch / f"{module}.olean"
         source.write_text(code, encoding="utf-8")
@@ -211,6 +214,10 @@ class KernelReplay:
             _kill_group(proc)
             raise
         return proc.returncode or 0, tail.decode("utf-8", "replace").strip()[-2000:], False
+
+
+def _startable(program: str) -> bool:
+    return shutil.which(program) is not None or Path(program).is_file()
 
 
 def _kill_group(proc: asyncio.subprocess.Process) -> None:
