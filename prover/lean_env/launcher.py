@@ -8,7 +8,8 @@ missed), so every process is started in a bubblewrap sandbox (`lean.sandbox`): i
 ipc, uts and network namespaces (no network: only the sandbox's own loopback), all capabilities
 dropped, a clean environment (`HOME` and `TMPDIR` point at the scratch dir), the system
 directories, the toolchain, the workspace and whatever the command itself names bound read-only,
-a fresh private scratch directory as the only writable place, and `--die-with-parent`. The real
+a fresh private scratch directory as the only writable place (the sandbox's own root and `/tmp`
+are remounted read-only), and `--die-with-parent`. The real
 home directory is not there, only the parts named above (the toolchain lives in `~/.elan`).
 """
 
@@ -60,7 +61,8 @@ class Sandbox(BaseModel):
                 args += ["--symlink", os.readlink(path), str(path)]
             else:
                 args += ["--ro-bind", str(path), str(path)]
-        args += ["--bind", str(scratch), str(scratch), "--chdir", str(cwd or scratch)]
+        args += ["--bind", str(scratch), str(scratch), "--remount-ro", "/tmp", "--remount-ro", "/",
+                 "--chdir", str(cwd or scratch)]
         for key, value in {**env, "HOME": str(scratch), "TMPDIR": str(scratch)}.items():
             args += ["--setenv", key, value]
         return [*args, "--", *argv]
