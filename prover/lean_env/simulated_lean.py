@@ -34,6 +34,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from prover.lean_syntax import blank_comments_and_strings
+
 SPEC = ConfigDict(extra="forbid", populate_by_name=True)
 SORRY_AX = "sorryAx"
 NATIVE_AX = "Lean.ofReduceBool"
@@ -335,7 +337,7 @@ class SimulatedLean:
         spec = self.theorems.get(item.name or "")
         goals = tuple(spec.goals) if spec and spec.goals else _default_goals(statement)
         axioms = set().union(*(decls[n].axioms for n in decls if _mentions(item.text, n)))
-        text = body or ""
+        text = blank_comments_and_strings(body or "")  # Lean never reads a `sorry` in a comment
         if root_goals and item.kind in ("theorem", "lemma", "example"):
             at = _position(source, item.offset + body_at)
             sorries.append(self._sorry(goals, at, at))
