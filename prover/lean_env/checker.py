@@ -6,19 +6,20 @@ stage `preflight`
 1. token-level ban list on the model's text                            [preflight:<item>]
 stage `assembly`
 2. assemble header + model aux + BENCHMARK statement + model body      [missing_theorem, empty_proof]
-stage `lean` (a pooled worker: the model's code runs here)
+stage `lean` (a pooled worker; the model's code runs here)
 3. elaborate it on the header's warm env (one REPL command)            [timeout, out_of_memory, crash,
                                                                         infrastructure]
 4. no error message anywhere                                           [lean_error]
 5. no `sorries`, no "declaration uses sorry" in either spelling         [sorry]
 6. pickle the resulting env (the REPL stores imports + constants only)
-stage `audit` (an audit worker: a process that never runs model code)
-7. unpickle it: every constant is replayed in the kernel, and nothing of the model's environment
-   extensions comes along (elaborators, macros, notations, attributes, instances)   [audit_replay]
+stage `audit` (same worker, a clean environment)
+7. unpickle it: the env is rebuilt from the imports and every constant is replayed in the
+   kernel; nothing of the model's environment extensions comes along (elaborators, macros,
+   notations, attributes, instances, options)                          [audit_replay]
 8. trusted commands on that env: `#check @<theorem>` (pp.all) and `#print axioms <theorem>`
    - unknown constant, or Lean printed another constant's name         [missing_theorem]
    - fully explicit type differs from the benchmark statement
-     elaborated alone on the audit worker's header env (once per problem)  [statement_mismatch]
+     elaborated alone on the header env (once per problem)             [statement_mismatch]
    - an axiom outside allowed + extra (sorryAx never allowed; with `allow_header_axioms`,
      axioms the header environment itself declares are allowed)        [axioms]
 stage `replay` (`checker.replay`: on when the workspace has the tool)
@@ -27,8 +28,12 @@ stage `replay` (`checker.replay`: on when the workspace has the tool)
                                                                         replay:missing_tool]
 10. accepted                                                           [accepted], stage audit or replay
 
-Because the audit runs in a process that never ran model code, on an environment rebuilt from
-constants alone, no elaborator or macro the model defined can answer it (E7).
+Because the audit's environment is rebuilt from constants alone, no elaborator, macro or
+delaborator the model defined exists there to answer it (E7). What survives is process-global
+state, which model code could change only by running arbitrary code at elaboration time: the ban
+list blocks every known way to do that, the sandbox contains it, and the replay stage re-checks
+in fresh processes. (Auditing on workers of their own would cost a pool slot per header and, in
+a saturated pool, evict and re-import workers between the two keys on every check.)
 
 Statuses: PROVED (accepted), FAILED (lean_error, sorry, empty_proof), REJECTED (preflight,
 missing_theorem, statement_mismatch, axioms, audit_replay, replay:rejected, replay:compile_error),
@@ -70,9 +75,6 @@ NATIVE_AXIOMS: tuple[str, ...] = ("Lean.ofReduceBool", "Lean.trustCompiler")
 """Allowed in addition when `allow_native_decide` is set (what `native_decide` depends on)."""
 
 NEVER_ALLOWED: frozenset[str] = frozenset({"sorryAx"})
-
-AUDIT_MARK = "-- prover: audit worker (only the checker's own commands run here)\n"
-"""Appended to a header to key the audit workers apart from the ones that run model code."""
 
 Stage = Literal["preflight", "assembly", "lean", "audit", "replay"]
 
@@ -116,11 +118,11 @@ class ProofChecker:
     """Checks proofs with the full soundness pipeline (module docstring).
 
     Args:
-        pool: the Lean pool whose warm header envs run the checks (and, keyed apart, the audits).
+        pool: the Lean pool whose warm header envs run the checks.
         config: the rules (allowed axioms, ban list, native_decide, kernel replay).
         cache: optional verdict cache (identical checks are then also computed once).
         verify_statement: compare the checked theorem's fully explicit type with the benchmark
-            statement elaborated alone (one extra command per problem and audit worker).
+            statement elaborated alone (one extra command per problem and checker).
         replay: the kernel replay stage; default from `config.replay` and the pool's workspace.
 
     Example:
@@ -202,15 +204,14 @@ class ProofChecker:
         try:
             async with self.pool.lease(self.pool.env_key(problem.header)) as lease:
                 elaborated = await self._elaborate(lease, asm, pickle)
-            if isinstance(elaborated, Verdict):
-                verdict = elaborated
-            else:
-                stage = "audit"
-                async with self.pool.lease(self._audit_key(problem)) as audit:
-                    verdict = await self._audit(audit, problem, asm, elaborated, extra)
-                if verdict.proved and self.replay is not None:
-                    stage = "replay"
-                    verdict = await self._replay(verdict, asm)
+                if isinstance(elaborated, Verdict):
+                    verdict = elaborated
+                else:
+                    stage = "audit"
+                    verdict = await self._audit(lease, problem, asm, elaborated, extra)
+            if verdict.proved and self.replay is not None:
+                stage = "replay"
+                verdict = await self._replay(verdict, asm)
         except _Decided as decided:
             verdict = decided.verdict.model_copy(update={"stage": decided.verdict.stage or stage})
         except (PoolClosed, PoolOverloaded):
@@ -224,10 +225,6 @@ class ProofChecker:
             pickle.unlink(missing_ok=True)
         seconds = verdict.lean_seconds or time.monotonic() - started
         return verdict.model_copy(update={"lean_seconds": seconds})
-
-    def _audit_key(self, problem: Problem) -> EnvKey:
-        header = problem.header if not problem.header or problem.header.endswith("\n") else problem.header + "\n"
-        return self.pool.env_key(header + AUDIT_MARK)
 
     async def _elaborate(self, lease: WorkerLease, asm: AssembledProof, pickle: Path) -> Verdict | _Elaborated:
         """Stage `lean`: run the model's code; a verdict if Lean says no, else the pickled env."""
@@ -312,8 +309,7 @@ class ProofChecker:
     ) -> list[str]:
         """The names among `names` that are not axioms of the header environment (sorryAx never is).
 
-        One `#print axioms <name>` line per unknown name, on the audit worker's header env: `name`
-        is a header axiom iff the reply names exactly that constant and lists it as its own axiom.
+        One `#print axioms <name>` line per unknown name, on the header env: `name` is a header axiom iff the reply names exactly that constant and lists it as its own axiom.
         Asking `#check @name` would not do: the header's `namespace`/`open`s resolve a model axiom
         `sqrt_cheat` to `Real.sqrt_cheat` if that exists, and any def or theorem would pass."""
         key = self.pool.env_key(problem.header)
@@ -332,7 +328,7 @@ class ProofChecker:
         return [n for n in names if n in NEVER_ALLOWED or not self._header_axioms[(key, n)]]
 
     async def _reference(self, audit: WorkerLease, problem: Problem, asm: AssembledProof) -> tuple[str, ...]:
-        """`#check` output of the benchmark statement elaborated alone on the audit header env."""
+        """`#check` output of the benchmark statement elaborated alone on the header env."""
         key = (self.pool.env_key(problem.header), problem.formal_statement)
         if key in self._references:
             return self._references[key]
@@ -459,4 +455,4 @@ async def check_many(
     return list(await asyncio.gather(*(one(p, q) for p, q in items)))
 
 
-__all__ = ["AUDIT_MARK", "CHECKER_VERSION", "NATIVE_AXIOMS", "ProofChecker", "check_many"]
+__all__ = ["CHECKER_VERSION", "NATIVE_AXIOMS", "ProofChecker", "check_many"]
