@@ -10,7 +10,6 @@ from prover.lean_env.preflight import (
     BAN_ITEMS,
     DEFAULT_BANNED,
     banned_items,
-    blank_comments_and_strings,
     header_imports,
     preflight,
 )
@@ -128,16 +127,6 @@ def test_first_hit_in_source_order_decides() -> None:
     result = preflight("#eval 1\naxiom a : False")
     assert result.rule == "preflight:eval"
     assert [h.item for h in result.hits] == ["eval", "axiom"]
-
-
-def test_blanking_keeps_length_and_newlines() -> None:
-    text = 'a -- c\n/- x\n -/ "s\\"t" s!"{sorry} x" \'c\' r#"raw"#'
-    clean = blank_comments_and_strings(text)
-    assert len(clean) == len(text)
-    assert clean.count("\n") == text.count("\n")
-    assert "c" not in clean.split("\n")[0][1:]
-    assert "sorry" in clean  # interpolated code stays visible
-    assert "raw" not in clean and "s\\" not in clean
 
 
 def test_interpolated_string_code_is_scanned() -> None:

@@ -189,3 +189,13 @@ def test_sandbox_wraps_any_command_with_the_documented_flags(tmp_path: Path) -> 
         assert flag in argv
     assert ["--bind", str(tmp_path), str(tmp_path)] == argv[argv.index("--bind") : argv.index("--bind") + 3]
     assert str(Path.home()) not in [argv[i + 1] for i, a in enumerate(argv) if a == "--ro-bind"]
+
+
+def test_a_bubblewrap_that_cannot_create_namespaces_is_detected(tmp_path: Path) -> None:
+    fake = tmp_path / "bwrap"
+    fake.write_text("#!/bin/sh\necho 'bwrap: No permissions to creating new namespace' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    with pytest.raises(WorkspaceError, match="cannot create a sandbox here.*No permissions"):
+        ReplLauncher.from_config(LeanConfig(repl_cmd=["repl"], sandbox="required", sandbox_bwrap=str(fake)))
+    with pytest.warns(RuntimeWarning, match="running unsandboxed"):
+        assert ReplLauncher.from_config(LeanConfig(repl_cmd=["repl"], sandbox_bwrap=str(fake))).sandbox is None

@@ -19,6 +19,7 @@ import os
 import resource
 import shlex
 import shutil
+import subprocess
 import sys
 import tempfile
 import warnings
@@ -186,18 +187,32 @@ def sandbox_from_config(config: LeanConfig) -> Sandbox | None:
     if config.sandbox == "off":
         return None
     bwrap = shutil.which(config.sandbox_bwrap)
-    if bwrap is None:
+    problem = "not found" if bwrap is None else _unusable(bwrap)
+    if problem:
         message = (
-            f"bubblewrap (`{config.sandbox_bwrap}`) not found: REPL processes cannot be sandboxed. "
+            f"bubblewrap (`{config.sandbox_bwrap}`) {problem}: REPL processes cannot be sandboxed. "
             f"Install it ({BWRAP_INSTALL}) or set lean.sandbox = \"off\""
         )
         if config.sandbox == "required":
             raise WorkspaceError(message + " (lean.sandbox = \"required\")")
         warnings.warn(message + "; running unsandboxed (lean.sandbox = \"auto\")", RuntimeWarning, stacklevel=3)
         return None
+    assert bwrap is not None
     ro = [_elan_home(), *( [Path(config.workspace)] if config.workspace else []), *runtime_paths(),
           *config.sandbox_ro_paths]
     return Sandbox(bwrap=bwrap, ro_paths=tuple(Path(p).resolve() for p in ro), home=Path.home().resolve())
+
+
+def _unusable(bwrap: str) -> str:
+    """Why `bwrap` cannot create a sandbox here ("" if it can): e.g. user namespaces disabled."""
+    try:
+        probe = subprocess.run([bwrap, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "true"],
+                               capture_output=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"cannot run ({exc})"
+    if probe.returncode != 0:
+        return f"cannot create a sandbox here ({probe.stderr.decode(errors='replace').strip()[:200]})"
+    return ""
 
 
 def limit_memory(limit_mb: int | None) -> Callable[[], None] | None:
