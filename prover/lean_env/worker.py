@@ -157,11 +157,6 @@ class ReplWorker:
     def stderr_tail(self) -> str:
         return self._stderr_tail.decode("utf-8", errors="replace")
 
-    @property
-    def scratch(self) -> Path | None:
-        """The current process's private scratch dir (None while no process runs)."""
-        return self._scratch
-
     async def start(self) -> None:
         """Spawn a new process generation and elaborate the header once (its env is reused)."""
         if self.closed:
