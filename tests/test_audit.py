@@ -104,3 +104,22 @@ async def test_audit_order_pickle_on_the_model_worker_then_unpickle_and_trusted_
     await ProofChecker(scripted, CheckerConfig()).check(PROBLEM, "\n  positivity")
     kinds = [c.split()[0] if c.startswith(("pickle", "unpickle")) else c[:14] for c in scripted.sent]
     assert kinds.index("pickle") < kinds.index("unpickle") < kinds.index("set_option pp.")
+
+
+async def test_the_printed_name_includes_the_namespace_the_header_leaves_open() -> None:
+    geo = PROBLEM.model_copy(update={"header": "import Mathlib\nnamespace LeanGeo\n\nsection\nend\n\n"})
+
+    def scripted(printed: str) -> ScriptedPool:
+        def answer(cmd: str, env: int | None) -> dict:
+            if cmd.startswith("set_option pp.all"):
+                return {"env": 3, "messages": [info(2, "same"), info(4, f"'{printed}' depends on axioms: [propext]")]}
+            if "#check" in cmd:
+                return {"env": 2, "messages": [info(STATEMENT.count("\n") + 4, "same")]}
+            return {"env": 1}
+
+        return ScriptedPool(answer)
+
+    accepted = await ProofChecker(scripted("LeanGeo.mathd_t"), CheckerConfig()).check(geo, "\n  positivity")
+    assert accepted.rule == "accepted", accepted.detail
+    root = await ProofChecker(scripted("mathd_t"), CheckerConfig()).check(geo, "\n  positivity")
+    assert root.rule == "missing_theorem"  # a root constant is not the theorem declared in LeanGeo

@@ -13,6 +13,7 @@ from prover.lean_syntax import (
     TokenKind,
     blank_comments_and_strings,
     command_starts,
+    current_namespace,
     is_id_first,
     is_id_rest,
     matching_close,
@@ -186,3 +187,16 @@ def test_prefixes_of_a_command_are_recorded() -> None:
     assert start.index == 0
     spans = [lexed.text[lexed.tokens[a].start : lexed.tokens[b].end] for a, b in start.prefixes]
     assert spans == ["open Real in", "set_option maxHeartbeats 1 in"]
+
+
+@pytest.mark.parametrize(
+    ("header", "namespace"),
+    [
+        ("import Mathlib\nopen Real\n", ()),
+        ("import Mathlib\nnamespace LeanGeo\n", ("LeanGeo",)),
+        ("namespace A.B\nsection\nend\nnamespace C\nend C\n", ("A", "B")),
+        ("namespace A\n-- namespace B\nend A\n", ()),
+    ],
+)
+def test_current_namespace(header: str, namespace: tuple[str, ...]) -> None:
+    assert current_namespace(tokenize(header).tokens) == namespace

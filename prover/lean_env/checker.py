@@ -65,7 +65,7 @@ from prover.lean_env.protocol import CommandResponse, ReplErrorResponse
 from prover.lean_env.replay import KernelReplay
 from prover.lean_env.results import EnvKey, OutcomeKind, ReplResult
 from prover.lean_env.verdict_cache import VerdictCache, verdict_key
-from prover.lean_syntax import TokenKind, tokenize
+from prover.lean_syntax import TokenKind, current_namespace, tokenize
 from prover.types import CheckStatus, LeanMessage, Pos, Problem, Verdict, content_hash
 
 CHECKER_VERSION = "checker/v3-clean-audit"
@@ -264,7 +264,8 @@ class ProofChecker:
         seconds += trusted.seconds
         trusted_response = self._response(trusted, asm, seconds, "audit")
         base["lean_seconds"] = seconds
-        axioms = _parse_axioms(asm.theorem_name, _in_lines(trusted_response.messages, _AXIOMS_LINES))
+        axioms = _parse_axioms(asm.theorem_name, _in_lines(trusted_response.messages, _AXIOMS_LINES),
+                               namespace=current_namespace(tokenize(problem.header).tokens))
         if isinstance(axioms, Verdict):
             return axioms.model_copy(update=base)
         if self.verify_statement:
@@ -408,9 +409,11 @@ def _name_parts(name: str) -> tuple[str, ...]:
     return (name.strip(),)
 
 
-def _parse_axioms(name: str, messages: Sequence[LeanMessage]) -> tuple[str, ...] | Verdict:
+def _parse_axioms(name: str, messages: Sequence[LeanMessage], *, namespace: tuple[str, ...] = ()) -> tuple[str, ...] | Verdict:
     """Axioms from the trusted `#print axioms` reply; a REJECTED verdict if it is not one clean
-    info message about the theorem itself (fail closed: anything unexpected is not evidence)."""
+    info message about the theorem itself (fail closed: anything unexpected is not evidence).
+
+    `namespace`: the one the header leaves open, where the benchmark theorem lands."""
     errors = [m for m in messages if m.severity == "error"]
     if errors:
         data = errors[0].data
@@ -426,7 +429,9 @@ def _parse_axioms(name: str, messages: Sequence[LeanMessage]) -> tuple[str, ...]
     if listed is None:
         return Verdict(status=CheckStatus.REJECTED, rule="axioms",
                        detail=f"cannot read the axioms of `{name}` from: {data[:300]}")
-    if _name_parts(listed[0]) != _name_parts(name):
+    parts = _name_parts(name)
+    expected = parts[1:] if parts[:1] == ("_root_",) else namespace + parts
+    if _name_parts(listed[0]) != expected:
         return Verdict(status=CheckStatus.REJECTED, rule="missing_theorem",
                        detail=f"`#print axioms {name}` answered about `{listed[0]}`: the name resolves to another "
                        "constant (an open namespace?), not the benchmark theorem")

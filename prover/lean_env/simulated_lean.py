@@ -171,7 +171,14 @@ class _Info:
 @dataclass
 class _Env:
     decls: dict[str, _Info]
+    """By full name (`namespace X` ... `theorem t` declares `X.t`)."""
     extensions: frozenset[str] = frozenset()
+    scopes: tuple[tuple[str, ...], ...] = ()
+    """Open `namespace`/`section` blocks (a section is `()`); pickled, like the REPL's scopes."""
+
+    @property
+    def namespace(self) -> tuple[str, ...]:
+        return tuple(part for scope in self.scopes for part in scope)
 
 
 @dataclass
@@ -279,17 +286,19 @@ class SimulatedLean:
         if env is not None and not 0 <= env < len(self.envs):
             return {"message": "Unknown environment."}
         base = self.envs[env] if env is not None else _Env({})
-        decls, extensions = dict(base.decls), set(base.extensions)
+        decls, extensions, scopes = dict(base.decls), set(base.extensions), list(base.scopes)
         messages: list[dict[str, Any]] = []
         sorries: list[dict[str, Any]] = []
         for item in _split_items(source):
             if _HIJACK.match(item.text):
                 extensions.add(HIJACK)
+            namespace = tuple(part for scope in scopes for part in scope)
             if item.kind == "command":
-                self._misc_command(source, item, decls, messages, extensions)
+                _enter_or_leave(item.text, scopes)
+                self._misc_command(source, item, decls, messages, extensions, namespace)
             else:
-                self._declaration(source, item, decls, messages, sorries, root_goals)
-        self.envs.append(_Env(decls, frozenset(extensions)))
+                self._declaration(source, item, decls, messages, sorries, root_goals, namespace)
+        self.envs.append(_Env(decls, frozenset(extensions), tuple(scopes)))
         reply: dict[str, Any] = {}
         if sorries:
             reply["sorries"] = sorries
@@ -298,14 +307,16 @@ class SimulatedLean:
         reply["env"] = len(self.envs) - 1
         return reply
 
-    def _misc_command(self, source: str, item: _Decl, decls: dict, messages: list, extensions: set[str]) -> None:
+    def _misc_command(
+        self, source: str, item: _Decl, decls: dict, messages: list, extensions: set[str], namespace: tuple[str, ...]
+    ) -> None:
         pos = _position(source, item.offset)
         end = _position(source, item.offset + len(item.text.rstrip()))
         check = _CHECK.match(item.text)
         if check:
-            name = check.group(1)
-            if name not in decls:
-                messages.append(_msg("error", f"unknown identifier '{name}'", pos, end))
+            name = _resolve(check.group(1), decls, namespace)
+            if name is None:
+                messages.append(_msg("error", f"unknown identifier '{check.group(1)}'", pos, end))
             else:
                 messages.append(_msg("info", f"{name} : {decls[name].signature}", pos, end))
             return
@@ -316,27 +327,29 @@ class SimulatedLean:
         match = _PRINT_AXIOMS.match(item.text)
         if not match:
             return
-        name = match.group(1)
+        written = match.group(1)
+        name = _resolve(written, decls, namespace)
         if HIJACK in extensions:  # the model's elaborator answers instead of Lean's
-            messages.append(_msg("info", f"'{name}' does not depend on any axioms", pos, end))
-        elif name not in decls:
-            messages.append(_msg("error", f"unknown constant '{name}'", pos, end))
+            messages.append(_msg("info", f"'{written}' does not depend on any axioms", pos, end))
+        elif name is None:
+            messages.append(_msg("error", f"unknown constant '{written}'", pos, end))
         elif decls[name].axioms:
             listed = ", ".join(sorted(decls[name].axioms))
             messages.append(_msg("info", f"'{name}' depends on axioms: [{listed}]", pos, end))
         else:
             messages.append(_msg("info", f"'{name}' does not depend on any axioms", pos, end))
 
-    def _declaration(self, source, item: _Decl, decls, messages, sorries, root_goals) -> None:
+    def _declaration(self, source, item: _Decl, decls, messages, sorries, root_goals, namespace) -> None:
         statement, body, body_at = _split_body(item.text)
         name_pos = _position(source, item.offset + item.text.find(item.name or item.kind))
         name_end = {"line": name_pos["line"], "column": name_pos["column"] + len(item.name or item.kind)}
+        full = _full_name(item.name, namespace)
         if item.kind == "axiom":
-            decls[item.name or "_"] = _Info(frozenset({item.name or "_"}), _signature(statement))
+            decls[full or "_"] = _Info(frozenset({full or "_"}), _signature(statement))
             return
         spec = self.theorems.get(item.name or "")
         goals = tuple(spec.goals) if spec and spec.goals else _default_goals(statement)
-        axioms = set().union(*(decls[n].axioms for n in decls if _mentions(item.text, n)))
+        axioms = set().union(*(decls[n].axioms for n in decls if _uses(item.text, n)))
         text = blank_comments_and_strings(body or "")  # Lean never reads a `sorry` in a comment
         if root_goals and item.kind in ("theorem", "lemma", "example"):
             at = _position(source, item.offset + body_at)
@@ -354,8 +367,8 @@ class SimulatedLean:
             axioms.add(SORRY_AX)
         elif item.kind in ("theorem", "lemma", "example") or spec is not None:
             axioms |= self._proof_axioms(spec, source, item, body, body_at, goals, messages, decls)
-        if item.name:
-            decls[item.name] = _Info(frozenset(axioms), _signature(statement), self._kernel_error(spec, body))
+        if full:
+            decls[full] = _Info(frozenset(axioms), _signature(statement), self._kernel_error(spec, body))
 
     def _proof_axioms(self, spec, source, item, body, body_at, goals, messages, decls) -> set[str]:
         """Axioms of a proof the scenario accepts; otherwise an "unsolved goals" error.
@@ -371,7 +384,7 @@ class SimulatedLean:
                 return set(axioms)
         if re.search(r"\bnative_decide\b", body or ""):
             return set(self.scenario.axioms_default)
-        if any(decls[n].axioms == {n} and _mentions(body or "", n) for n in decls):
+        if any(decls[n].axioms == {n} and _uses(body or "", n) for n in decls):
             return set()
         start = item.offset + body_at + (len(body or "") - len((body or "").lstrip()))
         end = item.offset + len(item.text.rstrip())
@@ -429,8 +442,9 @@ class SimulatedLean:
     def _pickle_env(self, path: str, env: int) -> dict[str, Any]:
         if not 0 <= env < len(self.envs):
             return {"message": "Unknown environment."}
-        decls = self.envs[env].decls  # constants only: extension state is not pickled
-        data = {"simulated": "env", "decls": {k: [sorted(v.axioms), v.signature, v.kernel_error] for k, v in decls.items()}}
+        decls = self.envs[env].decls  # constants and scopes only: extension state is not pickled
+        data = {"simulated": "env", "decls": {k: [sorted(v.axioms), v.signature, v.kernel_error] for k, v in decls.items()},
+                "scopes": [list(scope) for scope in self.envs[env].scopes]}
         Path(path).write_text(json.dumps(data), encoding="utf-8")
         return {"env": env}
 
@@ -443,7 +457,7 @@ class SimulatedLean:
         refused = next((f"{name}: {info.kernel_error}" for name, info in decls.items() if info.kernel_error), None)
         if refused:  # Environment.replay throws; REPL v4.15 does not catch it
             raise ValueError(f"(kernel) declaration refused on replay: {refused}")
-        self.envs.append(_Env(decls))
+        self.envs.append(_Env(decls, scopes=tuple(tuple(scope) for scope in data.get("scopes", []))))
         return {"env": len(self.envs) - 1}
 
     def _pickle_state(self, path: str, proof_state: int) -> dict[str, Any]:
@@ -468,6 +482,38 @@ def simulated_repl_command(scenario_path: Path, *, transcript: bool = False) -> 
     With `transcript=True`, `scenario_path` is a recorded `NAME.in` to replay."""
     flag = "--transcript" if transcript else "--scenario"
     return [sys.executable, "-m", "prover.lean_env.simulated_repl", flag, str(Path(scenario_path).resolve())]
+
+
+def _enter_or_leave(text: str, scopes: list[tuple[str, ...]]) -> None:
+    """`namespace A.B` / `section` open a block, `end` closes the innermost one."""
+    if match := re.match(r"^namespace\s+(\S+)", text):
+        scopes.append(tuple(match.group(1).split(".")))
+    elif re.match(r"^(?:noncomputable\s+)?section\b", text):
+        scopes.append(())
+    elif re.match(r"^end\b", text) and scopes:
+        scopes.pop()
+
+
+def _full_name(name: str | None, namespace: tuple[str, ...]) -> str | None:
+    if name is None or name.startswith("_root_."):
+        return name.removeprefix("_root_.") if name else None
+    return ".".join((*namespace, name))
+
+
+def _resolve(written: str, decls: dict[str, _Info], namespace: tuple[str, ...]) -> str | None:
+    """Lean's lookup of `written` inside `namespace`: `A.B.n`, then `A.n`, then `n`."""
+    if written.startswith("_root_."):
+        return written.removeprefix("_root_.") if written.removeprefix("_root_.") in decls else None
+    for depth in range(len(namespace), -1, -1):
+        candidate = ".".join((*namespace[:depth], written))
+        if candidate in decls:
+            return candidate
+    return None
+
+
+def _uses(text: str, full: str) -> bool:
+    """Does `text` mention the constant `full` (by its full or its last name component)?"""
+    return _mentions(text, full) or _mentions(text, full.rsplit(".", 1)[-1])
 
 
 def _mentions(text: str, name: str) -> bool:

@@ -14,6 +14,7 @@ from prover.lean_syntax.commands import (
     attribute_entries,
     attribute_name,
     command_starts,
+    current_namespace,
     is_attribute_block,
     prefix_end,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "attribute_name",
     "blank_comments_and_strings",
     "command_starts",
+    "current_namespace",
     "is_attribute_block",
     "is_close_bracket",
     "is_id_first",

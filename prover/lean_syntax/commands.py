@@ -168,3 +168,18 @@ def attribute_name(entry: Sequence[Token]) -> Token | None:
             continue
         return token if token.kind is TokenKind.WORD else None
     return None
+
+
+def current_namespace(tokens: Sequence[Token]) -> tuple[str, ...]:
+    """The namespace open at the end of `tokens` (`namespace A.B` ... `end B`): where a
+    declaration written after them lands (`theorem t` is `A.B.t`)."""
+    scopes: list[tuple[str, ...]] = []  # one entry per open block; () for a `section`
+    for k, token in enumerate(tokens):
+        following = tokens[k + 1] if k + 1 < len(tokens) else None
+        if token.is_word("namespace") and following is not None and following.kind is TokenKind.WORD:
+            scopes.append(following.parts)
+        elif token.is_word("section"):
+            scopes.append(())
+        elif token.is_word("end") and scopes:
+            scopes.pop()
+    return tuple(part for scope in scopes for part in scope)
