@@ -277,24 +277,49 @@ def _expand(sequence: Sequence[str]) -> list[str]:
     return out
 
 
-def _item_hits(item: BanItem, tokens: Sequence[Token]) -> Iterable[tuple[int, int]]:
-    """(start, end) of every token (run) matching `item`'s words, names, roots, commands, sequences."""
-    words, names, roots = set(item.words), set(item.names), _roots(item.roots)
-    sequences = [_expand(s) for s in item.sequences]
-    for k, token in enumerate(tokens):
-        if token.kind is TokenKind.WORD and (
-            token.text in words or (len(token.parts) == 1 and token.parts[0] in words)
-        ):
-            yield token.start, token.end
-        elif _is_name(token) and (names.intersection(token.parts)
-                                  or any(_path(token)[: len(r)] == r for r in roots)):
-            yield token.start, token.end
-        elif token.kind is TokenKind.COMMAND and any(token.text.startswith(c) for c in item.commands):
-            yield token.start, token.end
-        for sequence in sequences:
-            run = tokens[k : k + len(sequence)]
-            if len(run) == len(sequence) and all(t.text == s for t, s in zip(run, sequence)):
-                yield run[0].start, run[-1].end
+class _Matcher:
+    """The word/name/root/command/sequence rules of some items, applied in one pass over tokens."""
+
+    def __init__(self, items: Iterable[BanItem]) -> None:
+        self.words: dict[str, list[str]] = {}
+        self.names: dict[str, list[str]] = {}
+        self.roots: list[tuple[tuple[str, ...], str]] = []
+        self.commands: list[tuple[str, str]] = []
+        self.sequences: list[tuple[list[str], str]] = []
+        for item in items:
+            for word in item.words:
+                self.words.setdefault(word, []).append(item.name)
+            for name in item.names:
+                self.names.setdefault(name, []).append(item.name)
+            self.roots += [(root, item.name) for root in _roots(item.roots)]
+            self.commands += [(command, item.name) for command in item.commands]
+            self.sequences += [(_expand(sequence), item.name) for sequence in item.sequences]
+
+    def hits(self, tokens: Sequence[Token]) -> Iterable[Span]:
+        for k, token in enumerate(tokens):
+            span = (token.start, token.end)
+            if token.kind is TokenKind.WORD:
+                key = token.parts[0] if len(token.parts) == 1 else token.text
+                for item in self.words.get(token.text, self.words.get(key, ())):
+                    yield *span, item
+            if _is_name(token):
+                for part in token.parts:
+                    for item in self.names.get(part, ()):
+                        yield *span, item
+                path = _path(token)
+                for root, item in self.roots:
+                    if path[: len(root)] == root:
+                        yield *span, item
+            elif token.kind is TokenKind.COMMAND:
+                for command, item in self.commands:
+                    if token.text.startswith(command):
+                        yield *span, item
+            for sequence, item in self.sequences:
+                run = tokens[k : k + len(sequence)]
+                if token.text == sequence[0] and len(run) == len(sequence) and all(
+                    t.text == e for t, e in zip(run, sequence)
+                ):
+                    yield run[0].start, run[-1].end, item
 
 
 def _string_contents(lexed: Lexed) -> list[tuple[Token, ...]]:
@@ -545,13 +570,10 @@ def preflight(
     lexed = tokenize(proof)
     tokens = _neutral_tokens(lexed, neutral_lines(header))
     code = tuple(t for k, t in enumerate(tokens) if not (k and tokens[k - 1].is_word("import")))  # no module names
-    in_strings = _string_contents(lexed)
-    spans: list[Span] = []
-    for name in names:
-        item = BAN_ITEMS[name]
-        views = [code] if name in SEMANTICALLY_CHECKED else [code, *in_strings]
-        for view in views:
-            spans.extend((s, e, name) for s, e in _item_hits(item, view))
+    spans: list[Span] = list(_Matcher(BAN_ITEMS[n] for n in names).hits(code))
+    in_strings = _Matcher(BAN_ITEMS[n] for n in names if n not in SEMANTICALLY_CHECKED)
+    for content in _string_contents(lexed):
+        spans.extend(in_strings.hits(content))
     if "lexical" in names:
         spans.extend((t.start, t.end, "lexical") for t in lexed.errors)
     spans.extend(_attribute_hits(tokens, names))
