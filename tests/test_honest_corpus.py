@@ -8,7 +8,6 @@ is written for this test; no released output is copied.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import pytest
 import pytest_asyncio

@@ -47,6 +47,7 @@ from prover.lean_syntax import (
     command_starts,
     is_close_bracket,
     is_open_bracket,
+    name_parts,
     position,
     tokenize,
 )
@@ -230,18 +231,13 @@ def _assemble_code(problem: Problem, header: str, lexed: Lexed, starts: list[Com
                   body_pos=position(text, body_start))
 
 
-def _name_parts(name: str) -> tuple[str, ...]:
-    tokens = tokenize(name).tokens
-    return tokens[0].parts if tokens and tokens[0].kind is TokenKind.WORD else (name,)
-
-
 def _find_target(tokens: Sequence[Token], starts: list[CommandStart], name: str) -> tuple[CommandStart, int] | None:
     """The command declaring the model's theorem `name`, and the index of its name token.
 
     The last exact match wins (the final restatement); a qualified match (`Ns.name`, or `name`
     when the statement's name is qualified) counts when there is no exact one. `«x»` and `x` are
     the same name."""
-    wanted = _name_parts(name)
+    wanted = name_parts(name)
     exact, qualified = None, None
     for start in starts:
         k = start.keyword

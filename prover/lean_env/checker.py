@@ -65,7 +65,7 @@ from prover.lean_env.protocol import CommandResponse, ReplErrorResponse
 from prover.lean_env.replay import KernelReplay
 from prover.lean_env.results import EnvKey, OutcomeKind, ReplResult
 from prover.lean_env.verdict_cache import VerdictCache, verdict_key
-from prover.lean_syntax import TokenKind, current_namespace, tokenize
+from prover.lean_syntax import current_namespace, name_parts, tokenize
 from prover.types import CheckStatus, LeanMessage, Pos, Problem, Verdict, content_hash
 
 CHECKER_VERSION = "checker/v3-clean-audit"
@@ -401,14 +401,6 @@ def _describe(message: LeanMessage, asm: AssembledProof) -> str:
     return f"line {message.pos.line} ({where}): {first}"
 
 
-def _name_parts(name: str) -> tuple[str, ...]:
-    """A Lean name's components (`«a.b».c` -> ("a.b", "c")), for comparing printed names."""
-    tokens = tokenize(name.strip()).tokens
-    if len(tokens) == 1 and tokens[0].kind is TokenKind.WORD:
-        return tokens[0].parts
-    return (name.strip(),)
-
-
 def _parse_axioms(name: str, messages: Sequence[LeanMessage], *, namespace: tuple[str, ...] = ()) -> tuple[str, ...] | Verdict:
     """Axioms from the trusted `#print axioms` reply; a REJECTED verdict if it is not one clean
     info message about the theorem itself (fail closed: anything unexpected is not evidence).
@@ -429,9 +421,9 @@ def _parse_axioms(name: str, messages: Sequence[LeanMessage], *, namespace: tupl
     if listed is None:
         return Verdict(status=CheckStatus.REJECTED, rule="axioms",
                        detail=f"cannot read the axioms of `{name}` from: {data[:300]}")
-    parts = _name_parts(name)
+    parts = name_parts(name)
     expected = parts[1:] if parts[:1] == ("_root_",) else namespace + parts
-    if _name_parts(listed[0]) != expected:
+    if name_parts(listed[0]) != expected:
         return Verdict(status=CheckStatus.REJECTED, rule="missing_theorem",
                        detail=f"`#print axioms {name}` answered about `{listed[0]}`: the name resolves to another "
                        "constant (an open namespace?), not the benchmark theorem")

@@ -28,6 +28,7 @@ from prover.lean_syntax.tokens import (
     is_close_bracket,
     is_open_bracket,
     matching_close,
+    name_parts,
     position,
     tokenize,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "is_open_bracket",
     "is_subscript_alnum",
     "matching_close",
+    "name_parts",
     "position",
     "prefix_end",
     "tokenize",

@@ -141,6 +141,14 @@ def blank_comments_and_strings(text: str) -> str:
     return tokenize(text).blanked()
 
 
+def name_parts(name: str) -> tuple[str, ...]:
+    """A Lean name's components (`a.«b.c»` -> ("a", "b.c")); the text itself if it is no name."""
+    tokens = tokenize(name.strip()).tokens
+    if len(tokens) == 1 and tokens[0].kind is TokenKind.WORD:
+        return tokens[0].parts
+    return (name.strip(),)
+
+
 def position(text: str, offset: int) -> Pos:
     """1-based line, 0-based column of `offset` in `text` (the REPL convention)."""
     line = text.count("\n", 0, offset) + 1
