@@ -138,6 +138,9 @@ class Verdict(BaseModel):
     """The exact Lean code that was checked (assembled by the checker, never the model's text)."""
     lean_seconds: float = 0.0
     cached: bool = False
+    stage: Literal["", "preflight", "assembly", "lean", "audit", "replay"] = ""
+    """The stage that decided: for PROVED, the last stage that accepted the proof (`audit`: the
+    REPL and the audit in a clean environment; `replay`: also the kernel replay)."""
 
     @property
     def proved(self) -> bool:

@@ -33,7 +33,7 @@ from prover.datasets.declarations import Declaration, NoColonProof, NotADeclarat
 from prover.datasets.lean_files import unique_names
 from prover.errors import DataError
 from prover.config import workspace_lean_version
-from prover.lean_env.preflight import blank_comments_and_strings
+from prover.lean_syntax import blank_comments_and_strings
 from prover.types import Problem, RepoRef
 
 log = logging.getLogger(__name__)

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from prover.lean_env.preflight import blank_comments_and_strings, position
+from prover.lean_syntax import blank_comments_and_strings, position
 
 if TYPE_CHECKING:
     from prover.lean_env.simulated_lean import StepSpec
