@@ -66,9 +66,24 @@ class LeanConfig(BaseModel):
     """Evict least-recently-used idle workers above this count (default: `workers`)."""
     queue_limit: int = Field(default=10_000, ge=1)
     """Requests waiting for a worker before callers are refused (back-pressure)."""
+    backend: Literal["repl", "dojo"] = "repl"
+    """Where tactic states come from: the REPL pool, or LeanDojo's `Dojo` (`pip install
+    prover[dojo]`; theorems of a traced repository, e.g. a `leandojo:` benchmark; the REPL pool
+    still runs every command and the checker)."""
     infra_retries: int = Field(default=2, ge=0)
     """Retries of infrastructure failures (crash on a request that never reached Lean, EOF on
     start). Lean errors, timeouts and OOM are deterministic and never retried."""
+    sandbox: Literal["auto", "required", "off"] = "auto"
+    """Run every REPL process (and the kernel replay) under bubblewrap: toolchain and workspace
+    read-only, a private writable scratch dir, no network, no home directory, a clean
+    environment. `auto`: when `bwrap` is installed (else warn once and run unsandboxed);
+    `required`: refuse to start without it; `off`: never."""
+    sandbox_bwrap: str = "bwrap"
+    """The bubblewrap executable (a name on PATH or a path)."""
+    sandbox_scratch: Path | None = None
+    """Folder in which each process's private scratch dir is created (default: the system temp dir)."""
+    sandbox_ro_paths: list[Path] = Field(default_factory=list)
+    """Extra paths bound read-only into the sandbox (what a custom `repl_cmd` needs)."""
 
 
 class CheckerConfig(BaseModel):
@@ -86,6 +101,17 @@ class CheckerConfig(BaseModel):
     """Also accept axioms that the benchmark's header environment already declares (libraries
     that axiomatise their domain, e.g. LeanGeo's SystemE geometry). Axioms the proof itself
     declares are still refused: they do not exist in the header environment."""
+    replay: Literal["auto", "kernel", "off"] = "auto"
+    """Kernel replay of accepted proofs: compile the checked file to an .olean and re-check every
+    declaration in the kernel with the workspace's replay tool (lean4checker, or the toolchain's
+    leanchecker). `auto`: when the workspace has the tool; `kernel`: required (a missing tool is
+    an error verdict, never `proved`); `off`: the audit alone decides."""
+    replay_timeout: float = Field(default=600.0, gt=0)
+    """Wall-clock seconds for compiling and for replaying one proof (each)."""
+    replay_cmd: list[str] | None = None
+    """argv of the replay tool (the module name is appended); default: found in the workspace."""
+    replay_compile_cmd: list[str] | None = None
+    """argv that compiles the scratch module (`-o <olean> <file>` is appended); default `lake env lean`."""
 
 
 class CacheConfig(BaseModel):

@@ -37,6 +37,18 @@ def content_hash(*parts: str) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+class RepoRef(BaseModel):
+    """Where a theorem lives in a Lean repository (LeanDojo's `Theorem`: repo, file, full name)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    url: str
+    commit: str
+    file_path: str
+    """Relative to the repository root."""
+    full_name: str
+
+
 class Problem(BaseModel):
     """One theorem to prove, in the uniform JSONL schema of the benchmark files.
 
@@ -58,6 +70,8 @@ class Problem(BaseModel):
     """Registry name of the benchmark the problem came from (empty for ad-hoc problems)."""
     category: str | None = None
     """Benchmark category (e.g. LeanGeo folder, miniF2F prefix) for per-category reports."""
+    repo: RepoRef | None = None
+    """The theorem's place in a traced repository (LeanDojo benchmarks), when known."""
 
     @property
     def theorem_name(self) -> str:
@@ -124,6 +138,9 @@ class Verdict(BaseModel):
     """The exact Lean code that was checked (assembled by the checker, never the model's text)."""
     lean_seconds: float = 0.0
     cached: bool = False
+    stage: Literal["", "preflight", "assembly", "lean", "audit", "replay"] = ""
+    """The stage that decided: for PROVED, the last stage that accepted the proof (`audit`: the
+    REPL and the audit in a clean environment; `replay`: also the kernel replay)."""
 
     @property
     def proved(self) -> bool:

@@ -4,6 +4,13 @@
 # are removed because they break `transformers` imports on machines without CUDA.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# bubblewrap sandboxes every REPL process (lean.sandbox); the sandbox tests need it. Installed
+# when we are root and it is missing; if that fails, `auto` mode runs unsandboxed and those tests skip.
+if ! command -v bwrap >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  apt-get install -y -q bubblewrap >/dev/null 2>&1 \
+    || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q bubblewrap >/dev/null 2>&1; } \
+    || echo "run_tests.sh: could not install bubblewrap; sandbox tests will be skipped" >&2
+fi
 VENV="${PROVER_TEST_VENV:-.venv}"
 PYTHON="${PYTHON:-python3.11}"
 command -v "$PYTHON" >/dev/null || PYTHON=python3

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from prover.config import LeanConfig
-from prover.lean_env.protocol import parse_reply
+from prover.lean_env.launcher import ReplLauncher
+from prover.lean_env.protocol import CommandResponse, parse_reply
 from prover.lean_env.results import (
     EnvHandle,
     EnvKey,
@@ -69,19 +70,31 @@ class ScriptedLease:
     async def command(self, cmd: str, *, env: Any = "header", **_: Any) -> ReplResult:
         self.sent.append(cmd)
         env_id = 0 if env == "header" else (env.env if isinstance(env, EnvHandle) else None)
-        reply = parse_reply(self.answer(cmd, env_id))
+        return self._result(self.answer(cmd, env_id))
+
+    async def pickle_env(self, env: EnvHandle, path: str, **_: Any) -> ReplResult:
+        self.sent.append(f"pickle {env.env}")
+        return self._result({"env": env.env})
+
+    async def unpickle_env(self, path: str, **_: Any) -> ReplResult:
+        self.sent.append("unpickle")
+        return self._result({"env": 9})
+
+    def _result(self, obj: dict[str, Any]) -> ReplResult:
+        reply = parse_reply(obj)
         kind = OutcomeKind.LEAN_ERROR if reply.has_errors() else OutcomeKind.OK
-        handle = EnvHandle(worker=self.worker, env=reply.env) if hasattr(reply, "env") else None
+        handle = EnvHandle(worker=self.worker, env=reply.env) if isinstance(reply, CommandResponse) else None
         return ReplResult(kind=kind, response=reply, env=handle, seconds=0.01)
 
 
 class ScriptedPool:
-    """The two pool methods (and the config) the checker uses."""
+    """The two pool methods (and the config and launcher) the checker uses."""
 
     def __init__(self, answer: Answer) -> None:
         self.answer = answer
         self.sent: list[str] = []
-        self.config = LeanConfig(repl_cmd=["scripted-repl"])
+        self.config = LeanConfig(repl_cmd=["scripted-repl"], sandbox="off")
+        self.launcher = ReplLauncher(argv=["scripted-repl"])
 
     def env_key(self, header: str) -> EnvKey:
         return EnvKey(workspace="/scripted", lean_version="v0", header=header)

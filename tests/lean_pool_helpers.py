@@ -60,16 +60,25 @@ def make_worker(scenario: Path, header: str = HEADER, **config: Any) -> ReplWork
 
 
 def one_answer_repl(tmp_path: Path) -> list[str]:
-    """argv of a stand-in REPL that answers its first request, then exits without reading more.
+    """argv of a stand-in REPL that answers its first request (and the worker's fence after it,
+    as Lean answers `#print "s"`), then exits without reading more.
 
     It lingers 0.3 s first, so the next request lands in its stdin pipe while it is still alive:
     like a REPL killed (or dying) right after a reply, which must not be blamed on that request."""
     script = tmp_path / "one_answer_repl.py"
     script.write_text(
-        "import sys, time\n"
-        "while sys.stdin.readline().strip():\n"
-        "    pass\n"
+        "import json, sys, time\n"
+        "def request():\n"
+        "    lines = []\n"
+        "    while (line := sys.stdin.readline()).strip():\n"
+        "        lines.append(line)\n"
+        "    return json.loads(''.join(lines))\n"
+        "request()\n"
         "sys.stdout.write('{\"env\": 0}\\n\\n')\n"
+        "sys.stdout.flush()\n"
+        "fence = request()['cmd'].split('\"')[1]\n"
+        "info = {'severity': 'info', 'pos': {'line': 1, 'column': 0}, 'data': fence}\n"
+        "sys.stdout.write(json.dumps({'messages': [info], 'env': 1}) + '\\n\\n')\n"
         "sys.stdout.flush()\n"
         "time.sleep(0.3)\n"
         "sys.exit(1)\n",

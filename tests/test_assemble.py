@@ -276,3 +276,49 @@ def test_quoted_and_commented_declaration_names() -> None:
     assert assemble(plain, "theorem mathd_p (x : ℝ) : x = x := by\n  rfl").body == "\n  rfl"
     asm = assemble(PROBLEM, "/-- The answer. -/ theorem mathd_t (x : ℝ) : x ^ 2 > 0 := by\n  positivity")
     assert asm.form == "code" and asm.command == STATEMENT + "\n  positivity\n"
+
+
+# -- the body ends where Lean's parser ends the declaration -----------------------------------
+
+THEOREM = "theorem mathd_t (x : ℝ) (h₀ : 0 < x) : x ^ 2 > 0 := by\n  positivity"
+
+
+@pytest.mark.parametrize(
+    "after",
+    [
+        "\n  instance evil : LT ℝ := ⟨fun _ _ => True⟩",  # indented after the last tactic
+        "\n    attribute [local instance] Classical.propDecidable",
+        "\n  #print axioms mathd_t",
+        " theorem other : True := trivial",  # on the same line
+        ")attribute [simp] mathd_t",  # glued to the last token
+        "\n  open Nat\n  def evil := 1",
+    ],
+)
+def test_commands_after_the_last_tactic_are_not_the_body(after: str) -> None:
+    asm = assemble(PROBLEM, THEOREM + after)
+    assert asm.command == STATEMENT + "\n  positivity" + (")" if after.startswith(")") else "") + "\n"
+    assert asm.command.count("\n") == STATEMENT.count("\n") + 2
+
+
+def test_tactic_body_form_ends_at_a_command() -> None:
+    asm = assemble(PROBLEM, "  positivity\n  #print axioms mathd_t")
+    assert asm.form == "body" and asm.body == "  positivity"
+
+
+def test_where_clause_is_part_of_the_declaration_and_commands_after_it_are_not() -> None:
+    where = "theorem mathd_t (x : ℝ) (h₀ : 0 < x) : x ^ 2 > 0 := by\n  exact helper x h₀\nwhere\n  helper (y : ℝ) (hy : 0 < y) : y ^ 2 > 0 := by positivity"
+    asm = assemble(PROBLEM, where)
+    assert asm.body == "\n  exact helper x h₀\nwhere\n  helper (y : ℝ) (hy : 0 < y) : y ^ 2 > 0 := by positivity"
+    hidden = assemble(PROBLEM, where + "\n  instance evil : LT ℝ := ⟨fun _ _ => True⟩")
+    assert hidden.body == asm.body and "instance" not in hidden.command
+
+
+def test_tactic_prefixes_inside_the_body_are_kept() -> None:
+    code = "theorem mathd_t (x : ℝ) (h₀ : 0 < x) : x ^ 2 > 0 := by\n  open Real in\n  set_option maxRecDepth 100 in\n  positivity"
+    asm = assemble(PROBLEM, code)
+    assert asm.body == "\n  open Real in\n  set_option maxRecDepth 100 in\n  positivity"
+
+
+def test_attribute_in_prefix_is_kept_with_the_statement() -> None:
+    asm = assemble(PROBLEM, "attribute [local simp] mul_comm in\n" + THEOREM)
+    assert asm.command == "attribute [local simp] mul_comm in\n" + STATEMENT + "\n  positivity\n"

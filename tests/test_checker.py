@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -215,13 +216,17 @@ SOURCE_LEVEL = {
     "stop elaboration": ("#exit\n", "exit"),
     "meta code": ("def pwn : MetaM Unit := pure ()\n", "metaprogram"),
     "string Lean may interpolate": ('def msg (x : ℕ) := toString "x = {x}"\n', "interpolation"),
+    "diagnostics hidden by an option": ("set_option warn.sorry false\n", "option"),
+    "simproc (code simp runs)": ("simproc evil (_) := fun _ => return .continue\n", "simproc"),
+    "extension-registering attribute": ("@[positivity _ ^ _] def evalPos := 1\n", "attribute"),
+    "unterminated comment after the proof": ("", "lexical"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(SOURCE_LEVEL))
 async def test_source_level_exploits_refused(pool: LeanPool, case: str) -> None:
     prefix, item = SOURCE_LEVEL[case]
-    body = "\n  run_tac pure ()" if item == "run_tac" else "\n  positivity"
+    body = {"run_tac": "\n  run_tac pure ()", "lexical": "\n  positivity /- never closed"}.get(item, "\n  positivity")
     code = prefix + "\ntheorem mathd_t (x : ℝ) (h₀ : 0 < x) : x ^ 2 > 0 := by" + body
     verdict = await ProofChecker(pool, CheckerConfig()).check(PROBLEM, code)
     assert (verdict.status, verdict.rule) == (CheckStatus.REJECTED, f"preflight:{item}"), verdict.detail
@@ -433,3 +438,30 @@ async def test_cache_never_serves_another_repls_verdict() -> None:
     assert not verdict.cached and verdict.rule == "axioms"
     again = await ProofChecker(lenient, CheckerConfig(), cache=cache).check(PROBLEM, "\n  positivity")
     assert again.cached and again.proved
+
+
+@pytest.mark.parametrize("change", ["ban item", "attribute allow-list", "option allow-list", "assembler", "checker"])
+async def test_cache_key_covers_the_rules_themselves(pool: LeanPool, tmp_path: Path, monkeypatch, change: str) -> None:
+    """Changing a rule (not only the configuration) never serves an old verdict."""
+    checker_module = sys.modules["prover.lean_env.checker"]
+    preflight_module = sys.modules["prover.lean_env.preflight"]  # the package re-exports a function of that name
+
+    cache = VerdictCache(tmp_path / "v.sqlite")
+    checker = ProofChecker(pool, CheckerConfig(replay="off"), cache=cache)
+    assert (await checker.check(PROBLEM, "\n  positivity")).proved
+    assert (await checker.check(PROBLEM, "\n  positivity")).cached
+    if change == "ban item":
+        items = tuple(i.model_copy(update={"words": (*i.words, "positivity")}) if i.name == "sorry" else i
+                      for i in preflight_module._ITEMS)
+        monkeypatch.setattr(preflight_module, "_ITEMS", items)
+    elif change == "attribute allow-list":
+        monkeypatch.setattr(preflight_module, "ALLOWED_ATTRIBUTES", preflight_module.ALLOWED_ATTRIBUTES - {"simp"})
+    elif change == "option allow-list":
+        monkeypatch.setattr(preflight_module, "ALLOWED_OPTIONS", ("maxHeartbeats",))
+    elif change == "assembler":
+        monkeypatch.setattr(checker_module, "ASSEMBLER_VERSION", "assemble/next")
+    else:
+        monkeypatch.setattr(checker_module, "CHECKER_VERSION", "checker/next")
+    again = await checker.check(PROBLEM, "\n  positivity")
+    assert not again.cached
+    cache.close()

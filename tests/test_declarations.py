@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from prover.datasets.declarations import NoColonProof, NotADeclaration, is_sorry_proof, parse_declaration
-from prover.lean_env.preflight import blank_comments_and_strings
+from prover.lean_syntax import blank_comments_and_strings
 
 
 def test_the_proof_starts_at_the_first_depth_zero_colon_equals_no_binder_claims() -> None:

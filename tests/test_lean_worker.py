@@ -243,6 +243,8 @@ async def test_external_sigkill_is_oom_only_near_the_rss_cap(tmp_path, grow_mb: 
         deadline = time.monotonic() + 5
         while worker.last_rss_mb < 0.9 * cap * bool(grow_mb) + 1 and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
+        while worker_module._unread_bytes(worker._stdin_probe) and time.monotonic() < deadline + 5:
+            await asyncio.sleep(0.05)  # wait until the REPL has read the request (a loaded machine starts it slowly)
         await asyncio.sleep(0.3)  # the REPL has read the request and is working on it
         root = psutil.Process(worker._proc.pid)
         repl = root.children()[0] if wrapped else root
@@ -254,7 +256,7 @@ async def test_external_sigkill_is_oom_only_near_the_rss_cap(tmp_path, grow_mb: 
 
 
 async def test_reply_larger_than_the_read_limit_is_a_clear_crash(tmp_path, monkeypatch):
-    monkeypatch.setattr(worker_module, "READ_LIMIT", 200)
+    monkeypatch.setattr(worker_module, "READ_LIMIT", 300)  # above the fence reply (~210 bytes), below a sorry reply
     worker = make_worker(write_scenario(tmp_path))
     await worker.start()
     try:

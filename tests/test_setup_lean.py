@@ -35,6 +35,7 @@ def test_workspace_files_pin_matching_versions(tmp_path: Path) -> None:
     assert 'require mathlib from git\n  "https://github.com/leanprover-community/mathlib4" @ "v4.15.0"' in lakefile
     assert 'require REPL from git\n  "https://github.com/leanprover-community/repl" @ "v4.15.0"' in lakefile
     assert "lean_lib ProverWorkspace" in lakefile
+    assert 'require lean4checker from git\n  "https://github.com/leanprover/lean4checker" @ "v4.15.0"' in lakefile
     assert files["ProverWorkspace.lean"].startswith("import Mathlib\n") and "theorem" in files["ProverWorkspace.lean"]
 
 
@@ -123,7 +124,7 @@ def test_build_runs_the_steps_in_order(tmp_path: Path, monkeypatch: pytest.Monke
     calls = log.read_text().splitlines()
     assert calls == [" ".join(c) for c in build_commands(spec)]
     assert calls[0] == "elan toolchain install leanprover/lean4:v4.15.0"
-    assert calls[2:] == ["lake exe cache get", "lake build", "lake build repl"]
+    assert calls[2:] == ["lake exe cache get", "lake build", "lake build repl", "lake build lean4checker"]
     recorded = tomllib.loads(config_path.read_text())["lean"]
     assert recorded["repl_cmd"][0] == str(tmp_path / "bin" / "lake")
 
@@ -223,3 +224,10 @@ def test_setup_script_without_elan_or_curl_says_what_is_missing(tmp_path: Path) 
     env = {**os.environ, "PATH": str(tmp_path / "bin"), "HOME": str(tmp_path)}
     proc = subprocess.run(check=False, args=["/bin/bash", str(SCRIPT)], capture_output=True, text=True, timeout=60, env=env)
     assert proc.returncode == 1 and "curl is needed" in proc.stderr
+
+
+def test_replay_tool_comes_from_lean4checker_before_v4_28_and_the_toolchain_after(tmp_path: Path) -> None:
+    old, new = WorkspaceSpec(dir=tmp_path, lean_version="v4.27.0"), WorkspaceSpec(dir=tmp_path, lean_version="v4.28.0-rc1")
+    assert old.builds_lean4checker and ["lake", "build", "lean4checker"] in build_commands(old)
+    assert not new.builds_lean4checker and ["lake", "build", "lean4checker"] not in build_commands(new)
+    assert "lean4checker" not in workspace_files(new)["lakefile.lean"]

@@ -138,3 +138,18 @@ def test_check_prints_the_declared_statement_per_env(lean: SimulatedLean):
     assert _data(lean.command(trusted, mine))[0] == "foo : (x : Nat) : x = x + 0"
     assert _data(lean.command(trusted, reference))[0] == "foo : (x : Nat) : x + 0 = x"
     assert lean.command("#check @nope", 0)["messages"][0]["severity"] == "error"
+
+
+def test_namespaces_name_declarations_and_survive_a_pickle(lean: SimulatedLean, tmp_path):
+    """As in Lean: `namespace X` ... `theorem foo` declares `X.foo`; names resolve through the
+    open namespace; the REPL's pickle keeps the scopes (not the extensions)."""
+    env = lean.command("namespace Geo\n" + FOO + "simp", 0)["env"]
+    assert _data(lean.command("#print axioms foo", env)) == [
+        "'Geo.foo' depends on axioms: [Classical.choice, Quot.sound, propext]"]
+    assert lean.command("#print axioms foo", 0)["messages"][0]["severity"] == "error"  # not at the root
+    lean.handle({"pickleTo": str(tmp_path / "p.olean"), "env": env})
+    again = lean.handle({"unpickleEnvFrom": str(tmp_path / "p.olean")})["env"]
+    assert _data(lean.command("#print axioms Geo.foo", again))[0].startswith("'Geo.foo' depends on")
+    assert _data(lean.command("#print axioms foo", again))[0].startswith("'Geo.foo' depends on")
+    closed = lean.command("end Geo", again)["env"]
+    assert lean.command("#print axioms foo", closed)["messages"][0]["severity"] == "error"

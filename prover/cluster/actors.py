@@ -357,11 +357,12 @@ class ClusterServices:
         return [*local, *others]
 
 
-def agent_services(services: ClusterServices, owner: str, node_id: str | None) -> Services:
+def agent_services(config: ProverConfig, services: ClusterServices, owner: str, node_id: str | None) -> Services:
     """The `Services` of a prover agent: proxies to the cluster's actors (pools on its own node
     first). Every model role is served by the LLM actors; the Lean session runs here, over the
     pool actors, so goal states stay sticky to the pool actor that holds them."""
     from prover.lean_env.session import PoolLeanSession
+    from prover.search.services import lean_session
 
     pools = services.pool_order(node_id)
     pool_set = ActorSet(pools, [f"lean-pool-{i}" for i in range(len(pools))])
@@ -372,7 +373,7 @@ def agent_services(services: ClusterServices, owner: str, node_id: str | None) -
     return Services(
         samplers={role: proxies[id(handles)] for role, handles in services.llm_by_role.items()},
         checker=RayCheckerProxy(pool_set),
-        lean=PoolLeanSession(RayPoolProxy(pool_set, services.env_key_template, owner)),
+        lean=lean_session(config, PoolLeanSession(RayPoolProxy(pool_set, services.env_key_template, owner))),
         proof_cache=cache,
         jobs=RayJobRunner(services.agent_names) if services.agent_names else None,
     )
@@ -388,7 +389,7 @@ class ProverAgentActor:
         self._config = config
         self._services = services
         node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
-        self._ctx = StrategyContext.from_services(config, agent_services(services, name, node_id))
+        self._ctx = StrategyContext.from_services(config, agent_services(config, services, name, node_id))
         self._strategy = make_strategy(config)
         self._released: asyncio.Future[None] | None = None
 

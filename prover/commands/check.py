@@ -5,7 +5,7 @@ field `proof` (a tactic body, or complete Lean code containing the theorem), che
 concurrently through the pool, and writes one JSON line per input to stdout, in input order:
 
     {"line": 3, "name": "...", "proved": false, "status": "rejected", "rule": "preflight:sorry",
-     "detail": "...", "messages": [...], "axioms": null, "lean_seconds": 0.0, "cached": false}
+     "stage": "preflight", "detail": "...", "messages": [...], "axioms": null, "lean_seconds": 0.0, "cached": false}
 
 Malformed lines (not UTF-8, not JSON, no `proof`, no declaration in the statement) get
 `"status": "error", "rule": "malformed_input"` (and a message on stderr naming the line); the rest
@@ -172,6 +172,7 @@ def _result(number: int, problem: Problem | None, verdict: Verdict, with_code: b
         "proved": verdict.proved,
         "status": verdict.status.value,
         "rule": verdict.rule,
+        "stage": verdict.stage,
         "detail": verdict.detail,
         "messages": [m.model_dump(mode="json", by_alias=True) for m in verdict.messages],
         "axioms": list(verdict.axioms) if verdict.axioms is not None else None,

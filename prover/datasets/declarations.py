@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prover.lean_env.preflight import blank_comments_and_strings
+from prover.lean_syntax import blank_comments_and_strings
 
 OPENING = "([{⟨⦃⟦‹⁅"
 CLOSING = ")]}⟩⦄⟧›⁆"

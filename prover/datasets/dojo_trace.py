@@ -29,7 +29,7 @@ from prover.datasets.leandojo import (
 )
 from prover.datasets.loaders import problem_row, write_jsonl
 from prover.errors import ConfigError, DataError
-from prover.lean_env.preflight import blank_comments_and_strings
+from prover.lean_syntax import blank_comments_and_strings
 from prover.types import Problem
 
 LEAN_DOJO_MODULE = "lean_dojo"

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from prover.errors import DataError
-from prover.lean_env.preflight import blank_comments_and_strings
+from prover.lean_syntax import blank_comments_and_strings
 from prover.types import Problem
 
 SKIP_DIRS = frozenset({".lake", "lake-packages", ".git", "build"})

@@ -33,8 +33,8 @@ from prover.datasets.declarations import Declaration, NoColonProof, NotADeclarat
 from prover.datasets.lean_files import unique_names
 from prover.errors import DataError
 from prover.config import workspace_lean_version
-from prover.lean_env.preflight import blank_comments_and_strings
-from prover.types import Problem
+from prover.lean_syntax import blank_comments_and_strings
+from prover.types import Problem, RepoRef
 
 log = logging.getLogger(__name__)
 
@@ -266,6 +266,7 @@ def theorem_problem(
         lean_version=lean_version,
         benchmark=benchmark,
         category=file_category(theorem.file_path),
+        repo=RepoRef(url=theorem.url, commit=theorem.commit, file_path=str(theorem.file_path), full_name=theorem.full_name),
     )
 
 

@@ -15,6 +15,11 @@ DeepSeek-Prover-V2 write it. Code with declarations but none named like the stat
 declaration (`Problem.theorem_name`, which can differ from `Problem.name`) is refused
 (`missing_theorem`).
 
+The model's theorem (and so its proof body) ends where Lean's parser ends the declaration: at
+the first token that starts another command, wherever it is (`lean_syntax.command_starts`), so an
+indented command after the last tactic or after a `where` clause is a command of its own, never
+part of the body; commands after the model's theorem are dropped.
+
 A body that starts on the line of `by` and goes on over more lines is moved to a new line at the
 column its first tactic had in the model's text: Lean requires the tactics of a block to share one
 column, which the benchmark statement (longer or shorter than the model's) would otherwise shift.
@@ -27,51 +32,34 @@ command) is the self-contained file. Lines of `command` map 1:1 onto `code` afte
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from prover.lean_env.preflight import (
-    blank_comments_and_strings,
-    closing_bracket,
-    comment_end,
-    neutral_lines,
+from prover.lean_env.preflight import neutral_lines
+from prover.lean_syntax import (
+    DECLARATION_KEYWORDS,
+    CommandStart,
+    Lexed,
+    Token,
+    TokenKind,
+    command_starts,
+    is_close_bracket,
+    is_open_bracket,
+    name_parts,
     position,
+    tokenize,
 )
 from prover.types import Pos, Problem
 
 FROZEN = ConfigDict(frozen=True, extra="forbid")
 
-_DECL_KEYWORDS = (
-    "theorem", "lemma", "def", "abbrev", "example", "instance", "axiom", "opaque", "structure", "class",
-    "inductive", "noncomputable", "private", "protected", "nonrec", "unsafe", "partial", "irreducible_def",
-)
-_COMMAND_KEYWORDS = _DECL_KEYWORDS + (
-    "import", "open", "set_option", "namespace", "section", "end", "variable", "universe", "attribute",
-    "macro", "macro_rules", "syntax", "notation", "notation3", "infix", "infixl", "infixr", "prefix",
-    "postfix", "elab", "elab_rules", "run_cmd", "mutual", "export", "include", "omit", "local", "scoped",
-    "initialize", "deriving", "prelude",
-)
-_COMMAND_START = re.compile(
-    r"(?m)^[ \t]*(?:@\[|#[A-Za-z_]|(?:" + "|".join(_COMMAND_KEYWORDS) + r")(?![\w'!?]))"
-)
-_IS_CODE = re.compile(
-    r"(?m)^[ \t]*(?:@\[|import\s|(?:(?:private|protected|noncomputable|nonrec)\s+)*"
-    r"(?:theorem|lemma|def|abbrev|example|instance|axiom|opaque|structure|class|inductive)(?![\w'!?]))"
-)
-"""Both match on the blanked text at a line start, or after a comment (`/-- doc -/ theorem ..`);
-an indented keyword after plain spaces is tactic syntax (`open Real in`), not a command."""
-_MODIFIER = re.compile(r"(?:private|protected|noncomputable|nonrec|unsafe|partial)(?![\w'!?])\s*")
-_PREFIX = re.compile(
-    r"(?:open(?![\w'!?])[^\n]*?\sin|set_option\s+[\w.«»]+\s+\S+\s+in)(?![\w'!?])\s*"
-)
-_DECL = re.compile(r"(?:theorem|lemma|def|abbrev|instance|example)(?![\w'!?])[ \t\n]*")
-_NAME_PART = r"(?:«[^»\n]*»|[^\s:({\[⦃.«»]+)"
-_NAME = re.compile(rf"{_NAME_PART}(?:\.{_NAME_PART})*")
-"""A declaration name, read from the model's text (`«»` parts can hold spaces and dots)."""
-_LOCAL_BINDING = re.compile(r"(?:letI|haveI|let|have)(?![\w'!?])")
-_ID_CHAR = re.compile(r"[\w'!?.]")
-_BY = re.compile(r"\s*by(?![\w'!?])")
+ASSEMBLER_VERSION = "assemble/v3-tokens"
+"""Bump when what is assembled from a given proof changes: it is part of every verdict cache key."""
+
+_TARGET_KEYWORDS = frozenset({"theorem", "lemma", "def", "abbrev", "instance", "example"})
+_LOCAL_BINDINGS = ("letI", "haveI", "let", "have")
 _OPEN_LINE = re.compile(r"^open\s+(?:scoped\s+)?([\w.\s]+)$")
 
 Part = Literal["header", "aux", "prefix", "statement", "body"]
@@ -157,24 +145,31 @@ def assemble(problem: Problem, proof: str) -> AssembledProof:
         AssemblyRejected: `missing_theorem` (code without the statement's theorem, or without a
             `:=` proof for it) or `empty_proof`.
     """
-    name = problem.theorem_name
     header = problem.header if not problem.header or problem.header.endswith("\n") else problem.header + "\n"
     text = proof.replace("\r\n", "\n")
-    clean = blank_comments_and_strings(text)
-    if _line_starts(_IS_CODE, text, clean):
-        return _assemble_code(problem, header, name, text, clean)
-    return _assemble_body(problem, header, name, text, clean)
+    lexed = tokenize(text)
+    starts = command_starts(lexed.tokens)
+    if any(_is_code(lexed.tokens, s) for s in starts):
+        return _assemble_code(problem, header, lexed, starts)
+    return _assemble_body(problem, header, lexed, starts)
 
 
-def _line_starts(pattern: re.Pattern[str], text: str, clean: str) -> list[int]:
-    """Where `pattern` (anchored at a line start, optional indentation) matches in `clean` with
-    nothing but comments before it on its line; returns the index after the indentation."""
-    found = []
-    for match in pattern.finditer(clean):
-        start = _skip_space(clean, match.start())
-        if start == match.start() or text[match.start() : start].strip():
-            found.append(start)
-    return found
+def _is_code(tokens: Sequence[Token], start: CommandStart) -> bool:
+    keyword = tokens[start.keyword]
+    return keyword.is_word("import", *DECLARATION_KEYWORDS) or keyword.is_symbol("]")
+
+
+def _assign_at(tokens: Sequence[Token], k: int) -> bool:
+    """Is `tokens[k]` the `:` of a `:=` (two adjacent symbols)?"""
+    return (
+        k + 1 < len(tokens) and tokens[k].is_symbol(":") and tokens[k + 1].is_symbol("=")
+        and tokens[k].end == tokens[k + 1].start
+    )
+
+
+def _end_of_code(tokens: Sequence[Token], first: int, stop: int, default: int) -> int:
+    """End offset of the last token in `tokens[first:stop]` (`default` if there is none)."""
+    return tokens[stop - 1].end if stop > first else default
 
 
 # ---------------------------------------------------------------------------------------------
@@ -182,19 +177,22 @@ def _line_starts(pattern: re.Pattern[str], text: str, clean: str) -> list[int]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _assemble_body(problem: Problem, header: str, name: str, text: str, clean: str) -> AssembledProof:
-    start = 0
-    lead = re.match(r"\s*:=", clean)
+def _assemble_body(problem: Problem, header: str, lexed: Lexed, starts: list[CommandStart]) -> AssembledProof:
+    tokens, text = lexed.tokens, lexed.text
+    stop = starts[0].index if starts else len(tokens)  # a command after the tactics is not the proof
+    k, start = 0, 0
+    lead = _assign_at(tokens, 0)
     if lead:
-        start = lead.end()
-    by = _BY.match(clean, start)
+        k, start = 2, tokens[1].end
+    by = k < stop and tokens[k].is_word("by")
     if by:
-        start = by.end()
-    mode: Literal["tactic", "term"] = "term" if lead and not by else "tactic"
-    body = text[start:].rstrip()
-    if not clean[start:].strip():
+        start = tokens[k].end
+        k += 1
+    if k >= stop:
         raise AssemblyRejected("empty_proof", "the proof is empty")
-    return _build(problem, header, name, form="body", mode=mode, aux="", aux_line=1, prefix="",
+    mode: Literal["tactic", "term"] = "term" if lead and not by else "tactic"
+    body = text[start : tokens[stop - 1].end].rstrip()
+    return _build(problem, header, problem.theorem_name, form="body", mode=mode, aux="", aux_line=1, prefix="",
                   prefix_line=None, body=body, body_pos=position(text, start))
 
 
@@ -203,121 +201,102 @@ def _assemble_body(problem: Problem, header: str, name: str, text: str, clean: s
 # ---------------------------------------------------------------------------------------------
 
 
-def _assemble_code(problem: Problem, header: str, name: str, text: str, clean: str) -> AssembledProof:
-    starts = _line_starts(_COMMAND_START, text, clean)
-    target = _find_target(text, clean, starts, name)
-    if target is None:
+def _assemble_code(problem: Problem, header: str, lexed: Lexed, starts: list[CommandStart]) -> AssembledProof:
+    tokens, text = lexed.tokens, lexed.text
+    name = problem.theorem_name
+    found = _find_target(tokens, starts, name)
+    if found is None:
         raise AssemblyRejected(
             "missing_theorem",
             f"the proof is Lean code without a declaration of `{name}` (the statement's theorem)",
         )
-    cmd_start, decl_start, decl_end = target
-    later = [s for s in starts if s > decl_start]
-    cmd_end = later[0] if later else len(text)
-    assign = _top_level_assign(clean, decl_end, cmd_end)
+    target, name_index = found
+    position_in_starts = starts.index(target)
+    stop = starts[position_in_starts + 1].index if position_in_starts + 1 < len(starts) else len(tokens)
+    assign = _top_level_assign(tokens, name_index + 1, stop)
     if assign is None:
         raise AssemblyRejected("missing_theorem", f"the model's `{name}` has no `:=` proof")
-    by = _BY.match(clean, assign)
+    by = assign < stop and tokens[assign].is_word("by")
     mode: Literal["tactic", "term"] = "tactic" if by else "term"
-    body_start = by.end() if by else assign
-    if not clean[body_start:cmd_end].strip():
+    first = assign + 1 if by else assign
+    if first >= stop:
         raise AssemblyRejected("empty_proof", f"the model's `{name}` has an empty proof")
-    body = text[body_start : _before_trailing_docstring(text, clean, body_start, cmd_end)].rstrip()
-    prefix_text = _prefix_text(text, clean, cmd_start, decl_start)
-    aux, aux_line = _aux(header, text, clean, [s for s in starts if s < cmd_start], cmd_start)
+    body_start = tokens[assign].end if by else tokens[assign - 1].end
+    body = text[body_start : tokens[stop - 1].end].rstrip()
+    cmd_start = tokens[target.index].start
+    prefix_text = "".join(text[tokens[a].start : tokens[b].end] + "\n" for a, b in target.prefixes)
+    aux, aux_line = _aux(header, lexed, starts[:position_in_starts], _before_docstring(lexed, target.index))
     return _build(problem, header, name, form="code", mode=mode, aux=aux, aux_line=aux_line,
                   prefix=prefix_text, prefix_line=position(text, cmd_start).line, body=body,
                   body_pos=position(text, body_start))
 
 
-def _find_target(text: str, clean: str, starts: list[int], name: str) -> tuple[int, int, int] | None:
-    """(command start, decl keyword start, end of the name) of the model's theorem `name`.
+def _find_target(tokens: Sequence[Token], starts: list[CommandStart], name: str) -> tuple[CommandStart, int] | None:
+    """The command declaring the model's theorem `name`, and the index of its name token.
 
     The last exact match wins (the final restatement); a qualified match (`Ns.name`, or `name`
     when the statement's name is qualified) counts when there is no exact one. `«x»` and `x` are
-    the same name.
-    """
-    name = _unquote(name)
+    the same name."""
+    wanted = name_parts(name)
     exact, qualified = None, None
     for start in starts:
-        k = start
-        while True:
-            k = _skip_space(clean, k)
-            if clean.startswith("@[", k):
-                k = min(closing_bracket(clean, k + 1), len(clean) - 1) + 1
-                continue
-            prefix = _PREFIX.match(clean, k)
-            if prefix:
-                k = prefix.end()
-                continue
-            modifier = _MODIFIER.match(clean, k)
-            if modifier:
-                k = modifier.end()
-                continue
-            break
-        decl = _DECL.match(clean, k)
-        if not decl:
+        k = start.keyword
+        if not tokens[k].is_word(*_TARGET_KEYWORDS) or k + 1 >= len(tokens) or tokens[k + 1].kind is not TokenKind.WORD:
             continue
-        at = decl.end() - 1 if text[decl.end() - 1] == "«" else decl.end()  # `«` is blank in `clean`
-        read = _NAME.match(text, at)
-        if not read:
-            continue
-        found, hit = _unquote(read.group()), (start, decl.start(), read.end())
-        if found == name:
-            exact = exact if exact and exact[1] == hit[1] else hit  # earliest start of one decl
-        elif found.endswith("." + name) or name.endswith("." + found):
-            qualified = qualified if qualified and qualified[1] == hit[1] else hit
+        parts = tokens[k + 1].parts
+        if parts == wanted:
+            exact = (start, k + 1)
+        elif parts[-len(wanted):] == wanted or wanted[-len(parts):] == parts:
+            qualified = (start, k + 1)
     return exact or qualified
 
 
-def _unquote(name: str) -> str:
-    return name.replace("«", "").replace("»", "")
-
-
-def _skip_space(text: str, k: int) -> int:
-    while k < len(text) and text[k].isspace():
-        k += 1
-    return k
-
-
-def _top_level_assign(clean: str, start: int, end: int) -> int | None:
+def _top_level_assign(tokens: Sequence[Token], first: int, stop: int) -> int | None:
     """Index just after the statement's `:=` (bracket depth 0, not a binder default value, not
     the `:=` of a `let`/`have` inside the statement's type)."""
     depth, pending = 0, 0
-    for k in range(start, end):
-        ch = clean[k]
-        if ch in "([{⦃⟨":
+    for k in range(first, stop):
+        token = tokens[k]
+        if is_open_bracket(token):
             depth += 1
-        elif ch in ")]}⦄⟩":
+        elif is_close_bracket(token):
             depth -= 1
-        elif depth == 0 and _LOCAL_BINDING.match(clean, k) and not _ID_CHAR.match(clean, k - 1):
+        elif depth == 0 and token.is_word(*_LOCAL_BINDINGS):
             pending += 1
-        elif depth == 0 and clean.startswith(":=", k):
+        elif depth == 0 and _assign_at(tokens, k):
             if not pending:
                 return k + 2
             pending -= 1
     return None
 
 
-def _prefix_text(text: str, clean: str, cmd_start: int, decl_start: int) -> str:
-    """The model's `open X in` / `set_option o v in` prefixes of its theorem (kept: the body may
-    need them); attributes, modifiers and docstrings of the model's theorem are dropped."""
-    kept = [text[m.start() : m.end()].strip() for m in _PREFIX.finditer(clean, cmd_start, decl_start)]
-    return "".join(p + "\n" for p in kept if p)
+def _before_docstring(lexed: Lexed, index: int) -> int:
+    """Where the command at token `index` begins, its doc comment included."""
+    start = lexed.tokens[index].start
+    previous_end = lexed.tokens[index - 1].end if index else 0
+    docs = [c.start for c in lexed.comments if c.doc and previous_end <= c.start and c.end <= start]
+    return docs[0] if docs else start
 
 
-def _aux(header: str, text: str, clean: str, starts: list[int], cmd_start: int) -> tuple[str, int]:
-    """The model's code before its theorem (commands at `starts`), without what the header
-    already has and without a trailing docstring (it belonged to the theorem); returns (aux, its
-    first proof line). Dropped commands are blanked, so lines still map 1:1 onto the model's."""
-    header_clean = blank_comments_and_strings(header)
-    header_commands = {_normalise(c) for c in _commands(header_clean, _COMMAND_START)} | neutral_lines(header)
+def _aux(header: str, lexed: Lexed, starts: list[CommandStart], end: int) -> tuple[str, int]:
+    """The model's code before its theorem (commands at `starts`, up to offset `end`), without
+    what the header already has and without a trailing docstring (it belonged to the theorem);
+    returns (aux, its first proof line). Dropped commands are blanked, so lines still map 1:1
+    onto the model's."""
+    header_lexed = tokenize(header)
+    header_clean = header_lexed.blanked()
+    header_starts = [header_lexed.tokens[s.index].start for s in command_starts(header_lexed.tokens)]
+    header_commands = {
+        _normalise(header_clean[a:b]) for a, b in zip(header_starts, [*header_starts[1:], len(header_clean)])
+    } | neutral_lines(header)
     header_opens = _opened_namespaces(header_clean)
-    kept = list(text[: _before_trailing_docstring(text, clean, 0, cmd_start)])
-    for start, end in zip(starts, [*starts[1:], cmd_start]):
-        command = _normalise(clean[start:end])
+    clean = lexed.blanked()
+    kept = list(lexed.text[:end])
+    offsets = [lexed.tokens[s.index].start for s in starts]
+    for start, stop in zip(offsets, [*offsets[1:], end]):
+        command = _normalise(clean[start:stop])
         if command.startswith("import ") or command in header_commands or _redundant_open(command, header_opens):
-            drop = slice(len(clean[:start].rstrip()), len(clean[:end].rstrip()))  # with its docstring
+            drop = slice(len(clean[:start].rstrip()), len(clean[:stop].rstrip()))  # with its docstring
             kept[drop] = [c if c == "\n" else " " for c in kept[drop]]
     lines = [line.rstrip() for line in "".join(kept).split("\n")]
     first = 0
@@ -326,33 +305,8 @@ def _aux(header: str, text: str, clean: str, starts: list[int], cmd_start: int) 
     return "\n".join(lines[first:]).rstrip(), first + 1
 
 
-def _commands(clean: str, pattern: re.Pattern[str]) -> list[str]:
-    """The commands of an already-blanked text (each up to the next command start)."""
-    starts = [m.start() for m in pattern.finditer(clean)]
-    return [clean[s:e] for s, e in zip(starts, [*starts[1:], len(clean)])]
-
-
 def _normalise(code: str) -> str:
     return " ".join(code.split())
-
-
-def _before_trailing_docstring(text: str, clean: str, start: int, end: int) -> int:
-    """`end`, or where a doc comment after the last code of `text[start:end]` begins (a doc
-    comment belongs to the declaration after it; Lean rejects one that is followed by none)."""
-    k = len(clean[:end].rstrip())
-    k = max(k, start)
-    doc = None
-    while k < end:
-        if text.startswith("--", k):
-            k = text.find("\n", k)
-            k = end if k < 0 else k
-        elif text.startswith("/-", k):
-            if text.startswith("/--", k) and not text.startswith("/--/", k):
-                doc = k
-            k = comment_end(text, k)
-        else:
-            k += 1
-    return end if doc is None else doc
 
 
 def _opened_namespaces(header_clean: str) -> set[str]:

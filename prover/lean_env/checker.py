@@ -1,31 +1,51 @@
-"""The sound proof checker: model text in, `Verdict` out, with the rule that decided it.
+"""The sound proof checker: model text in, `Verdict` out, with the rule and stage that decided it.
 
 Pipeline (each step's rule in brackets; the first that fails decides):
 
-1. preflight ban-list on the model's text                              [preflight:<item>]
+stage `preflight`
+1. token-level ban list on the model's text                            [preflight:<item>]
+stage `assembly`
 2. assemble header + model aux + BENCHMARK statement + model body      [missing_theorem, empty_proof]
+stage `lean` (a pooled worker; the model's code runs here)
 3. elaborate it on the header's warm env (one REPL command)            [timeout, out_of_memory, crash,
                                                                         infrastructure]
 4. no error message anywhere                                           [lean_error]
 5. no `sorries`, no "declaration uses sorry" in either spelling         [sorry]
-6. separate trusted command on the resulting env (never text appended to the model's code):
-   `set_option pp.all true in #check @<theorem>` and `#print axioms <theorem>`
-   - unknown constant                                                  [missing_theorem]
-   - fully explicit (pp.all) type differs from the benchmark statement
-     elaborated alone on the header env (computed once per problem)    [statement_mismatch]
+6. pickle the resulting env (the REPL stores imports + constants only)
+stage `audit` (same worker, a clean environment)
+7. unpickle it: the env is rebuilt from the imports and every constant is replayed in the
+   kernel; nothing of the model's environment extensions comes along (elaborators, macros,
+   notations, attributes, instances, options)                          [audit_replay]
+8. trusted commands on that env: `#check @<theorem>` (pp.all) and `#print axioms <theorem>`
+   - unknown constant, or Lean printed another constant's name         [missing_theorem]
+   - fully explicit type differs from the benchmark statement
+     elaborated alone on the header env (once per problem)             [statement_mismatch]
    - an axiom outside allowed + extra (sorryAx never allowed; with `allow_header_axioms`,
      axioms the header environment itself declares are allowed)        [axioms]
-7. accepted                                                            [accepted]
+stage `replay` (`checker.replay`: on when the workspace has the tool)
+9. compile the checked file to an .olean, replay it with lean4checker  [replay:rejected, replay:compile_error,
+                                                                        replay:timeout, replay:error,
+                                                                        replay:missing_tool]
+10. accepted                                                           [accepted], stage audit or replay
+
+Because the audit's environment is rebuilt from constants alone, no elaborator, macro or
+delaborator the model defined exists there to answer it (E7). What survives is process-global
+state, which model code could change only by running arbitrary code at elaboration time: the ban
+list blocks every known way to do that, the sandbox contains it, and the replay stage re-checks
+in fresh processes. (Auditing on workers of their own would cost a pool slot per header and, in
+a saturated pool, evict and re-import workers between the two keys on every check.)
 
 Statuses: PROVED (accepted), FAILED (lean_error, sorry, empty_proof), REJECTED (preflight,
-missing_theorem, statement_mismatch, axioms), TIMEOUT (timeout), ERROR (out_of_memory, crash,
-infrastructure). Message positions in the verdict refer to `Verdict.code` (header included).
+missing_theorem, statement_mismatch, axioms, audit_replay, replay:rejected, replay:compile_error),
+TIMEOUT (timeout, replay:timeout), ERROR (out_of_memory, crash, infrastructure, replay:error,
+replay:missing_tool). Message positions in the verdict refer to `Verdict.code` (header included).
 
-`check_sketch` runs the same pipeline on a proof with `sorry` holes (a planner's sketch): the ban
-list except the `sorry` token itself, the benchmark statement, no Lean error, the trusted
-statement check and the axiom audit with `sorryAx` aside. Its verdict is still the verdict on the
-sketch *as a proof* (`sorry` when nothing else is wrong); `SketchCheck.accepted` says the holes
-are all that is missing, and `sorries` are the goals Lean reported for them.
+`check_sketch` runs the pipeline up to the audit on a proof with `sorry` holes (a planner's
+sketch): the ban list except the `sorry` token itself, the benchmark statement, no Lean error,
+then the same audit (clean environment, trusted statement check, axioms with `sorryAx` aside).
+Its verdict is still the verdict on the sketch *as a proof* (`sorry` when nothing else is wrong);
+`SketchCheck.accepted` says the holes are all that is missing, and `sorries` are the goals Lean
+reported for them. There is nothing for the kernel replay to replay: a sketch proves nothing.
 """
 
 from __future__ import annotations
@@ -33,29 +53,39 @@ from __future__ import annotations
 import asyncio
 import re
 import shlex
+import shutil
+import tempfile
 import time
+import weakref
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
 
 from prover.config import CheckerConfig
 from prover.errors import LeanError, PoolClosed, PoolOverloaded
-from prover.lean_env.assemble import AssembledProof, AssemblyRejected, assemble
+from prover.lean_env.assemble import ASSEMBLER_VERSION, AssembledProof, AssemblyRejected, assemble
 from prover.lean_env.lease import WorkerLease
 from prover.lean_env.pool import LeanPool
-from pydantic import BaseModel, ConfigDict
-
-from prover.lean_env.preflight import PreflightResult, banned_items, preflight
-from prover.lean_env.protocol import CommandResponse, Sorry
+from prover.lean_env.preflight import PreflightResult, banned_items, preflight, rules_hash
+from prover.lean_env.protocol import CommandResponse, ReplErrorResponse, Sorry
+from prover.lean_env.replay import KernelReplay
 from prover.lean_env.results import EnvKey, OutcomeKind, ReplResult
 from prover.lean_env.verdict_cache import VerdictCache, verdict_key
+from prover.lean_syntax import current_namespace, name_parts, tokenize
 from prover.types import CheckStatus, LeanMessage, Pos, Problem, Verdict, content_hash
 
-CHECKER_VERSION = "checker/v2"
+CHECKER_VERSION = "checker/v3-clean-audit"
 """Bump when the pipeline changes meaning: it is part of every cache key."""
 
 NATIVE_AXIOMS: tuple[str, ...] = ("Lean.ofReduceBool", "Lean.trustCompiler")
 """Allowed in addition when `allow_native_decide` is set (what `native_decide` depends on)."""
 
 NEVER_ALLOWED: frozenset[str] = frozenset({"sorryAx"})
+
+Stage = Literal["preflight", "assembly", "lean", "audit", "replay"]
 
 _FAILURE_KINDS = {
     OutcomeKind.TIMEOUT: (CheckStatus.TIMEOUT, "timeout"),
@@ -68,6 +98,7 @@ _NO_AXIOMS = re.compile(r"'(.*)' does not depend on any axioms", re.DOTALL)
 _AXIOM_NAME = re.compile(r"(?:«[^»]*»|[^,«\s])+")
 """One name in a printed axiom list. `«»` parts stay as printed: `«Classical.choice»` (one name
 component containing a dot, or `«propext, Quot.sound»`) is not `Classical.choice`."""
+_KERNEL = "(kernel)"
 _CHECK_LINES, _AXIOMS_LINES = (1, 3), (4, 1 << 30)
 """Line ranges of the trusted command's two parts (see `_trusted_command`): the `#check` reply may
 be reported at its `set_option ... in` prefix or at `#check` itself."""
@@ -107,15 +138,25 @@ class _Decided(Exception):
         self.verdict = verdict
 
 
+@dataclass(frozen=True)
+class _Elaborated:
+    """What the `lean` stage hands to the audit."""
+
+    messages: tuple[LeanMessage, ...]
+    pickle: Path
+    seconds: float
+
+
 class ProofChecker:
     """Checks proofs with the full soundness pipeline (module docstring).
 
     Args:
         pool: the Lean pool whose warm header envs run the checks.
-        config: the rules (allowed axioms, ban list, native_decide).
+        config: the rules (allowed axioms, ban list, native_decide, kernel replay).
         cache: optional verdict cache (identical checks are then also computed once).
         verify_statement: compare the checked theorem's fully explicit type with the benchmark
-            statement elaborated alone (one extra command per problem and worker process).
+            statement elaborated alone (one extra command per problem and checker).
+        replay: the kernel replay stage; default from `config.replay` and the pool's workspace.
 
     Example:
         checker = ProofChecker(pool, CheckerConfig())
@@ -129,14 +170,18 @@ class ProofChecker:
         *,
         cache: VerdictCache | None = None,
         verify_statement: bool = True,
+        replay: KernelReplay | None | Literal["config"] = "config",
     ) -> None:
         self.pool = pool
         self.config = config
         self.cache = cache
         self.verify_statement = verify_statement
         self.banned = banned_items(config)
+        self.replay = KernelReplay.from_config(pool.config, config, pool.launcher) if replay == "config" else replay
         self._references: dict[tuple[EnvKey, str], tuple[str, ...]] = {}
         self._header_axioms: dict[tuple[EnvKey, str], bool] = {}
+        self._exchange = Path(tempfile.mkdtemp(prefix="prover-audit-"))
+        weakref.finalize(self, shutil.rmtree, self._exchange, True)
 
     # -- public API -------------------------------------------------------------------------
     def allowed_axioms(self, extra: Sequence[str] = ()) -> frozenset[str]:
@@ -147,13 +192,17 @@ class ProofChecker:
         return frozenset(names - NEVER_ALLOWED)
 
     def rules_fingerprint(self, extra: Sequence[str] = ()) -> str:
-        """Hash of everything in the rules that can change a verdict (part of cache keys)."""
+        """Hash of everything in the rules that can change a verdict (part of cache keys): the
+        ban list itself, the assembler's and checker's versions, the axioms, the replay tool."""
         return content_hash(
             CHECKER_VERSION,
+            ASSEMBLER_VERSION,
+            rules_hash(),
             ",".join(sorted(self.allowed_axioms(extra))),
             ",".join(sorted(self.banned)),
             str(self.verify_statement),
             str(self.config.allow_header_axioms),
+            "replay:" + (self.replay.fingerprint if self.replay is not None else "off"),
         )
 
     async def check(self, problem: Problem, proof: str, *, extra_allowed_axioms: Sequence[str] = ()) -> Verdict:
@@ -185,25 +234,37 @@ class ProofChecker:
         hits = tuple(h for h in pre.hits if not (h.item == SKETCH_HOLE and h.text == SKETCH_HOLE))
         if hits:
             left = PreflightResult(hits=hits)
-            return _sketch_refused(Verdict(status=CheckStatus.REJECTED, rule=left.rule, detail=left.describe()))
+            return _sketch_refused(Verdict(status=CheckStatus.REJECTED, rule=left.rule, detail=left.describe(),
+                                           stage="preflight"))
         try:
             asm = assemble(problem, proof)
         except AssemblyRejected as exc:
             status = CheckStatus.FAILED if exc.rule == "empty_proof" else CheckStatus.REJECTED
-            return _sketch_refused(Verdict(status=status, rule=exc.rule, detail=exc.detail))
+            return _sketch_refused(Verdict(status=status, rule=exc.rule, detail=exc.detail, stage="assembly"))
         prefix = "".join(f"set_option {name} {value} in\n" for name, value in pp_options)
         sent = prefix + asm.command
         started = time.monotonic()
+        pickle = self._exchange / f"{content_hash(sent, str(time.monotonic_ns()))}.olean"
+        stage: Stage = "lean"
         try:
             async with self.pool.lease(self.pool.env_key(problem.header)) as lease:
-                checked = await self._run_sketch(lease, problem, asm, sent, prefix.count("\n"))
+                elaborated = await self._elaborate_sketch(lease, asm, sent, prefix.count("\n"), pickle)
+                if isinstance(elaborated, Verdict):
+                    checked = _sketch_refused(elaborated)
+                else:
+                    stage = "audit"
+                    found, sorries = elaborated
+                    verdict = await self._audit(lease, problem, asm, found, (), holes=True)
+                    checked = _sketch_audited(verdict, sorries)
         except _Decided as decided:
-            checked = _sketch_refused(decided.verdict)
+            checked = _sketch_refused(decided.verdict.model_copy(update={"stage": decided.verdict.stage or stage}))
         except (PoolClosed, PoolOverloaded):
             raise
         except LeanError as exc:
             checked = _sketch_refused(Verdict(status=CheckStatus.ERROR, rule="infrastructure", detail=str(exc),
-                                              code=asm.code))
+                                              code=asm.code, stage=stage))
+        finally:
+            pickle.unlink(missing_ok=True)
         seconds = checked.verdict.lean_seconds or time.monotonic() - started
         verdict = checked.verdict.model_copy(update={"lean_seconds": seconds})
         return checked.model_copy(update={"verdict": verdict, "command": asm.command, "sent": sent})
@@ -212,150 +273,162 @@ class ProofChecker:
     async def _check(self, problem: Problem, proof: str, extra: Sequence[str]) -> Verdict:
         pre = preflight(proof, banned=self.banned, header=problem.header)
         if not pre.ok:
-            return Verdict(status=CheckStatus.REJECTED, rule=pre.rule, detail=pre.describe())
+            return Verdict(status=CheckStatus.REJECTED, rule=pre.rule, detail=pre.describe(), stage="preflight")
         try:
             asm = assemble(problem, proof)
         except AssemblyRejected as exc:
             status = CheckStatus.FAILED if exc.rule == "empty_proof" else CheckStatus.REJECTED
-            return Verdict(status=status, rule=exc.rule, detail=exc.detail)
+            return Verdict(status=status, rule=exc.rule, detail=exc.detail, stage="assembly")
         started = time.monotonic()
+        pickle = self._exchange / f"{content_hash(proof, str(time.monotonic_ns()))}.olean"
+        stage: Stage = "lean"
         try:
             async with self.pool.lease(self.pool.env_key(problem.header)) as lease:
-                verdict = await self._run(lease, problem, asm, extra)
+                elaborated = await self._elaborate(lease, asm, pickle)
+                if isinstance(elaborated, Verdict):
+                    verdict = elaborated
+                else:
+                    stage = "audit"
+                    verdict = await self._audit(lease, problem, asm, elaborated, extra)
+            if verdict.proved and self.replay is not None:
+                stage = "replay"
+                verdict = await self._replay(verdict, asm)
         except _Decided as decided:
-            verdict = decided.verdict
+            verdict = decided.verdict.model_copy(update={"stage": decided.verdict.stage or stage})
         except (PoolClosed, PoolOverloaded):
             raise
         except LeanError as exc:
             # the worker could not start, the header does not elaborate, or the process died
-            # between the model's command and the trusted one (StaleHandleError): not the proof's fault
-            verdict = Verdict(status=CheckStatus.ERROR, rule="infrastructure", detail=str(exc), code=asm.code)
+            # between two requests that needed the same process (StaleHandleError): not the proof's fault
+            verdict = Verdict(status=CheckStatus.ERROR, rule="infrastructure", detail=str(exc), code=asm.code,
+                              stage=stage)
+        finally:
+            pickle.unlink(missing_ok=True)
         seconds = verdict.lean_seconds or time.monotonic() - started
         return verdict.model_copy(update={"lean_seconds": seconds})
 
-    async def _run(self, lease: WorkerLease, problem: Problem, asm: AssembledProof, extra: Sequence[str]) -> Verdict:
-        seconds = 0.0
+    async def _elaborate(self, lease: WorkerLease, asm: AssembledProof, pickle: Path) -> Verdict | _Elaborated:
+        """Stage `lean`: run the model's code; a verdict if Lean says no, else the pickled env."""
         result = await lease.command(asm.command)
-        seconds += result.seconds
-        response = self._response(result, asm, seconds)
+        seconds = result.seconds
+        response = self._response(result, asm, seconds, "lean")
         messages = _shift(response.messages, asm.header_lines)
-        base = {"code": asm.code, "messages": messages}
+        base = {"code": asm.code, "messages": messages, "lean_seconds": seconds, "stage": "lean"}
         errors = [m for m in messages if m.severity == "error"]
         if errors:
-            detail = _describe(errors[0], asm)
-            return Verdict(status=CheckStatus.FAILED, rule="lean_error", detail=detail, lean_seconds=seconds, **base)
+            return Verdict(status=CheckStatus.FAILED, rule="lean_error", detail=_describe(errors[0], asm), **base)
         if response.has_sorry():
-            return Verdict(status=CheckStatus.FAILED, rule="sorry", detail="the proof uses sorry",
-                           lean_seconds=seconds, **base)
+            return Verdict(status=CheckStatus.FAILED, rule="sorry", detail="the proof uses sorry", **base)
         if result.env is None:
             raise _Decided(Verdict(status=CheckStatus.ERROR, rule="infrastructure",
                                    detail="the REPL returned no environment", **base))
-        trusted = await lease.command(_trusted_command(asm.theorem_name), env=result.env)
+        pickled = await lease.pickle_env(result.env, str(pickle))
+        seconds += pickled.seconds
+        self._response(pickled, asm, seconds, "lean")
+        return _Elaborated(messages=messages, pickle=pickle, seconds=seconds)
+
+    async def _elaborate_sketch(
+        self, lease: WorkerLease, asm: AssembledProof, sent: str, prefix_lines: int, pickle: Path
+    ) -> Verdict | tuple[_Elaborated, tuple[Sorry, ...]]:
+        """`_elaborate` for a sketch: `sent` carries the caller's options; its sorries are the point."""
+        result = await lease.command(sent)
+        seconds = result.seconds
+        response = self._response(result, asm, seconds, "lean")
+        refused_options = [m.data for m in response.errors() if 0 < m.pos.line <= prefix_lines]
+        if refused_options:  # the caller's options, not the sketch: this Lean lacks one of them
+            raise _Decided(Verdict(status=CheckStatus.ERROR, rule="pp_options", lean_seconds=seconds, stage="lean",
+                                   detail=f"Lean refused a pretty-printer option: {refused_options[0].strip()}"))
+        messages = _shift(response.messages, asm.header_lines - prefix_lines)
+        base = {"code": asm.code, "messages": messages, "lean_seconds": seconds, "stage": "lean"}
+        errors = [m for m in messages if m.severity == "error"]
+        if errors:
+            return Verdict(status=CheckStatus.FAILED, rule="lean_error", detail=_describe(errors[0], asm), **base)
+        if result.env is None:
+            raise _Decided(Verdict(status=CheckStatus.ERROR, rule="infrastructure",
+                                   detail="the REPL returned no environment", **base))
+        pickled = await lease.pickle_env(result.env, str(pickle))
+        seconds += pickled.seconds
+        self._response(pickled, asm, seconds, "lean")
+        sorries = tuple(_sorry_in_command(s, prefix_lines) for s in response.sorries)
+        return _Elaborated(messages=messages, pickle=pickle, seconds=seconds), sorries
+
+    async def _audit(
+        self, audit: WorkerLease, problem: Problem, asm: AssembledProof, elaborated: _Elaborated, extra: Sequence[str],
+        *, holes: bool = False,
+    ) -> Verdict:
+        """Stage `audit`: the trusted commands on the model's env rebuilt from its constants alone
+        (`holes`: a sketch's, whose `sorryAx` is expected)."""
+        seconds = elaborated.seconds
+        base = {"code": asm.code, "messages": elaborated.messages, "stage": "audit"}
+        reference = await self._reference(audit, problem, asm) if self.verify_statement else ()
+        loaded = await audit.unpickle_env(str(elaborated.pickle))
+        seconds += loaded.seconds
+        replay_failure = _replay_failure(loaded)
+        if replay_failure:
+            return Verdict(status=CheckStatus.REJECTED, rule="audit_replay", lean_seconds=seconds, **base,
+                           detail=f"the kernel refused a declaration when the environment was rebuilt: {replay_failure}")
+        self._response(loaded, asm, seconds, "audit")
+        trusted = await audit.command(_trusted_command(asm.theorem_name), env=loaded.env)
         seconds += trusted.seconds
-        trusted_response = self._response(trusted, asm, seconds)
+        trusted_response = self._response(trusted, asm, seconds, "audit")
         base["lean_seconds"] = seconds
-        axioms = _parse_axioms(asm.theorem_name, _in_lines(trusted_response.messages, _AXIOMS_LINES))
+        axioms = _parse_axioms(asm.theorem_name, _in_lines(trusted_response.messages, _AXIOMS_LINES),
+                               namespace=current_namespace(tokenize(problem.header).tokens))
         if isinstance(axioms, Verdict):
             return axioms.model_copy(update=base)
         if self.verify_statement:
-            mismatch = await self._statement_mismatch(lease, problem, asm, trusted_response)
+            mismatch = _statement_mismatch(asm, trusted_response, reference)
             if mismatch:
                 return Verdict(status=CheckStatus.REJECTED, rule="statement_mismatch", detail=mismatch,
                                axioms=axioms, **base)
-        forbidden = [a for a in axioms if a not in self.allowed_axioms(extra)]
+        allowed = self.allowed_axioms(extra) | (NEVER_ALLOWED if holes else frozenset())
+        forbidden = [a for a in axioms if a not in allowed]
         if forbidden and self.config.allow_header_axioms:
-            forbidden = await self._not_declared_by_header(lease, problem, asm, forbidden)
+            forbidden = await self._not_declared_by_header(audit, problem, asm, forbidden)
         if forbidden:
             return Verdict(status=CheckStatus.REJECTED, rule="axioms", axioms=axioms,
                            detail=f"`{asm.theorem_name}` depends on axioms outside the allow-list: {forbidden}",
                            **base)
         return Verdict(status=CheckStatus.PROVED, rule="accepted", axioms=axioms, **base)
 
-    async def _run_sketch(
-        self, lease: WorkerLease, problem: Problem, asm: AssembledProof, sent: str, prefix_lines: int
-    ) -> SketchCheck:
-        """`_run` for a sketch: sorries are the point, `sorryAx` is expected, the rest is the same."""
-        result = await lease.command(sent)
-        seconds = result.seconds
-        response = self._response(result, asm, seconds)
-        refused_options = [m.data for m in response.errors() if 0 < m.pos.line <= prefix_lines]
-        if refused_options:  # the caller's options, not the sketch: this Lean lacks one of them
-            raise _Decided(Verdict(status=CheckStatus.ERROR, rule="pp_options", lean_seconds=seconds,
-                                   detail=f"Lean refused a pretty-printer option: {refused_options[0].strip()}"))
-        messages = _shift(response.messages, asm.header_lines - prefix_lines)
-        base = {"code": asm.code, "messages": messages, "lean_seconds": seconds}
-        errors = [m for m in messages if m.severity == "error"]
-        if errors:
-            return _sketch_refused(Verdict(status=CheckStatus.FAILED, rule="lean_error",
-                                           detail=_describe(errors[0], asm), **base))
-        if result.env is None:
-            raise _Decided(Verdict(status=CheckStatus.ERROR, rule="infrastructure",
-                                   detail="the REPL returned no environment", **base))
-        trusted = await lease.command(_trusted_command(asm.theorem_name), env=result.env)
-        base["lean_seconds"] = seconds = seconds + trusted.seconds
-        trusted_response = self._response(trusted, asm, seconds)
-        axioms = _parse_axioms(asm.theorem_name, _in_lines(trusted_response.messages, _AXIOMS_LINES))
-        if isinstance(axioms, Verdict):
-            return _sketch_refused(axioms.model_copy(update=base))
-        if self.verify_statement:
-            mismatch = await self._statement_mismatch(lease, problem, asm, trusted_response)
-            if mismatch:
-                return _sketch_refused(Verdict(status=CheckStatus.REJECTED, rule="statement_mismatch",
-                                               detail=mismatch, axioms=axioms, **base))
-        forbidden = [a for a in axioms if a not in self.allowed_axioms() and a not in NEVER_ALLOWED]
-        if forbidden and self.config.allow_header_axioms:
-            forbidden = await self._not_declared_by_header(lease, problem, asm, forbidden)
-        if forbidden:
-            return _sketch_refused(Verdict(status=CheckStatus.REJECTED, rule="axioms", axioms=axioms,
-                                           detail=f"`{asm.theorem_name}` depends on axioms outside the allow-list: "
-                                           f"{forbidden}", **base))
-        sorries = tuple(_sorry_in_command(s, prefix_lines) for s in response.sorries)
-        holes = f"{len(sorries)} hole(s)" if sorries else "no `sorries` entry"
-        verdict = Verdict(status=CheckStatus.FAILED, rule="sorry", detail=f"a sketch: elaborates with {holes}",
-                          axioms=axioms, **base)
-        return SketchCheck(accepted=bool(sorries), verdict=verdict, sorries=sorries)
+    async def _replay(self, verdict: Verdict, asm: AssembledProof) -> Verdict:
+        """Stage `replay`: only a proof the kernel replay accepts stays PROVED."""
+        assert self.replay is not None
+        outcome = await self.replay.check(asm.code)
+        update = {"stage": "replay", "lean_seconds": verdict.lean_seconds + outcome.seconds}
+        if outcome.status is CheckStatus.PROVED:
+            return verdict.model_copy(update={**update, "detail": outcome.detail})
+        return verdict.model_copy(update={**update, "status": outcome.status, "rule": outcome.rule,
+                                          "detail": outcome.detail})
 
-    def _response(self, result: ReplResult, asm: AssembledProof, seconds: float) -> CommandResponse:
+    def _response(self, result: ReplResult, asm: AssembledProof, seconds: float, stage: Stage) -> CommandResponse:
         """The command reply, or a decided verdict for timeouts, crashes and protocol surprises."""
         if result.kind in _FAILURE_KINDS:
             status, rule = _FAILURE_KINDS[result.kind]
             raise _Decided(Verdict(status=status, rule=rule, detail=result.detail, code=asm.code,
-                                   lean_seconds=seconds))
+                                   lean_seconds=seconds, stage=stage))
         if not isinstance(result.response, CommandResponse):
-            detail = getattr(result.response, "message", "") or result.detail or "no reply"
+            detail = result.response.message if isinstance(result.response, ReplErrorResponse) else result.detail
             raise _Decided(Verdict(status=CheckStatus.ERROR, rule="infrastructure", code=asm.code,
-                                   detail=f"unexpected REPL reply: {detail}", lean_seconds=seconds))
+                                   detail=f"unexpected REPL reply: {detail or 'no reply'}", lean_seconds=seconds,
+                                   stage=stage))
         return result.response
 
-    async def _statement_mismatch(
-        self, lease: WorkerLease, problem: Problem, asm: AssembledProof, trusted: CommandResponse
-    ) -> str:
-        """Empty if the checked theorem's explicit type equals the reference's; else why not."""
-        checked = tuple(m.data for m in _in_lines(trusted.messages, _CHECK_LINES))
-        reference = await self._reference(lease, problem, asm)
-        if checked == reference:
-            return ""
-        return (
-            f"`{asm.theorem_name}` in the checked environment does not have the benchmark statement's type:\n"
-            f"expected: {' | '.join(reference) or '(nothing)'}\nfound:    {' | '.join(checked) or '(nothing)'}"
-        )
-
     async def _not_declared_by_header(
-        self, lease: WorkerLease, problem: Problem, asm: AssembledProof, names: Sequence[str]
+        self, audit: WorkerLease, problem: Problem, asm: AssembledProof, names: Sequence[str]
     ) -> list[str]:
         """The names among `names` that are not axioms of the header environment (sorryAx never is).
 
-        One `#print axioms <name>` line per unknown name, on the header env: `name` is a header
-        axiom iff the reply names exactly that constant and lists it as its own axiom. Asking
-        `#check @name` would not do: the header's `namespace`/`open`s resolve a model axiom
+        One `#print axioms <name>` line per unknown name, on the header env: `name` is a header axiom iff the reply names exactly that constant and lists it as its own axiom.
+        Asking `#check @name` would not do: the header's `namespace`/`open`s resolve a model axiom
         `sqrt_cheat` to `Real.sqrt_cheat` if that exists, and any def or theorem would pass."""
         key = self.pool.env_key(problem.header)
         unknown = [n for n in names if (key, n) not in self._header_axioms and n not in NEVER_ALLOWED]
         if unknown:
             cmd = "\n".join(f"#print axioms {name}" for name in unknown) + "\n"
-            result = await lease.command(cmd)
+            result = await audit.command(cmd)
             replies: dict[int, list[str]] = {}
-            for m in self._response(result, asm, result.seconds).messages:
+            for m in self._response(result, asm, result.seconds, "audit").messages:
                 replies.setdefault(m.pos.line, []).append(m.data.strip() if m.severity == "info" else "")
             for line, name in enumerate(unknown, start=1):
                 printed = [_printed_axioms(data) for data in replies.get(line, [])]
@@ -364,16 +437,16 @@ class ProofChecker:
                 )
         return [n for n in names if n in NEVER_ALLOWED or not self._header_axioms[(key, n)]]
 
-    async def _reference(self, lease: WorkerLease, problem: Problem, asm: AssembledProof) -> tuple[str, ...]:
+    async def _reference(self, audit: WorkerLease, problem: Problem, asm: AssembledProof) -> tuple[str, ...]:
         """`#check` output of the benchmark statement elaborated alone on the header env."""
         key = (self.pool.env_key(problem.header), problem.formal_statement)
         if key in self._references:
             return self._references[key]
         statement = problem.formal_statement.rstrip()
         cmd = f"{statement} sorry\n\n" + _trusted_command(asm.theorem_name)
-        result = await lease.command(cmd)
+        result = await audit.command(cmd)
         offset = statement.count("\n") + 2  # the trusted part starts after the statement and a blank line
-        response = self._response(result, asm, result.seconds)
+        response = self._response(result, asm, result.seconds, "audit")
         shifted = _shift(response.messages, -offset)
         reference = tuple(m.data for m in _in_lines(shifted, _CHECK_LINES))
         self._references[key] = reference
@@ -386,10 +459,54 @@ class ProofChecker:
 
 
 def _trusted_command(name: str) -> str:
-    """Our own command, run on the env the model's code produced: `#check` on lines 1-2 (fully
-    explicit, so an instance or notation change shows), `#print axioms` on line 4."""
+    """Our own command, run on the audited env: `#check` on lines 1-2 (fully explicit, so an
+    instance or notation change shows), `#print axioms` on line 4."""
     options = " ".join(f"set_option {o} in" for o in PP_OPTIONS)
     return f"{options}\n#check @{name}\n\n#print axioms {name}\n"
+
+
+def _sketch_refused(verdict: Verdict) -> SketchCheck:
+    return SketchCheck(accepted=False, verdict=verdict)
+
+
+def _sketch_audited(verdict: Verdict, sorries: tuple[Sorry, ...]) -> SketchCheck:
+    """The audit's verdict on a sketch: passed, it is `sorry` (the holes are all that is missing)."""
+    if not verdict.proved:
+        return _sketch_refused(verdict)
+    holes = f"{len(sorries)} hole(s)" if sorries else "no `sorries` entry"
+    detail = f"a sketch: elaborates with {holes}"
+    hole_verdict = verdict.model_copy(update={"status": CheckStatus.FAILED, "rule": "sorry", "detail": detail})
+    return SketchCheck(accepted=bool(sorries), verdict=hole_verdict, sorries=sorries)
+
+
+def _sorry_in_command(sorry: Sorry, prefix_lines: int) -> Sorry:
+    """A `sorries` entry with its positions moved from the sent text to `command` coordinates."""
+
+    def moved(pos: Pos | None) -> Pos | None:
+        return None if pos is None else Pos(line=pos.line - prefix_lines, column=pos.column)
+
+    return sorry.model_copy(update={"pos": moved(sorry.pos), "end_pos": moved(sorry.end_pos), "proof_state": None})
+
+
+def _replay_failure(loaded: ReplResult) -> str:
+    """Why rebuilding the env failed in the kernel ("" if it did not): the REPL answers an error
+    message, or (v4.15 and earlier) dies with the exception on stderr."""
+    if isinstance(loaded.response, ReplErrorResponse) and _KERNEL in loaded.response.message:
+        return loaded.response.message.strip()[:500]
+    if loaded.kind is OutcomeKind.CRASH and _KERNEL in loaded.detail:
+        return loaded.detail[loaded.detail.index(_KERNEL) :][:500]
+    return ""
+
+
+def _statement_mismatch(asm: AssembledProof, trusted: CommandResponse, reference: tuple[str, ...]) -> str:
+    """Empty if the checked theorem's explicit type equals the reference's; else why not."""
+    checked = tuple(m.data for m in _in_lines(trusted.messages, _CHECK_LINES))
+    if checked == reference:
+        return ""
+    return (
+        f"`{asm.theorem_name}` in the checked environment does not have the benchmark statement's type:\n"
+        f"expected: {' | '.join(reference) or '(nothing)'}\nfound:    {' | '.join(checked) or '(nothing)'}"
+    )
 
 
 def _in_lines(messages: Sequence[LeanMessage], lines: tuple[int, int]) -> list[LeanMessage]:
@@ -410,28 +527,17 @@ def _shift(messages: Sequence[LeanMessage], lines: int) -> tuple[LeanMessage, ..
     return tuple(out)
 
 
-def _sketch_refused(verdict: Verdict) -> SketchCheck:
-    return SketchCheck(accepted=False, verdict=verdict)
-
-
-def _sorry_in_command(sorry: Sorry, prefix_lines: int) -> Sorry:
-    """A `sorries` entry with its positions moved from the sent text to `command` coordinates."""
-
-    def moved(pos: Pos | None) -> Pos | None:
-        return None if pos is None else Pos(line=pos.line - prefix_lines, column=pos.column)
-
-    return sorry.model_copy(update={"pos": moved(sorry.pos), "end_pos": moved(sorry.end_pos), "proof_state": None})
-
-
 def _describe(message: LeanMessage, asm: AssembledProof) -> str:
     where = asm.part_of(message.pos.line)
     first = message.data.strip().splitlines()[0] if message.data.strip() else ""
     return f"line {message.pos.line} ({where}): {first}"
 
 
-def _parse_axioms(name: str, messages: Sequence[LeanMessage]) -> tuple[str, ...] | Verdict:
+def _parse_axioms(name: str, messages: Sequence[LeanMessage], *, namespace: tuple[str, ...] = ()) -> tuple[str, ...] | Verdict:
     """Axioms from the trusted `#print axioms` reply; a REJECTED verdict if it is not one clean
-    info message (fail closed: anything unexpected is not evidence of a proof)."""
+    info message about the theorem itself (fail closed: anything unexpected is not evidence).
+
+    `namespace`: the one the header leaves open, where the benchmark theorem lands."""
     errors = [m for m in messages if m.severity == "error"]
     if errors:
         data = errors[0].data
@@ -447,6 +553,12 @@ def _parse_axioms(name: str, messages: Sequence[LeanMessage]) -> tuple[str, ...]
     if listed is None:
         return Verdict(status=CheckStatus.REJECTED, rule="axioms",
                        detail=f"cannot read the axioms of `{name}` from: {data[:300]}")
+    parts = name_parts(name)
+    expected = parts[1:] if parts[:1] == ("_root_",) else namespace + parts
+    if name_parts(listed[0]) != expected:
+        return Verdict(status=CheckStatus.REJECTED, rule="missing_theorem",
+                       detail=f"`#print axioms {name}` answered about `{listed[0]}`: the name resolves to another "
+                       "constant (an open namespace?), not the benchmark theorem")
     return listed[1]
 
 

@@ -1,18 +1,22 @@
 """Source preflight: refuse model text that uses a banned construct, before Lean ever sees it.
 
-This is defence in depth, not the soundness argument: regexes are evadable (an option name built
-from string pieces, a `sorryAx` assembled by a macro ...), so the checker still audits errors,
-sorries, axioms and the statement afterwards. What the preflight adds: it stops code that would
-*run* something at elaboration time (`#eval`, `run_cmd`, `initialize`, custom elaborators: E12),
-change what the benchmark statement *means* (notation, macros, instances, namespaces: E8), or
-hijack the trusted `#print axioms` (E7) — none of which a later check can undo.
+This is defence in depth, not the soundness argument (that is the checker's audit in a clean
+environment and the kernel replay): a ban list is evadable, so errors, sorries, axioms and the
+statement are audited afterwards. What the preflight adds: it stops code that would *run*
+something at elaboration time (`#eval`, `run_cmd`, `initialize`, simprocs, custom elaborators,
+attributes that register tactic/elaborator/delaborator code, meta code: E12), change what the
+benchmark statement *means* (notation, macros, instances, namespaces, options: E8), or hide
+diagnostics (`#guard_msgs`, `set_option warn.sorry`) — none of which a later check can undo.
 
-Matching is done on the text with comments and string literals blanked out (same length, newlines
-kept, so positions stay valid) and with Lean-style word boundaries: `sorry_free_lemma`, `h.sorry`,
-or `sorry` inside a comment do not match `sorry`. The lexer follows Lean's tokenizer (identifiers,
-char literals, `«»` names, nested comments, `s!` interpolation), because any disagreement on where
-a comment or string ends would hide code from the scan; items the axiom audit cannot back up are
-also searched inside string literals, and strings Lean might interpolate are refused.
+Matching is on Lean's tokens (`prover.lean_syntax.tokenize`), never on words in raw text: a
+keyword glued to the token before it (`x⁻¹sorry`, `)sorry`, `"a"sorry`, `1sorry`) is that
+keyword, while `sorry_free_lemma`, `h.sorry` (one identifier), comments and string contents are
+not. Where Lean reports a lexical error (unterminated literal or comment, bad escape, malformed
+numeral, tab), its error recovery reads the following text as code: such text is refused
+(`preflight:lexical`). Items the axiom audit cannot back up are also searched inside string
+literals, tokenized as code: should the lexer and Lean ever disagree on where a string ends, what
+the lexer took for string content is still seen (a false alarm on a string mentioning `#eval` is
+the price), and strings Lean might interpolate are refused.
 
 Each item has a name; a hit is reported as the verdict rule `preflight:<name>`.
 
@@ -25,7 +29,7 @@ Examples:
 
 from __future__ import annotations
 
-import re
+import bisect
 from collections.abc import Iterable, Sequence
 from types import MappingProxyType
 
@@ -33,103 +37,137 @@ from pydantic import BaseModel, ConfigDict
 
 from prover.config import CheckerConfig
 from prover.errors import ConfigError
-from prover.types import Pos
+from prover.lean_syntax import (
+    COMMAND_KEYWORDS,
+    Lexed,
+    Token,
+    TokenKind,
+    attribute_entries,
+    attribute_name,
+    is_attribute_block,
+    is_close_bracket,
+    is_open_bracket,
+    position,
+    tokenize,
+)
+from prover.types import Pos, content_hash
 
 FROZEN = ConfigDict(frozen=True, extra="forbid")
 
-_ID = r"[\w'!?]"
-"""A character that continues a Lean identifier (letters incl. unicode, digits, `_`, `'`, `!`, `?`)."""
-
-
-def _kw(word: str) -> str:
-    """A keyword/identifier token: not part of a longer identifier, not a field (`x.word`)."""
-    return rf"(?<![\w'.]){re.escape(word)}(?!{_ID})"
-
-
-def _name(word: str) -> str:
-    """A name component: may be qualified (`Lean.word`), not part of a longer identifier."""
-    return rf"(?<![\w']){re.escape(word)}(?!{_ID})"
-
-
-def _cmd(word: str) -> str:
-    """A `#command` token."""
-    return rf"(?<![\w#]){re.escape(word)}(?![\w'])"
+PREFLIGHT_VERSION = "preflight/v3-tokens"
+"""Bump when matching logic changes meaning; the rules hash covers the data below."""
 
 
 class BanItem(BaseModel):
-    """One preflight rule: a name (for `preflight:<name>`), why it is banned, its patterns."""
+    """One preflight rule: a name (for `preflight:<name>`), why it is banned, what it matches."""
 
     model_config = FROZEN
     name: str
     reason: str
-    patterns: tuple[str, ...] = ()
+    words: tuple[str, ...] = ()
+    """Identifier-shaped tokens spelled so (keywords; `«sorry»` counts as `sorry`)."""
+    names: tuple[str, ...] = ()
+    """Any name component (`Lean.sorryAx`, `x.sorryAx`, `` `sorryAx ``)."""
+    roots: tuple[str, ...] = ()
+    """Names under these namespaces (`Lean` matches `Lean.Elab.Command.elabCommand`)."""
+    commands: tuple[str, ...] = ()
+    """`#` commands, by prefix (Lean's longest-match tokenizer reads `#evalx` as `#eval x`)."""
+    sequences: tuple[tuple[str, ...], ...] = ()
+    """Consecutive tokens (`decide +native`); symbol strings match one character per token."""
     attributes: tuple[str, ...] = ()
     """Attribute names (`@[x]`, `attribute [x] ...`) that trigger this item."""
+    options: tuple[str, ...] = ()
+    """Option name prefixes (`set_option debug.x ...`) that trigger this item."""
 
+
+_META_NAMES = (
+    "MetaM", "TacticM", "TermElabM", "CommandElabM", "CoreM", "SimpM", "DelabM", "MacroM", "AttrM", "ImportM",
+    "CommandElab", "TermElab", "Simproc", "DSimproc", "modifyEnv", "setEnv", "addDecl", "addAndCompile",
+    "evalTactic", "admitGoal", "modifyScope", "liftTermElabM", "liftCommandElabM", "liftCoreM", "liftMetaM",
+    "elabCommand", "evalExpr", "evalConst", "Environment",
+)
+META_ROOTS: tuple[str, ...] = (
+    "Lean", "Qq", "Mathlib.Tactic", "Mathlib.Meta", "Mathlib.Util", "Batteries.Tactic", "Batteries.Lean",
+    "Std.Tactic", "Aesop", "Plausible", "ProofWidgets",
+)
+"""Namespaces of meta code (elaborators, tactics, environment access): never a proof's business."""
+META_NAMESPACES: frozenset[str] = frozenset({
+    "Elab", "Meta", "Tactic", "Command", "Term", "Parser", "PrettyPrinter", "Delaborator", "Compiler", "Kernel",
+    "Core", "IR", "Macro",
+})
+"""`open`ing a namespace ending like this reaches meta code by short names (`open Lean Elab`)."""
 
 _ITEMS: tuple[BanItem, ...] = (
+    BanItem(name="lexical",
+            reason="a lexical error (unterminated literal or comment, bad escape, malformed numeral, tab): "
+            "Lean's error recovery then reads the rest as code, which the preflight cannot follow"),
     BanItem(name="sorry", reason="`sorry` / `sorryAx` leaves the proof unfinished (E1, E2)",
-            patterns=(_kw("sorry"), _name("sorryAx"))),
-    BanItem(name="admit", reason="`admit` is `sorry` without a `sorries` entry (E1)", patterns=(_kw("admit"),)),
-    BanItem(name="axiom", reason="a new axiom can prove anything (E3)", patterns=(_kw("axiom"),)),
+            words=("sorry",), names=("sorryAx",)),
+    BanItem(name="admit", reason="`admit` is `sorry` without a `sorries` entry (E1)", words=("admit",)),
+    BanItem(name="axiom", reason="a new axiom can prove anything (E3)", words=("axiom",)),
     BanItem(name="native_decide",
             reason="`native_decide` / `decide +native` trust the compiler (axiom Lean.ofReduceBool, E4)",
-            patterns=(_kw("native_decide"), _kw("bv_decide"), r"(?<![\w'.])decide\s*\+\s*native(?![\w'])",
-                      r"(?<![\w'.])native\s*:=\s*true(?![\w'])", _name("ofReduceBool"), _name("ofReduceNat"),
-                      _name("trustCompiler"), _name("reduceBool"), _name("reduceNat"))),
+            words=("native_decide", "bv_decide"), sequences=(("decide", "+", "native"), ("native", ":=", "true")),
+            names=("ofReduceBool", "ofReduceNat", "trustCompiler", "reduceBool", "reduceNat")),
     BanItem(name="implemented_by", reason="compiled code may disagree with the kernel definition (E5)",
-            patterns=(_kw("implemented_by"),), attributes=("implemented_by",)),
+            words=("implemented_by",), attributes=("implemented_by",)),
     BanItem(name="extern", reason="`@[extern]` replaces a definition by foreign code (E5)",
-            patterns=(_kw("extern"),), attributes=("extern",)),
+            words=("extern",), attributes=("extern",)),
     BanItem(name="unsafe", reason="`unsafe` code escapes the kernel's checks (E11)",
-            patterns=(_kw("unsafe"), _name("unsafeCast"), _name("unsafeIO"), _name("unsafeBaseIO"),
-                      _name("unsafeEIO"))),
-    BanItem(name="partial", reason="`partial` definitions (relevant to code-with-proof tasks, E11)",
-            patterns=(_kw("partial"),)),
+            words=("unsafe",), names=("unsafeCast", "unsafeIO", "unsafeBaseIO", "unsafeEIO")),
+    BanItem(name="partial", reason="`partial` definitions (relevant to code-with-proof tasks, E11)", words=("partial",)),
     BanItem(name="debug", reason="`set_option debug.*` (e.g. debug.skipKernelTC) skips the kernel (E6)",
-            patterns=(r"(?<![\w'.])set_option\s+debug\.", _name("skipKernelTC"),
-                      _name("addDeclWithoutChecking"))),
-    BanItem(name="eval", reason="`#eval` runs arbitrary code at elaboration time (E12)",
-            patterns=(_cmd("#eval"), _cmd("#eval!"))),
+            options=("debug",), names=("skipKernelTC", "addDeclWithoutChecking")),
+    BanItem(name="option",
+            reason="an option outside the allow-list (maxHeartbeats, maxRecDepth, synthInstance.*, "
+            "tactic.hygienic, linter.*, pp.*, trace.*, ...): options such as warn.sorry hide diagnostics, "
+            "others change how the statement elaborates"),
+    BanItem(name="eval", reason="`#eval` runs arbitrary code at elaboration time (E12)", commands=("#eval",)),
     BanItem(name="run_cmd", reason="`run_cmd`/`run_elab`/`run_meta` run arbitrary code (E12)",
-            patterns=(_kw("run_cmd"), _kw("run_elab"), _kw("run_meta"))),
-    BanItem(name="run_tac", reason="`run_tac` runs arbitrary tactic-monad code (E12)", patterns=(_kw("run_tac"),)),
+            words=("run_cmd", "run_elab", "run_meta")),
+    BanItem(name="run_tac", reason="`run_tac` runs arbitrary tactic-monad code (E12)", words=("run_tac",)),
     BanItem(name="initialize", reason="`initialize` runs code when the environment is loaded (E12)",
-            patterns=(_kw("initialize"), _kw("builtin_initialize")), attributes=("init", "builtin_init")),
+            words=("initialize", "builtin_initialize"), attributes=("init", "builtin_init")),
+    BanItem(name="simproc", reason="simprocs are code that `simp` runs (E12)",
+            words=("simproc", "dsimproc", "simproc_decl", "dsimproc_decl", "builtin_simproc", "builtin_dsimproc",
+                   "builtin_simproc_decl", "builtin_dsimproc_decl"),
+            attributes=("simproc", "builtin_simproc", "sevalproc", "seval")),
     BanItem(name="macro", reason="macros can change what the statement means (E8)",
-            patterns=(_kw("macro"), _kw("macro_rules")), attributes=("macro",)),
+            words=("macro", "macro_rules"), attributes=("macro", "builtin_macro")),
     BanItem(name="syntax", reason="new syntax can change how the statement parses (E7, E8)",
-            patterns=(_kw("syntax"), _kw("declare_syntax_cat"))),
+            words=("syntax", "declare_syntax_cat")),
     BanItem(name="notation", reason="notation can change what the statement means (E8)",
-            patterns=tuple(_kw(w) for w in ("notation", "notation3", "infix", "infixl", "infixr", "prefix",
-                                            "postfix"))),
+            words=("notation", "notation3", "infix", "infixl", "infixr", "prefix", "postfix", "binder_predicate")),
     BanItem(name="elab", reason="custom elaborators run code and can close goals without a proof (E6, E7)",
-            patterns=(_kw("elab"), _kw("elab_rules"), _kw("by_elab")),
-            attributes=("term_elab", "command_elab", "tactic", "delab", "app_unexpander", "builtin_term_elab",
-                        "builtin_command_elab", "builtin_tactic", "builtin_macro", "builtin_delab")),
+            words=("elab", "elab_rules", "by_elab"),
+            attributes=("term_elab", "command_elab", "tactic", "delab", "app_delab", "app_unexpander",
+                        "builtin_term_elab", "builtin_command_elab", "builtin_tactic", "builtin_delab",
+                        "term_parser", "command_parser", "tactic_parser", "builtin_term_parser",
+                        "builtin_command_parser", "builtin_tactic_parser", "code_action", "command_code_action",
+                        "hole_code_action", "tactic_code_action", "incremental", "builtin_incremental")),
     BanItem(name="instance",
             reason="instances (also local/scoped, default_instance, unif_hint) can change what the "
             "statement means (E8); `instance : Fact p` is allowed",
-            patterns=(_kw("default_instance"), _kw("unif_hint")), attributes=("instance", "default_instance")),
+            words=("default_instance", "unif_hint"), attributes=("instance", "default_instance")),
     BanItem(name="scope",
             reason="namespace/variable/include/omit/export/unbalanced `end`/`open ... renaming` change "
             "how the benchmark statement after them elaborates (E8, E10)",
-            patterns=(_kw("namespace"), _kw("variable"), _kw("variables"), _kw("include"), _kw("omit"),
-                      _kw("renaming"), r"(?m)^[ \t]*export(?![\w'])")),
+            words=("namespace", "variable", "variables", "include", "omit", "renaming", "export")),
     BanItem(name="import", reason="imports other than the benchmark header's (environment substitution)"),
     BanItem(name="prelude", reason="`prelude` drops the core library (environment substitution)",
-            patterns=(r"(?m)^[ \t]*prelude(?![\w'])",)),
-    BanItem(name="exit", reason="`#exit` stops elaboration of the rest of the file", patterns=(_cmd("#exit"),)),
-    BanItem(name="guard_msgs", reason="`#guard_msgs` swallows error and sorry messages",
-            patterns=(_cmd("#guard_msgs"),)),
+            words=("prelude",)),
+    BanItem(name="exit", reason="`#exit` stops elaboration of the rest of the file", commands=("#exit",)),
+    BanItem(name="guard_msgs", reason="`#guard_msgs` swallows error and sorry messages", commands=("#guard_msgs",)),
     BanItem(name="interpolation",
-            reason="a string literal with `{` that is not an `s!`/`m!`/`f!` string: Lean may read its "
-            "`{...}` as code (`throwError`, `println!`, `trace[..]` ...), which the preflight cannot see"),
+            reason="a string literal Lean may read as interpolated (`{` in a plain string: `throwError`, "
+            "`println!`, `trace[..]` ... read `{...}` as code), which the preflight cannot see"),
+    BanItem(name="attribute",
+            reason="an attribute outside the allow-list (simp, ext, norm_cast, reducible, ...): others register "
+            "tactic, elaborator or delaborator code (@[norm_num], @[positivity], @[app_delab], ...)"),
     BanItem(name="metaprogram",
-            reason="meta-level code (MetaM/TacticM/IO, environment access) is not a proof (E6, E12)",
-            patterns=tuple(_name(w) for w in ("MetaM", "TacticM", "TermElabM", "CommandElabM", "CoreM",
-                                                "modifyEnv", "setEnv", "addDecl", "evalTactic"))
-            + (r"(?<![\w'.])Lean\.(?:Elab|Meta|Environment|Kernel|Compiler)(?![\w'])",)),
+            reason="meta-level code (MetaM/TacticM/IO, environment access, `open Lean ...`) is not a proof "
+            "(E6, E12)",
+            names=_META_NAMES, roots=META_ROOTS),
 )
 
 BAN_ITEMS = MappingProxyType({item.name: item for item in _ITEMS})
@@ -141,16 +179,40 @@ cannot make a false theorem provable; it matters only where compiled code is tru
 or `native_decide`, which is banned separately)."""
 
 SEMANTICALLY_CHECKED: frozenset[str] = frozenset({"sorry", "admit", "axiom", "native_decide", "partial"})
-"""Items the checker's axiom audit also catches. Every other item is searched in string literals
-too (`LexedText.strings_visible`): if the lexer and Lean ever disagree on where a string ends, what
-the lexer took for string content is still seen (a false alarm on a string that merely mentions
-`#eval` is the price)."""
+"""Items the checker's axiom audit also catches. Every other item is also searched in string
+literals (tokenized as code): a false alarm on a string that mentions `#eval` is the price."""
+
+ALLOWED_ATTRIBUTES: frozenset[str] = frozenset({
+    "simp", "simps", "norm_cast", "push_cast", "field_simps", "ext", "reducible", "irreducible", "semireducible",
+    "inline", "noinline", "specialize", "nospecialize", "match_pattern", "elab_as_elim", "nolint", "deprecated",
+    "inherit_doc", "to_additive", "symm", "refl", "trans", "congr", "gcongr", "mono", "continuity",
+    "measurability", "fun_prop", "bound", "nontriviality", "induction_eliminator", "cases_eliminator", "aesop",
+    "reassoc", "grind",
+})
+"""Attributes that only record data about a lemma or definition (no code is registered)."""
+
+ALLOWED_OPTIONS: tuple[str, ...] = (
+    "maxHeartbeats", "maxRecDepth", "maxSynthPendingDepth", "synthInstance", "tactic.hygienic",
+    "tactic.simp.trace", "linter", "pp", "trace", "profiler", "simprocs", "exponentiation.threshold",
+    "push_neg.use_distrib",
+)
+"""Option name prefixes a proof may set: resource limits, linters, printing, tracing."""
 
 MATHLIB_DEPENDENCIES: tuple[str, ...] = (
     "Aesop", "Batteries", "Std", "Qq", "ProofWidgets", "Plausible", "ImportGraph", "LeanSearchClient",
     "Lean", "Init",
 )
 """Modules every `import Mathlib` header already loads: a model importing them adds nothing."""
+
+
+def rules_hash() -> str:
+    """Hash of the whole ban list (items, allow-lists, keywords): part of every verdict cache key."""
+    return content_hash(
+        PREFLIGHT_VERSION,
+        *(item.model_dump_json() for item in _ITEMS),
+        ",".join(sorted(ALLOWED_ATTRIBUTES)), ",".join(ALLOWED_OPTIONS), ",".join(sorted(META_NAMESPACES)),
+        ",".join(MATHLIB_DEPENDENCIES), ",".join(sorted(COMMAND_KEYWORDS)),
+    )
 
 
 class PreflightHit(BaseModel):
@@ -182,257 +244,247 @@ class PreflightResult(BaseModel):
         )
 
 
+Span = tuple[int, int, str]
+"""(start, end, item) of one hit in the proof text."""
+
+
 # ---------------------------------------------------------------------------------------------
-# Lexing
+# Token matchers
 # ---------------------------------------------------------------------------------------------
 
-_CHAR_LIT = re.compile(r"'(?:\\(?:x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|.)|[^\\'\n])'")
-_RAW_STRING = re.compile(r'r(#*)"')
-_NUMBER = re.compile(r"0[xX][0-9a-fA-F_]*|0[bB][01_]*|0[oO][0-7_]*|[0-9][0-9_]*(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
-_INTERPOLATING = ("s!", "m!", "f!")
-"""Keyword tokens whose string argument is always interpolated (`{...}` parts are code)."""
+
+def _path(token: Token) -> tuple[str, ...]:
+    parts = token.parts
+    return parts[1:] if parts[:1] == ("_root_",) else parts
 
 
-def _letter_like(c: str) -> bool:
-    """Lean's `isLetterLike`: Greek (but λ, Π, Σ), Coptic, letter-like symbols (ℕ, ℝ), math letters."""
-    v = ord(c)
-    return (
-        (0x3B1 <= v <= 0x3C9 and v != 0x3BB) or (0x391 <= v <= 0x3A9 and v not in (0x3A0, 0x3A3))
-        or 0x3CA <= v <= 0x3FB or 0x1F00 <= v <= 0x1FFE or 0x2100 <= v <= 0x214F or 0x1D49C <= v <= 0x1D59F
-    )
+def _is_name(token: Token) -> bool:
+    return token.kind in (TokenKind.WORD, TokenKind.NAME)
 
 
-def _id_first(c: str) -> bool:
-    return (c.isascii() and c.isalpha()) or c == "_" or _letter_like(c)
+def _roots(roots: Sequence[str]) -> list[tuple[str, ...]]:
+    return [tuple(r.split(".")) for r in roots]
 
 
-def _id_rest(c: str) -> bool:
-    v = ord(c)
-    return (_id_first(c) or (c.isascii() and c.isdigit()) or c in "'!?" or 0x2080 <= v <= 0x209C
-            or 0x1D62 <= v <= 0x1D6A)
-
-
-class LexedText(BaseModel):
-    """Model text seen the way Lean's tokenizer sees it (all views have the text's length)."""
-
-    model_config = FROZEN
-    clean: str
-    """Comments and string/char literal contents blanked (newlines kept); `«»` quotes blanked."""
-    strings_visible: str
-    """Only comments blanked: what string literals hide stays visible (see `preflight`)."""
-    ambiguous_strings: tuple[tuple[int, int], ...] = ()
-    """(start, end) of string literals with a `{` that are not `s!`/`m!`/`f!` strings: Lean reads
-    them as interpolated after `throwError`, `println!`, `trace[..]` ..., so where they end (and
-    what in them is code) cannot be told from the text alone."""
-
-
-class _Lexer:
-    """A small model of Lean's tokenizer: just enough to know what is comment, string and code."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.clean = list(text)
-        self.visible = list(text)
-        self.ambiguous: list[tuple[int, int]] = []
-
-    def blank(self, start: int, end: int, *, comment: bool) -> None:
-        for k in range(start, min(end, len(self.text))):
-            if self.text[k] != "\n":
-                self.clean[k] = " "
-                if comment:
-                    self.visible[k] = " "
-
-    def code(self, i: int, *, in_braces: bool = False) -> int:
-        """Scan code from `i`; inside an interpolation, stop after the `}` that closes it."""
-        text, n, depth = self.text, len(self.text), 0
-        while i < n:
-            ch = text[i]
-            if text.startswith("--", i):
-                end = text.find("\n", i)
-                end = n if end < 0 else end
-                self.blank(i, end, comment=True)
-                i = end
-            elif text.startswith("/-", i):
-                end = comment_end(text, i)
-                self.blank(i, end, comment=True)
-                i = end
-            elif ch == '"':
-                i = self.string(i, interpolated=self._interpolating(i))
-            elif ch == "r" and _RAW_STRING.match(text, i):
-                hashes = _RAW_STRING.match(text, i).group(1)  # type: ignore[union-attr]
-                start = i + 2 + len(hashes)
-                end = text.find('"' + hashes, start)
-                end = n if end < 0 else end
-                self.blank(start, end, comment=False)
-                i = end + 1 + len(hashes)
-            elif ch == "'" and _CHAR_LIT.match(text, i):
-                end = _CHAR_LIT.match(text, i).end()  # type: ignore[union-attr]
-                self.blank(i + 1, end - 1, comment=False)
-                i = end
-            elif ch == "«":  # a quoted name part: its content is a name, never a comment or string
-                end = text.find("»", i + 1)
-                end = n if end < 0 else end
-                self.clean[i] = self.visible[i] = " "
-                if end < n:
-                    self.clean[end] = self.visible[end] = " "
-                i = end + 1
-            elif _id_first(ch):  # a whole identifier: its `'`s are not char literals
-                i += 1
-                while i < n and _id_rest(text[i]):
-                    i += 1
-            elif ch.isascii() and ch.isdigit():
-                i = _NUMBER.match(text, i).end()  # type: ignore[union-attr]
-            elif in_braces and ch == "{":
-                depth, i = depth + 1, i + 1
-            elif in_braces and ch == "}":
-                if depth == 0:
-                    return i + 1
-                depth, i = depth - 1, i + 1
-            else:
-                i += 1
-        return n
-
-    def string(self, start: int, *, interpolated: bool) -> int:
-        """Blank a `"..."` literal opening at `start`; returns the index after it."""
-        text, n = self.text, len(self.text)
-        j, segment, brace = start + 1, start + 1, False
-        while j < n and text[j] != '"':
-            if text[j] == "\\":
-                j += 2
-            elif text[j] == "{" and interpolated:
-                self.blank(segment, j, comment=False)
-                j = segment = self.code(j + 1, in_braces=True)
-            else:
-                brace = brace or text[j] == "{"
-                j += 1
-        end = min(j, n)
-        self.blank(segment, end, comment=False)
-        if brace:
-            self.ambiguous.append((start, end + 1))
-        return end + 1
-
-    def _interpolating(self, quote: int) -> bool:
-        """Is the string at `quote` the argument of `s!`/`m!`/`f!` (whitespace allowed between)?"""
-        j = quote
-        while j > 0 and self.text[j - 1] in " \t\n":
-            j -= 1
-        if self.text[max(j - 2, 0) : j] not in _INTERPOLATING:
-            return False
-        return j == 2 or not (_id_rest(self.text[j - 3]) or self.text[j - 3] in ".»")
-
-
-def comment_end(text: str, start: int) -> int:
-    """Index after the (nested) block comment opening at `start`."""
-    depth, j = 1, start + 2
-    while j < len(text) and depth:
-        if text.startswith("/-", j):
-            depth, j = depth + 1, j + 2
-        elif text.startswith("-/", j):
-            depth, j = depth - 1, j + 2
+def _expand(sequence: Sequence[str]) -> list[str]:
+    """Sequence elements as token texts: symbol strings become one element per character."""
+    out: list[str] = []
+    for element in sequence:
+        if element[:1].isalpha() or element[:1] == "_":
+            out.append(element)
         else:
-            j += 1
-    return j
+            out.extend(element)
+    return out
 
 
-def lex(text: str) -> LexedText:
-    """Split `text` into code, comments and literals the way Lean's tokenizer would."""
-    lexer = _Lexer(text)
-    lexer.code(0)
-    return LexedText(clean="".join(lexer.clean), strings_visible="".join(lexer.visible),
-                     ambiguous_strings=tuple(lexer.ambiguous))
+class _Matcher:
+    """The word/name/root/command/sequence rules of some items, applied in one pass over tokens."""
+
+    def __init__(self, items: Iterable[BanItem]) -> None:
+        self.words: dict[str, list[str]] = {}
+        self.names: dict[str, list[str]] = {}
+        self.roots: list[tuple[tuple[str, ...], str]] = []
+        self.commands: list[tuple[str, str]] = []
+        self.sequences: list[tuple[list[str], str]] = []
+        for item in items:
+            for word in item.words:
+                self.words.setdefault(word, []).append(item.name)
+            for name in item.names:
+                self.names.setdefault(name, []).append(item.name)
+            self.roots += [(root, item.name) for root in _roots(item.roots)]
+            self.commands += [(command, item.name) for command in item.commands]
+            self.sequences += [(_expand(sequence), item.name) for sequence in item.sequences]
+
+    def hits(self, tokens: Sequence[Token]) -> Iterable[Span]:
+        for k, token in enumerate(tokens):
+            span = (token.start, token.end)
+            if token.kind is TokenKind.WORD:
+                key = token.parts[0] if len(token.parts) == 1 else token.text
+                for item in self.words.get(token.text, self.words.get(key, ())):
+                    yield *span, item
+            if _is_name(token):
+                for part in token.parts:
+                    for item in self.names.get(part, ()):
+                        yield *span, item
+                path = _path(token)
+                for root, item in self.roots:
+                    if path[: len(root)] == root:
+                        yield *span, item
+            elif token.kind is TokenKind.COMMAND:
+                for command, item in self.commands:
+                    if token.text.startswith(command):
+                        yield *span, item
+            for sequence, item in self.sequences:
+                run = tokens[k : k + len(sequence)]
+                if token.text == sequence[0] and len(run) == len(sequence) and all(
+                    t.text == e for t, e in zip(run, sequence)
+                ):
+                    yield run[0].start, run[-1].end, item
 
 
-def blank_comments_and_strings(text: str) -> str:
-    """Replace comments and the contents of string/char literals by spaces (newlines kept).
+def _string_contents(lexed: Lexed) -> list[tuple[Token, ...]]:
+    """The content of every string literal, tokenized as code (positions in the proof text)."""
+    out = []
+    for token in lexed.tokens:
+        if token.kind in (TokenKind.STRING, TokenKind.ERROR) and token.inner is not None:
+            start, end = token.inner
+            inner = tokenize(lexed.text[start:end]).tokens
+            out.append(tuple(_shift(t, start) for t in inner))
+    return out
 
-    Nested `/- -/` comments (and doc comments) and `--` comments go entirely; string contents go,
-    except `{...}` parts of `s!`/`m!`/`f!` strings, which are code. `«name»` quotes become spaces
-    so a quoted keyword is still seen. The result has the same length as `text`.
-    """
-    return lex(text).clean
 
-
-def position(text: str, offset: int) -> Pos:
-    """1-based line, 0-based column of `offset` in `text` (the REPL convention)."""
-    line = text.count("\n", 0, offset) + 1
-    return Pos(line=line, column=offset - (text.rfind("\n", 0, offset) + 1))
+def _shift(token: Token, offset: int) -> Token:
+    return Token(token.kind, token.start + offset, token.end + offset, token.text, token.parts, None, token.detail)
 
 
 # ---------------------------------------------------------------------------------------------
-# Checks that need more than a regex
+# Checks that need more than one token
 # ---------------------------------------------------------------------------------------------
 
-_ATTR_BLOCK = re.compile(r"(?:@\[|(?<![\w'.])attribute\s*\[)")
-_INSTANCE = re.compile(_kw("instance"))
-_WHERE = re.compile(r"where(?![\w'])")
-_FACT = re.compile(r"\s*Fact(?![\w'.])")
-_IMPORT = re.compile(r"(?m)^[ \t]*import[ \t]+([^\s]+)")
-_SCOPE = re.compile("|".join(_kw(w) for w in ("section", "mutual", "end")))
 
-
-def _attribute_hits(clean: str, banned: dict[str, str]) -> Iterable[tuple[str, int, int]]:
-    """(item, start, end) for banned attribute names inside `@[...]` / `attribute [...]`."""
-    for match in _ATTR_BLOCK.finditer(clean):
-        start = match.end()
-        end = closing_bracket(clean, start - 1)
-        for entry in clean[start:end].split(","):
-            words = re.findall(r"[\w'!?.]+", entry)
-            while words and words[0] in ("local", "scoped", "-"):
-                words = words[1:]
-            if words and words[0] in banned:
-                offset = start + clean[start:end].find(words[0])
-                yield banned[words[0]], offset, offset + len(words[0])
-
-
-def closing_bracket(text: str, open_at: int) -> int:
-    """Index of the bracket closing the one at `open_at` (or len(text))."""
-    depth = 0
-    for k in range(open_at, len(text)):
-        if text[k] in "([{⦃⟨":
-            depth += 1
-        elif text[k] in ")]}⦄⟩":
-            depth -= 1
-            if depth == 0:
-                return k
-    return len(text)
-
-
-def _instance_hits(clean: str) -> Iterable[tuple[int, int]]:
-    """`instance` declarations other than `instance ... : Fact p` (proof-irrelevant, so harmless)."""
-    for match in _INSTANCE.finditer(clean):
-        before = clean[: match.start()].rstrip()
-        if before.endswith("deriving"):
-            yield match.start(), match.end()
+def _attribute_hits(tokens: Sequence[Token], names: Sequence[str]) -> Iterable[Span]:
+    """Attribute names in `@[...]` / `attribute [...]`: an item's own, or `attribute` when the
+    name is outside the allow-list."""
+    owner = {a: item for item in names for a in BAN_ITEMS[item].attributes}
+    for k, token in enumerate(tokens):
+        if is_attribute_block(tokens, k):
+            bracket = k + 1
+        elif token.is_word("attribute") and k + 1 < len(tokens) and tokens[k + 1].is_symbol("["):
+            bracket = k + 1
+        else:
             continue
-        depth, k = 0, match.end()
-        while k < len(clean):
-            ch = clean[k]
-            if ch in "([{⦃⟨":
-                depth += 1
-            elif ch in ")]}⦄⟩":
-                depth -= 1
-            elif depth == 0 and (clean.startswith(":=", k) or _WHERE.match(clean, k)):
-                break
-            elif depth == 0 and ch == ":":
-                if _FACT.match(clean, k + 1):
-                    break
-                yield match.start(), match.end()
-                break
-            k += 1
-        else:
-            yield match.start(), match.end()
+        for entry in attribute_entries(tokens, bracket):
+            name = attribute_name(entry)
+            if name is None:
+                continue
+            key = ".".join(name.parts)
+            if key in owner:
+                yield name.start, name.end, owner[key]
+            elif key not in ALLOWED_ATTRIBUTES and "attribute" in names:
+                yield name.start, name.end, "attribute"
 
 
-def _scope_hits(clean: str) -> Iterable[tuple[int, int]]:
+def _option_hits(tokens: Sequence[Token], names: Sequence[str]) -> Iterable[Span]:
+    """`set_option <name> ...`: debug.* is `debug`; other names outside ALLOWED_OPTIONS are `option`."""
+    prefixes = [(p, item) for item in names for p in BAN_ITEMS[item].options]
+    for k, token in enumerate(tokens[:-1]):
+        if not token.is_word("set_option"):
+            continue
+        option = tokens[k + 1]
+        if option.kind is not TokenKind.WORD:
+            continue
+        name = ".".join(option.parts)
+        owner = next((item for p, item in prefixes if name == p or name.startswith(p + ".")), None)
+        if owner is not None:
+            yield option.start, option.end, owner
+        elif "option" in names and not any(name == p or name.startswith(p + ".") for p in ALLOWED_OPTIONS):
+            yield option.start, option.end, "option"
+
+
+def _open_hits(tokens: Sequence[Token]) -> Iterable[Span]:
+    """`open` of a meta namespace (`open Lean`, `open Lean.Elab in`, `open Mathlib Tactic`)."""
+    roots = _roots(META_ROOTS)
+    for k, token in enumerate(tokens):
+        if not token.is_word("open"):
+            continue
+        for name in tokens[k + 1 :]:
+            if name.kind is not TokenKind.WORD or name.text in COMMAND_KEYWORDS and name.text != "scoped":
+                break
+            path = _path(name)
+            if any(path[: len(r)] == r for r in roots) or (path and path[-1] in META_NAMESPACES):
+                yield name.start, name.end, "metaprogram"
+            if name.is_word("in"):
+                break
+
+
+def _instance_hits(tokens: Sequence[Token]) -> Iterable[tuple[int, int]]:
+    """`instance` declarations other than `instance ... : Fact p` (proof-irrelevant, so harmless).
+
+    An instance without a type (`instance foo := v`) takes its class from the value: refused."""
+    for k, token in enumerate(tokens):
+        if not token.is_word("instance") or _inside_attribute(tokens, k):
+            continue
+        if k > 0 and tokens[k - 1].is_word("deriving"):
+            yield token.start, token.end
+            continue
+        if not _is_fact_instance(tokens, k):
+            yield token.start, token.end
+
+
+def _is_fact_instance(tokens: Sequence[Token], k: int) -> bool:
+    depth = 0
+    for j in range(k + 1, len(tokens)):
+        t = tokens[j]
+        following = tokens[j + 1] if j + 1 < len(tokens) else None
+        if is_open_bracket(t):
+            depth += 1
+        elif is_close_bracket(t):
+            depth -= 1
+        elif depth == 0 and t.is_symbol(":"):
+            return following is not None and following.is_word("Fact")
+        elif depth == 0 and t.is_word("where"):
+            return False
+    return False
+
+
+def _inside_attribute(tokens: Sequence[Token], k: int) -> bool:
+    """Is token `k` inside the brackets of `@[...]` / `attribute [...]`?"""
+    depth = 0
+    for j in range(k - 1, -1, -1):
+        t = tokens[j]
+        if is_close_bracket(t):
+            depth += 1
+        elif is_open_bracket(t):
+            if depth == 0:
+                return t.is_symbol("[") and (is_attribute_block(tokens, j - 1) or (j > 0 and tokens[j - 1].is_word("attribute")))
+            depth -= 1
+    return False
+
+
+def _scope_hits(tokens: Sequence[Token]) -> Iterable[tuple[int, int]]:
     """An `end` with no `section`/`mutual` of the model's own to close (it would close the header's)."""
     open_blocks = 0
-    for match in _SCOPE.finditer(clean):
-        if match.group(0) in ("section", "mutual"):
+    for token in tokens:
+        if token.is_word("section", "mutual"):
             open_blocks += 1
-        elif open_blocks:
-            open_blocks -= 1
-        else:
-            yield match.start(), match.end()
+        elif token.is_word("end"):
+            if open_blocks:
+                open_blocks -= 1
+            else:
+                yield token.start, token.end
+
+
+def _interpolation_hits(lexed: Lexed) -> Iterable[tuple[int, int]]:
+    """Strings whose extent depends on whether Lean interpolates them.
+
+    A plain string with `{` (Lean interpolates it after `throwError`, `println!`, `trace[..]` ...),
+    and an `m!`/`f!` string with a quote in its code parts (read as plain, it would end there)."""
+    tokens = lexed.tokens
+    for k, token in enumerate(tokens):
+        if token.kind is TokenKind.STRING and token.detail == "plain" and token.inner is not None:
+            if "{" in lexed.text[token.inner[0] : token.inner[1]]:
+                yield token.start, token.end
+        elif token.is_word("m!", "f!") and k + 1 < len(tokens) and tokens[k + 1].detail == "interpolated":
+            j = k + 1
+            while j < len(tokens) and not (tokens[j].detail == "interpolated" and tokens[j].text.endswith('"')):
+                j += 1
+            code = [t for t in tokens[k + 2 : j] if t.detail != "interpolated"]
+            if any(t.kind in (TokenKind.STRING, TokenKind.CHAR) and '"' in t.text for t in code):
+                yield token.start, tokens[min(j, len(tokens) - 1)].end
+
+
+def _import_hits(tokens: Sequence[Token], allowed: Sequence[str]) -> Iterable[tuple[int, int]]:
+    for k, token in enumerate(tokens[:-1]):
+        module = tokens[k + 1]
+        if token.is_word("import") and module.kind is TokenKind.WORD and not import_allowed(".".join(module.parts), allowed):
+            yield token.start, module.end
+        elif token.is_word("import") and module.kind is not TokenKind.WORD:
+            yield token.start, token.end
+
+
+# ---------------------------------------------------------------------------------------------
+# Header helpers (shared with the assembler)
+# ---------------------------------------------------------------------------------------------
 
 
 def neutral_lines(header: str) -> frozenset[str]:
@@ -440,22 +492,29 @@ def neutral_lines(header: str) -> frozenset[str]:
 
     Models trained on whole files (LeanGeo: `namespace LeanGeo ... end LeanGeo`) repeat them; the
     assembler drops such lines, so they are not scope changes. Whitespace-normalised."""
-    spaces = [" ".join(line.split()) for line in blank_comments_and_strings(header).splitlines()]
-    names = [line.split(" ", 1)[1] for line in spaces if line.startswith("namespace ")]
+    tokens = tokenize(header).tokens
+    names = [tokens[k + 1].text for k in range(len(tokens) - 1)
+             if tokens[k].is_word("namespace") and tokens[k + 1].kind is TokenKind.WORD]
     return frozenset([*(f"namespace {n}" for n in names), *(f"end {n}" for n in names)])
 
 
-def _blank_neutral(clean: str, neutral: frozenset[str]) -> str:
+def _neutral_tokens(lexed: Lexed, neutral: frozenset[str]) -> tuple[Token, ...]:
+    """The tokens without those on lines that are exactly a neutral `namespace X` / `end X`."""
     if not neutral:
-        return clean
-    return "\n".join(
-        " " * len(line) if " ".join(line.split()) in neutral else line for line in clean.split("\n")
-    )
+        return lexed.tokens
+    lines = lexed.blanked().split("\n")
+    dropped = {i for i, line in enumerate(lines) if " ".join(line.split()) in neutral}
+    if not dropped:
+        return lexed.tokens
+    newlines = [k for k, c in enumerate(lexed.text) if c == "\n"]
+    return tuple(t for t in lexed.tokens if bisect.bisect_left(newlines, t.start) not in dropped)
 
 
 def header_imports(header: str) -> tuple[str, ...]:
     """Modules imported by a header (comments ignored)."""
-    return tuple(m.group(1) for m in _IMPORT.finditer(blank_comments_and_strings(header)))
+    tokens = tokenize(header).tokens
+    return tuple(".".join(tokens[k + 1].parts) for k in range(len(tokens) - 1)
+                 if tokens[k].is_word("import") and tokens[k + 1].kind is TokenKind.WORD)
 
 
 def import_allowed(module: str, allowed: Sequence[str]) -> bool:
@@ -508,29 +567,44 @@ def preflight(
         raise ConfigError(f"unknown preflight item(s) {unknown}; known: {sorted(BAN_ITEMS)}")
     if allowed_imports is None:
         allowed_imports = header_imports(header)
-    lexed = lex(proof)
-    neutral = neutral_lines(header)
-    clean = _blank_neutral(lexed.clean, neutral)
-    views = {"clean": clean, "strings": _blank_neutral(lexed.strings_visible, neutral)}
-    spans: list[tuple[int, int, str]] = []
-    for name in names:
-        for view in ("clean",) if name in SEMANTICALLY_CHECKED else ("clean", "strings"):
-            for pattern in BAN_ITEMS[name].patterns:
-                spans.extend((m.start(), m.end(), name) for m in re.finditer(pattern, views[view]))
+    lexed = tokenize(proof)
+    tokens = _neutral_tokens(lexed, neutral_lines(header))
+    code = tuple(t for k, t in enumerate(tokens) if not (k and tokens[k - 1].is_word("import")))  # no module names
+    spans: list[Span] = list(_Matcher(BAN_ITEMS[n] for n in names).hits(code))
+    in_strings = _Matcher(BAN_ITEMS[n] for n in names if n not in SEMANTICALLY_CHECKED)
+    for content in _string_contents(lexed):
+        spans.extend(in_strings.hits(content))
+    if "lexical" in names:
+        spans.extend((t.start, t.end, "lexical") for t in lexed.errors)
+    spans.extend(_attribute_hits(tokens, names))
+    spans.extend(_option_hits(tokens, names))
+    if "metaprogram" in names:
+        spans.extend(_open_hits(tokens))
     if "interpolation" in names:
-        spans.extend((s, e, "interpolation") for s, e in lexed.ambiguous_strings)
-    attrs = {a: name for name in names for a in BAN_ITEMS[name].attributes}
-    spans.extend((s, e, item) for item, s, e in _attribute_hits(clean, attrs))
+        spans.extend((s, e, "interpolation") for s, e in _interpolation_hits(lexed))
     if "instance" in names:
-        spans.extend((s, e, "instance") for s, e in _instance_hits(clean))
+        spans.extend((s, e, "instance") for s, e in _instance_hits(tokens))
     if "scope" in names:
-        spans.extend((s, e, "scope") for s, e in _scope_hits(clean))
+        spans.extend((s, e, "scope") for s, e in _scope_hits(tokens))
     if "import" in names:
-        spans.extend(
-            (m.start(), m.end(), "import")
-            for m in _IMPORT.finditer(clean)
-            if not import_allowed(m.group(1), allowed_imports)
-        )
+        spans.extend((s, e, "import") for s, e in _import_hits(tokens, allowed_imports))
     unique = sorted(set(spans))
     hits = tuple(PreflightHit(item=item, pos=position(proof, s), text=proof[s:e]) for s, e, item in unique)
     return PreflightResult(hits=hits)
+
+
+__all__ = [
+    "ALLOWED_ATTRIBUTES",
+    "ALLOWED_OPTIONS",
+    "BAN_ITEMS",
+    "DEFAULT_BANNED",
+    "BanItem",
+    "PreflightHit",
+    "PreflightResult",
+    "banned_items",
+    "header_imports",
+    "import_allowed",
+    "neutral_lines",
+    "preflight",
+    "rules_hash",
+]

@@ -11,6 +11,12 @@ pretty-printed, multi-line JSON object followed by a blank line.
 
 Failed tactics and Lean errors are data on replies (`errors()`, `has_sorry()`), never exceptions.
 
+The REPL has no request ids, and code the model wrote runs inside it and can print to its stdout.
+So a reply is taken only if it has a shape that answers the request (`check_reply`), and only if
+the next block on stdout answers a *fence* sent after it: `#print "<nonce>"` on a clean env, whose
+reply echoes a fresh random nonce (`fence_request`, `is_fence_reply`). Anything in between is
+output that is not a reply to our request: a protocol error, never a reply.
+
 Examples:
     >>> encode_request(CommandRequest(cmd="theorem t : 1 = 1 := by\\n  rfl", env=0))
     '{"cmd": "theorem t : 1 = 1 := by\\\\n  rfl", "env": 0}\\n\\n'
@@ -237,6 +243,41 @@ def parse_reply(obj: Any) -> Reply:
     except ValidationError as exc:
         raise ReplProtocolError(f"malformed REPL reply {json.dumps(obj)[:200]}: {exc}") from exc
     raise ReplProtocolError(f"REPL reply has none of env/proofState/message: {json.dumps(obj)[:200]}")
+
+
+_ANSWERS: dict[type, tuple[type, ...]] = {
+    CommandRequest: (CommandResponse, ReplErrorResponse),
+    FileRequest: (CommandResponse, ReplErrorResponse),
+    UnpickleEnvRequest: (CommandResponse, ReplErrorResponse),
+    PickleEnvRequest: (CommandResponse, ReplErrorResponse),
+    TacticRequest: (ProofStepResponse, ReplErrorResponse),
+    PickleProofStateRequest: (ProofStepResponse, ReplErrorResponse),
+    UnpickleProofStateRequest: (ProofStepResponse, ReplErrorResponse),
+}
+FENCE_PREFIX = "prover-fence "
+
+
+def check_reply(req: Request, reply: Reply) -> None:
+    """Raise ReplProtocolError unless `reply` has a shape that answers `req`."""
+    allowed = _ANSWERS[type(req)]
+    if not isinstance(reply, allowed):
+        raise ReplProtocolError(
+            f"a {type(reply).__name__} is not an answer to a {type(req).__name__}: output that is not a reply"
+        )
+    if isinstance(req, PickleEnvRequest) and isinstance(reply, CommandResponse) and reply.env != req.env:
+        raise ReplProtocolError(f"pickling env {req.env} answered with env {reply.env}")
+
+
+def fence_request(nonce: str, env: int | None) -> CommandRequest:
+    """A request Lean answers at once, echoing `nonce` (`#print "s"` logs `s` as info)."""
+    return CommandRequest(cmd=f'#print "{FENCE_PREFIX}{nonce}"', env=env)
+
+
+def is_fence_reply(reply: Reply, nonce: str) -> bool:
+    return (
+        isinstance(reply, CommandResponse) and len(reply.messages) == 1 and reply.messages[0].severity == "info"
+        and reply.messages[0].data.strip() == FENCE_PREFIX + nonce
+    )
 
 
 def decode_reply(text: str) -> Reply:

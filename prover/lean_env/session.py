@@ -35,7 +35,7 @@ from typing import Any, Protocol
 from prover.errors import StaleHandleError
 from prover.lean_env.protocol import CommandResponse, ProofStepResponse
 from prover.lean_env.results import EnvKey, OutcomeKind, ProofStateHandle, ReplResult, WorkerRef
-from prover.types import LeanMessage, Pos, Problem
+from prover.types import LeanMessage, Pos, Problem, RepoRef
 
 __all__ = [
     "CommandOutcome",
@@ -95,15 +95,18 @@ def normalise_goals(goals: Sequence[str]) -> str:
 @dataclass(frozen=True, slots=True)
 class StateOrigin:
     """How to (re)create the root of a goal-state tree: `sorries[sorry_index]` of `code` on the
-    header's env. A theorem's origin is its statement with `sorry` as the proof."""
+    header's env. A theorem's origin is its statement with `sorry` as the proof, and names the
+    theorem's place in its repository when the problem knows it (sessions that work on traced
+    repositories, like LeanDojo's, start from there)."""
 
     header: str
     code: str
     sorry_index: int = 0
+    repo: RepoRef | None = None
 
     @classmethod
     def theorem(cls, problem: Problem) -> StateOrigin:
-        return cls(problem.header, problem.formal_statement.rstrip() + " sorry")
+        return cls(problem.header, problem.formal_statement.rstrip() + " sorry", repo=problem.repo)
 
 
 @dataclass(frozen=True, slots=True)

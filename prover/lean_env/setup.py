@@ -1,9 +1,11 @@
 """`prover setup lean`: create a Lean workspace with Mathlib and the REPL, record it in the config.
 
-Steps: write a Lake workspace (lean-toolchain, lakefile.lean requiring Mathlib and
-leanprover-community/repl at tags matching the toolchain, a tiny test file), then
-`elan toolchain install`, `lake update`, `lake exe cache get` (Mathlib's prebuilt .oleans),
-`lake build` (compiles the test file against Mathlib) and `lake build repl`; finally the workspace,
+Steps: write a Lake workspace (lean-toolchain, lakefile.lean requiring Mathlib,
+leanprover-community/repl and leanprover/lean4checker at tags matching the toolchain, a tiny test
+file), then `elan toolchain install`, `lake update`, `lake exe cache get` (Mathlib's prebuilt
+.oleans), `lake build` (compiles the test file against Mathlib), `lake build repl` and
+`lake build lean4checker` (the checker's kernel replay tool; toolchains from v4.28 ship it as
+`leanchecker`, so nothing is added there); finally the workspace,
 REPL command and Lean version go into the user config file (`prover.config.user_config_path()`),
 which every later command reads.
 
@@ -43,6 +45,9 @@ DEFAULT_LEAN_VERSION = "v4.15.0"
 
 MATHLIB_GIT = "https://github.com/leanprover-community/mathlib4"
 REPL_GIT = "https://github.com/leanprover-community/repl"
+LEAN4CHECKER_GIT = "https://github.com/leanprover/lean4checker"
+BUILTIN_LEANCHECKER = (4, 28)
+"""From this Lean version on, the toolchain ships `leanchecker` (lean4checker is deprecated)."""
 ELAN_INSTALL = (
     "curl https://raw.githubusercontent.com/leanprover/elan/master/elan-init.sh -sSf | sh -s -- -y "
     "--default-toolchain none && source ~/.elan/env   (or run scripts/setup_lean.sh)"
@@ -107,6 +112,12 @@ class WorkspaceSpec(BaseModel):
     def repl_binary(self) -> Path:
         return self.dir.resolve() / REPL_BINARY
 
+    @property
+    def builds_lean4checker(self) -> bool:
+        """The kernel replay tool comes from lean4checker (before v4.28) rather than the toolchain."""
+        numbers = re.findall(r"\d+", self.lean_version.split("-")[0])
+        return tuple(int(n) for n in numbers[:2]) < BUILTIN_LEANCHECKER
+
 
 def default_workspace_dir(lean_version: str, project: str = "mathlib") -> Path:
     root = os.environ.get("PROVER_DATA_HOME") or Path(
@@ -128,7 +139,9 @@ def workspace_files(spec: WorkspaceSpec) -> dict[str, str]:
         "package prover_workspace\n\n"
         f"{requires}"
         f'require REPL from git\n  "{REPL_GIT}" @ "{spec.repl}"\n\n'
-        f"@[default_target]\nlean_lib {TEST_MODULE}\n"
+        + (f'require lean4checker from git\n  "{LEAN4CHECKER_GIT}" @ "{spec.lean_version}"\n\n'
+           if spec.builds_lean4checker else "")
+        + f"@[default_target]\nlean_lib {TEST_MODULE}\n"
     )
     return {
         "lean-toolchain": spec.toolchain + "\n",
@@ -169,6 +182,7 @@ def build_commands(spec: WorkspaceSpec) -> list[list[str]]:
         ["lake", "build"],
         *([["lake", "build", *LEANGEO_BUILD_TARGETS]] if is_leangeo else []),
         ["lake", "build", "repl"],
+        *([["lake", "build", "lean4checker"]] if spec.builds_lean4checker else []),
     ]
 
 

@@ -9,7 +9,17 @@ accident. Used by `simulated_repl.py` (the process) and directly by unit tests.
 Default behaviours (see the team contract): `sorry` -> `sorries` + "declaration uses `sorry`" +
 axiom sorryAx; `admit` -> the warning only; `native_decide` -> axiom Lean.ofReduceBool;
 `axiom X : T` -> X is an axiom that declarations mentioning X depend on (transitively through
-earlier declarations); `#print axioms N` -> an info message on the env where N is declared.
+earlier declarations); `#print axioms N` -> an info message on the env where N is declared;
+`#print "s"` -> an info message `s`.
+
+Environments carry, besides constants, the state of environment extensions the code installed.
+One is simulated: a model-defined elaborator for `#print axioms` (`elab "#print" "axioms" ...` or
+`@[command_elab ...printAxioms]`), after which that env's `#print axioms` prints whatever the
+hijack wants (here: "does not depend on any axioms"). As in the real REPL, a pickle stores the
+imports and constants only, so an unpickled env has no extensions; unpickling replays every
+constant in the kernel, and a constant the kernel refuses (a scenario proof with `kernel_error`,
+e.g. one added under `debug.skipKernelTC`) makes the REPL die with the uncaught exception, as
+REPL v4.15 does.
 
 Sketches (`simulated_sketch.py`): a tactic body with top-level `have` steps that no `proofs` entry
 accepts is elaborated step by step, as the real REPL reports it: each `have n : T := by sorry`
@@ -32,6 +42,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from prover.lean_env.simulated_sketch import SketchRun, has_have_step, normalize, runs_as_block
+from prover.lean_syntax import blank_comments_and_strings
 
 SPEC = ConfigDict(extra="forbid", populate_by_name=True)
 SORRY_AX = "sorryAx"
@@ -47,6 +58,10 @@ _OTHER_CMD = re.compile(
     r"macro_rules|syntax|notation|infix[lr]?|elab|run_cmd|noncomputable\s+section|--|/-)"
 )
 _PRINT_AXIOMS = re.compile(r"^#print\s+axioms\s+(\S+)")
+_PRINT_STRING = re.compile(r'^#print\s+"((?:[^"\\]|\\.)*)"\s*$')
+_HIJACK = re.compile(r'^(?:elab\s+"#print"\s+"axioms"|@\[command_elab\s+\S*printAxioms)')
+HIJACK = "print_axioms"
+"""The simulated extension: a model elaborator answering `#print axioms`."""
 _CHECK = re.compile(r"^#check\s+@?([^\s@()]+)\s*$")
 
 
@@ -65,6 +80,9 @@ class ProofSpec(BaseModel):
     pattern: str | None = None
     axioms: list[str] | None = None
     messages: list[MessageSpec] = Field(default_factory=list)
+    kernel_error: str | None = None
+    """The declaration was never checked by the kernel (e.g. `debug.skipKernelTC`): replaying it
+    (unpickling) fails with this kernel error."""
 
     @model_validator(mode="after")
     def _one_of(self) -> ProofSpec:
@@ -105,9 +123,13 @@ class Faults(BaseModel):
     crash_on: list[str] = Field(default_factory=list)
     hang_on: list[str] = Field(default_factory=list)
     garbage_on: list[str] = Field(default_factory=list)
+    forge_reply_on: list[str] = Field(default_factory=list)
+    """Model code that prints a well-formed, clean-looking reply to stdout during elaboration:
+    it appears before the REPL's own reply."""
     oom_on: list[str] = Field(default_factory=list)
     slow_on: dict[str, float] = Field(default_factory=dict)
     crash_after_requests: int | None = None
+    """Exit once this many requests (and the worker's fence after the last one) are answered."""
     grow_mb_per_request: float = 0.0
     stderr_noise_kb: float = 0.0
     oom_cap_mb: int = 4096
@@ -146,6 +168,20 @@ class _PState:
 class _Info:
     axioms: frozenset[str]
     signature: str  # what `#check @name` prints: the statement text after the name, normalised
+    kernel_error: str = ""
+
+
+@dataclass
+class _Env:
+    decls: dict[str, _Info]
+    """By full name (`namespace X` ... `theorem t` declares `X.t`)."""
+    extensions: frozenset[str] = frozenset()
+    scopes: tuple[tuple[str, ...], ...] = ()
+    """Open `namespace`/`section` blocks (a section is `()`); pickled, like the REPL's scopes."""
+
+    @property
+    def namespace(self) -> tuple[str, ...]:
+        return tuple(part for scope in self.scopes for part in scope)
 
 
 @dataclass
@@ -219,7 +255,7 @@ class SimulatedLean:
 
     def __init__(self, scenario: Scenario) -> None:
         self.scenario = scenario
-        self.envs: list[dict[str, _Info]] = []
+        self.envs: list[_Env] = []
         self.states: list[_PState] = []
         self.theorems = {t.name: t for t in scenario.theorems}
         self.steps = {
@@ -252,15 +288,20 @@ class SimulatedLean:
     def command(self, source: str, env: int | None, *, root_goals: bool = False) -> dict[str, Any]:
         if env is not None and not 0 <= env < len(self.envs):
             return {"message": "Unknown environment."}
-        decls = dict(self.envs[env]) if env is not None else {}
+        base = self.envs[env] if env is not None else _Env({})
+        decls, extensions, scopes = dict(base.decls), set(base.extensions), list(base.scopes)
         messages: list[dict[str, Any]] = []
         sorries: list[dict[str, Any]] = []
         for item in _split_items(source):
+            if _HIJACK.match(item.text):
+                extensions.add(HIJACK)
+            namespace = tuple(part for scope in scopes for part in scope)
             if item.kind == "command":
-                self._misc_command(source, item, decls, messages)
+                _enter_or_leave(item.text, scopes)
+                self._misc_command(source, item, decls, messages, extensions, namespace)
             else:
-                self._declaration(source, item, decls, messages, sorries, root_goals)
-        self.envs.append(decls)
+                self._declaration(source, item, decls, messages, sorries, root_goals, namespace)
+        self.envs.append(_Env(decls, frozenset(extensions), tuple(scopes)))
         reply: dict[str, Any] = {}
         if sorries:
             reply["sorries"] = sorries
@@ -269,40 +310,50 @@ class SimulatedLean:
         reply["env"] = len(self.envs) - 1
         return reply
 
-    def _misc_command(self, source: str, item: _Decl, decls: dict, messages: list) -> None:
+    def _misc_command(
+        self, source: str, item: _Decl, decls: dict, messages: list, extensions: set[str], namespace: tuple[str, ...]
+    ) -> None:
         pos = _position(source, item.offset)
         end = _position(source, item.offset + len(item.text.rstrip()))
         check = _CHECK.match(item.text)
         if check:
-            name = check.group(1)
-            if name not in decls:
-                messages.append(_msg("error", f"unknown identifier '{name}'", pos, end))
+            name = _resolve(check.group(1), decls, namespace)
+            if name is None:
+                messages.append(_msg("error", f"unknown identifier '{check.group(1)}'", pos, end))
             else:
                 messages.append(_msg("info", f"{name} : {decls[name].signature}", pos, end))
+            return
+        printed = _PRINT_STRING.match(item.text)
+        if printed:  # `#print "s"` logs `s` (the worker's fence)
+            messages.append(_msg("info", json.loads(f'"{printed.group(1)}"'), pos, _position(source, item.offset + 6)))
             return
         match = _PRINT_AXIOMS.match(item.text)
         if not match:
             return
-        name = match.group(1)
-        if name not in decls:
-            messages.append(_msg("error", f"unknown constant '{name}'", pos, end))
+        written = match.group(1)
+        name = _resolve(written, decls, namespace)
+        if HIJACK in extensions:  # the model's elaborator answers instead of Lean's
+            messages.append(_msg("info", f"'{written}' does not depend on any axioms", pos, end))
+        elif name is None:
+            messages.append(_msg("error", f"unknown constant '{written}'", pos, end))
         elif decls[name].axioms:
             listed = ", ".join(sorted(decls[name].axioms))
             messages.append(_msg("info", f"'{name}' depends on axioms: [{listed}]", pos, end))
         else:
             messages.append(_msg("info", f"'{name}' does not depend on any axioms", pos, end))
 
-    def _declaration(self, source, item: _Decl, decls, messages, sorries, root_goals) -> None:
+    def _declaration(self, source, item: _Decl, decls, messages, sorries, root_goals, namespace) -> None:
         statement, body, body_at = _split_body(item.text)
         name_pos = _position(source, item.offset + item.text.find(item.name or item.kind))
         name_end = {"line": name_pos["line"], "column": name_pos["column"] + len(item.name or item.kind)}
+        full = _full_name(item.name, namespace)
         if item.kind == "axiom":
-            decls[item.name or "_"] = _Info(frozenset({item.name or "_"}), _signature(statement))
+            decls[full or "_"] = _Info(frozenset({full or "_"}), _signature(statement))
             return
         spec = self.theorems.get(item.name or "")
         goals = tuple(spec.goals) if spec and spec.goals else _default_goals(statement)
-        axioms = set().union(*(decls[n].axioms for n in decls if _mentions(item.text, n)))
-        text = body or ""
+        axioms = set().union(*(decls[n].axioms for n in decls if _uses(item.text, n)))
+        text = blank_comments_and_strings(body or "")  # Lean never reads a `sorry` in a comment
         if root_goals and item.kind in ("theorem", "lemma", "example"):
             at = _position(source, item.offset + body_at)
             sorries.append(self._sorry(goals, at, at))
@@ -321,8 +372,8 @@ class SimulatedLean:
             axioms.add(SORRY_AX)
         elif item.kind in ("theorem", "lemma", "example") or spec is not None:
             axioms |= self._proof_axioms(spec, source, item, body, body_at, goals, messages, decls)
-        if item.name:
-            decls[item.name] = _Info(frozenset(axioms), _signature(statement))
+        if full:
+            decls[full] = _Info(frozenset(axioms), _signature(statement), self._kernel_error(spec, body))
 
     def _proof_axioms(self, spec, source, item, body, body_at, goals, messages, decls) -> set[str]:
         """Axioms of a proof the scenario accepts; otherwise an "unsolved goals" error.
@@ -338,7 +389,7 @@ class SimulatedLean:
                 return set(axioms)
         if re.search(r"\bnative_decide\b", body or ""):
             return set(self.scenario.axioms_default)
-        if any(decls[n].axioms == {n} and _mentions(body or "", n) for n in decls):
+        if any(decls[n].axioms == {n} and _uses(body or "", n) for n in decls):
             return set()
         start = item.offset + body_at + (len(body or "") - len((body or "").lstrip()))
         end = item.offset + len(item.text.rstrip())
@@ -385,6 +436,14 @@ class SimulatedLean:
         self.states.append(_PState(goals))
         return len(self.states) - 1
 
+    @staticmethod
+    def _kernel_error(spec: TheoremSpec | None, body: str | None) -> str:
+        tactic_body = re.sub(r"^\s*by\b", "", body or "", count=1)
+        for proof in spec.proofs if spec else []:
+            if proof.kernel_error and (proof.matches(tactic_body) or proof.matches(body or "")):
+                return proof.kernel_error
+        return ""
+
     def _sorry(self, goals: tuple[str, ...], pos: dict, end: dict) -> dict[str, Any]:
         self.states.append(_PState(goals))
         return {"proofState": len(self.states) - 1, "pos": pos, "goal": "\n\n".join(goals), "endPos": end}
@@ -429,7 +488,9 @@ class SimulatedLean:
     def _pickle_env(self, path: str, env: int) -> dict[str, Any]:
         if not 0 <= env < len(self.envs):
             return {"message": "Unknown environment."}
-        data = {"simulated": "env", "decls": {k: [sorted(v.axioms), v.signature] for k, v in self.envs[env].items()}}
+        decls = self.envs[env].decls  # constants and scopes only: extension state is not pickled
+        data = {"simulated": "env", "decls": {k: [sorted(v.axioms), v.signature, v.kernel_error] for k, v in decls.items()},
+                "scopes": [list(scope) for scope in self.envs[env].scopes]}
         Path(path).write_text(json.dumps(data), encoding="utf-8")
         return {"env": env}
 
@@ -438,7 +499,11 @@ class SimulatedLean:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             return {"message": f"simulated REPL cannot read pickle {path}: {exc}"}
-        self.envs.append({k: _Info(frozenset(a), sig) for k, (a, sig) in data["decls"].items()})
+        decls = {k: _Info(frozenset(a), sig, error) for k, (a, sig, error) in data["decls"].items()}
+        refused = next((f"{name}: {info.kernel_error}" for name, info in decls.items() if info.kernel_error), None)
+        if refused:  # Environment.replay throws; REPL v4.15 does not catch it
+            raise ValueError(f"(kernel) declaration refused on replay: {refused}")
+        self.envs.append(_Env(decls, scopes=tuple(tuple(scope) for scope in data.get("scopes", []))))
         return {"env": len(self.envs) - 1}
 
     def _pickle_state(self, path: str, proof_state: int) -> dict[str, Any]:
@@ -463,6 +528,38 @@ def simulated_repl_command(scenario_path: Path, *, transcript: bool = False) -> 
     With `transcript=True`, `scenario_path` is a recorded `NAME.in` to replay."""
     flag = "--transcript" if transcript else "--scenario"
     return [sys.executable, "-m", "prover.lean_env.simulated_repl", flag, str(Path(scenario_path).resolve())]
+
+
+def _enter_or_leave(text: str, scopes: list[tuple[str, ...]]) -> None:
+    """`namespace A.B` / `section` open a block, `end` closes the innermost one."""
+    if match := re.match(r"^namespace\s+(\S+)", text):
+        scopes.append(tuple(match.group(1).split(".")))
+    elif re.match(r"^(?:noncomputable\s+)?section\b", text):
+        scopes.append(())
+    elif re.match(r"^end\b", text) and scopes:
+        scopes.pop()
+
+
+def _full_name(name: str | None, namespace: tuple[str, ...]) -> str | None:
+    if name is None or name.startswith("_root_."):
+        return name.removeprefix("_root_.") if name else None
+    return ".".join((*namespace, name))
+
+
+def _resolve(written: str, decls: dict[str, _Info], namespace: tuple[str, ...]) -> str | None:
+    """Lean's lookup of `written` inside `namespace`: `A.B.n`, then `A.n`, then `n`."""
+    if written.startswith("_root_."):
+        return written.removeprefix("_root_.") if written.removeprefix("_root_.") in decls else None
+    for depth in range(len(namespace), -1, -1):
+        candidate = ".".join((*namespace[:depth], written))
+        if candidate in decls:
+            return candidate
+    return None
+
+
+def _uses(text: str, full: str) -> bool:
+    """Does `text` mention the constant `full` (by its full or its last name component)?"""
+    return _mentions(text, full) or _mentions(text, full.rsplit(".", 1)[-1])
 
 
 def _mentions(text: str, name: str) -> bool:

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from prover.lean_env.protocol import FENCE_PREFIX
 from prover.lean_env.simulated_lean import Faults, Scenario, SimulatedLean, simulated_repl_command
 
 __all__ = ["Scenario", "simulated_repl_command", "read_requests", "main"]
@@ -85,6 +86,9 @@ class FaultInjector:
 
     def after(self) -> None:
         self.served += 1
+
+    def after_fence(self) -> None:
+        """`crash_after_requests`: exit once the N-th request and the fence after it are answered."""
         limit = self.faults.crash_after_requests
         if limit is not None and self.served >= limit:
             _die(f"simulated REPL fault crash_after_requests={limit}: exiting")
@@ -112,6 +116,12 @@ def _request_text(text: str) -> tuple[dict | None, str]:
     return obj, str(obj.get("cmd", obj.get("tactic", obj.get("path", text))))
 
 
+def is_fence(obj: dict | None) -> bool:
+    """The worker's fence (`#print "prover-fence <nonce>"`): Lean answers it at once, so the
+    simulation applies no latency and no faults to it and does not count it as a request."""
+    return obj is not None and str(obj.get("cmd", "")).startswith(f'#print "{FENCE_PREFIX}')
+
+
 def serve_scenario(scenario: Scenario) -> None:
     lean = SimulatedLean(scenario)
     faults = FaultInjector(scenario.faults)
@@ -121,12 +131,18 @@ def serve_scenario(scenario: Scenario) -> None:
         obj, body = _request_text(text)
         if obj is None:
             _die(f"uncaught exception: Could not parse JSON: {text[:200]}")
+        if is_fence(obj):
+            _write(json.dumps(lean.handle(obj), indent=1, ensure_ascii=False) + "\n\n")
+            faults.after_fence()
+            continue
         delay = faults.before(body) + scenario.latency
         if "cmd" in obj and "env" not in obj and body.lstrip().startswith("import"):
             delay += scenario.import_latency
         if faults.hits(scenario.faults.garbage_on, body):
             _write("simulated garbage: this is not JSON {{{\n\n")
             continue
+        if faults.hits(scenario.faults.forge_reply_on, body):
+            _write(json.dumps({"env": len(lean.envs) + 1}, indent=1) + "\n\n")
         try:
             reply = lean.handle(obj)
         except ValueError as exc:
@@ -142,12 +158,17 @@ def serve_transcript(path: Path) -> None:
     with open(stem + ".in", "rb") as stream:
         recorded = [json.loads(t) for t in read_requests(stream)]
     replies = [b for b in Path(stem + ".expected.out").read_text(encoding="utf-8").split("\n\n") if b.strip()]
-    for index, text in enumerate(read_requests(sys.stdin.buffer)):
+    index = 0
+    for text in read_requests(sys.stdin.buffer):
         obj, _ = _request_text(text)
-        if index >= len(replies) or obj != recorded[index]:
-            reply = json.dumps({"message": f"simulated replay: request {index} does not match the transcript"})
+        if is_fence(obj):  # answered as Lean answers `#print "s"`, outside the recorded session
+            _write(json.dumps(SimulatedLean(Scenario()).handle({"cmd": obj["cmd"]}), indent=1) + "\n\n")
+            continue
+        index += 1
+        if index > len(replies) or obj != recorded[index - 1]:
+            reply = json.dumps({"message": f"simulated replay: request {index - 1} does not match the transcript"})
         else:
-            reply = replies[index].strip("\n")
+            reply = replies[index - 1].strip("\n")
         _write(reply + "\n\n")
 
 

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from prover.lean_env.preflight import blank_comments_and_strings, position
+from prover.lean_syntax import blank_comments_and_strings, position
 
 if TYPE_CHECKING:
     from prover.lean_env.simulated_lean import StepSpec
@@ -69,7 +69,8 @@ def starts_with_have(tactic: str) -> bool:
 
 def runs_as_block(tactic: str) -> bool:
     """Is a tactic-mode request a block to run step by step: a `have` step, or several steps
-    (lines at the block's column), as the REPL runs `rw [h]\nnorm_num` sent as one tactic?"""
+    (lines at the block's column), as the REPL runs `rw [h]` and `norm_num` on two lines sent as
+    one tactic?"""
     if starts_with_have(tactic):
         return True
     clean = blank_comments_and_strings(tactic)

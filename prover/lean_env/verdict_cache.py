@@ -1,8 +1,9 @@
 """Content-addressed verdict cache: (environment, statement, proof, rules) -> Verdict.
 
 The key hashes everything that can change a verdict: workspace, Lean version, REPL command, header, statement,
-the model's proof text and a fingerprint of the checker's rules (allowed axioms, ban list, ...),
-so editing the allow-list never serves a stale verdict. Storage is one SQLite file in WAL mode
+the model's proof text and a fingerprint of the checker's rules (the ban list's own definitions,
+the assembler's and checker's versions, allowed axioms, the replay tool), so changing a rule or
+the allow-list never serves a stale verdict. Storage is one SQLite file in WAL mode
 with a busy timeout, safe for several processes (eval workers, Ray actors on one node) at once.
 Identical checks in flight in the same event loop are computed once: later callers await the
 first caller's future.

@@ -11,6 +11,15 @@ worker. Exceptions are reserved for misuse and for failures to start at all.
 A REPL that dies without answering is blamed on the request only if it read it: the worker
 keeps a duplicate of its end of the REPL's stdin pipe, and request bytes still unread in that
 pipe at EOF mean the process died first (INFRASTRUCTURE, safe to retry), not a crash.
+
+Model code runs inside the REPL and can write to its stdout, so a reply counts only if it answers
+the request's type and the next block answers a fence with a fresh nonce (`protocol.fence_request`):
+anything else on stdout is a protocol error (CRASH, process killed), never a reply.
+
+Each process generation gets a private scratch dir from the launcher (the only writable place in
+its sandbox), removed when the process is gone. Pickle and file paths in requests are host paths:
+the worker copies inputs into the scratch dir and moves pickles out of it, so the REPL never sees
+(or can swap) a file outside its own scratch dir.
 """
 
 from __future__ import annotations
@@ -19,32 +28,44 @@ import asyncio
 import collections
 import fcntl
 import os
-import resource
+import secrets
+import shutil
 import signal
+import stat
 import struct
 import termios
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 
 from prover.config import LeanConfig
 from prover.errors import LeanError, PoolClosed, ReplCrashed, ReplError, ReplMemoryExceeded, ReplProtocolError, ReplTimeout
-from prover.lean_env.launcher import ReplLauncher
+from prover.lean_env.launcher import ReplLauncher, limit_memory
 from prover.lean_env.protocol import (
     CommandRequest,
     CommandResponse,
+    FileRequest,
+    PickleEnvRequest,
+    PickleProofStateRequest,
     ProofStepResponse,
     Reply,
     ReplErrorResponse,
     Request,
+    UnpickleEnvRequest,
+    UnpickleProofStateRequest,
+    check_reply,
     decode_reply,
     encode_request,
+    fence_request,
+    is_fence_reply,
 )
 from prover.lean_env.results import OutcomeKind, WorkerRef
 
 READ_LIMIT = 1 << 26  # bytes buffered per reply; infotrees can be large
+FENCE_TIMEOUT = 30.0  # seconds the fence may take at least (Lean answers it at once)
 STDERR_TAIL = 16 * 1024
 RSS_INTERVAL = 0.2
 RSS_RECENT = 3  # samples (~0.6 s) remembered to judge a SIGKILL: the last one may be of a dying process
@@ -86,17 +107,6 @@ def classify(reply: Reply) -> tuple[OutcomeKind, str]:
     return OutcomeKind.OK, ""
 
 
-def _limit_memory(limit_mb: int | None) -> Callable[[], None] | None:
-    if not limit_mb:
-        return None
-    size = limit_mb * 2**20
-
-    def apply() -> None:  # runs in the child between fork and exec
-        resource.setrlimit(resource.RLIMIT_AS, (size, size))
-
-    return apply
-
-
 class ReplWorker:
     """Owns one REPL process at a time; `generation` increments at every (re)start."""
 
@@ -126,6 +136,8 @@ class ReplWorker:
         self._kill_reason = ""
         self._children: list[psutil.Process] = []
         self._recent_rss: collections.deque[float] = collections.deque(maxlen=RSS_RECENT)
+        self._scratch: Path | None = None
+        self._fence_env: int | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
     @property
@@ -156,20 +168,23 @@ class ReplWorker:
         self._recent_rss.clear()
         self._kill_reason = ""
         self._stderr_tail.clear()
+        self._fence_env = None
         self.counters["starts"] += 1
+        self._scratch = scratch = self.launcher.new_scratch()
         try:
             proc = await asyncio.create_subprocess_exec(
-                *self.launcher.argv,
+                *self.launcher.command(scratch),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
-                cwd=self.launcher.cwd,
+                cwd=self.launcher.spawn_cwd(scratch),
                 env=self.launcher.process_env(),
                 start_new_session=True,
-                preexec_fn=_limit_memory(self.config.memory_limit_mb),
+                preexec_fn=limit_memory(self.config.memory_limit_mb),
                 limit=READ_LIMIT,
             )
         except OSError as exc:
+            self._remove_scratch()
             raise ReplCrashed(f"cannot start REPL {self.launcher.argv!r}: {exc}") from exc
         self._proc, self._stdin_probe = proc, _dup_stdin(proc)
         self._tasks = [asyncio.create_task(self._drain_stderr(proc)), asyncio.create_task(self._watch_rss(proc))]
@@ -181,7 +196,8 @@ class ReplWorker:
         self.uses = 0
 
     async def _elaborate_header(self) -> None:
-        out = await self.run(CommandRequest(cmd=self.header), timeout=self.config.header_timeout, recover=False)
+        out = await self.run(CommandRequest(cmd=self.header), timeout=self.config.header_timeout, recover=False,
+                             fence_on_reply=True)
         if out.kind in FAILURE_ERRORS:
             await self.kill()
             raise FAILURE_ERRORS[out.kind](f"worker {self.worker_id}: header failed ({out.kind.value}): {out.detail}")
@@ -199,6 +215,7 @@ class ReplWorker:
         """SIGKILL the whole process group and reap it."""
         proc = self._proc
         if proc is None:
+            self._remove_scratch()
             return
         self.kill_now(reason or "killed")
         if self._stdin_probe is not None:
@@ -211,6 +228,12 @@ class ReplWorker:
         for task in self._tasks:
             task.cancel()
         self._tasks = []
+        self._remove_scratch()
+
+    def _remove_scratch(self) -> None:
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
 
     def kill_now(self, reason: str) -> None:
         """SIGKILL the process group without waiting (usable while being cancelled)."""
@@ -232,15 +255,24 @@ class ReplWorker:
         self._proc = None
 
     # -- requests ---------------------------------------------------------------------------
-    async def run(self, req: Request, *, timeout: float, recover: bool = True) -> Outcome:
-        """Send one request; classify how it ended; restart the process after a failure."""
+    async def run(self, req: Request, *, timeout: float, recover: bool = True, fence_on_reply: bool = False) -> Outcome:
+        """Send one request; classify how it ended; restart the process after a failure.
+
+        `fence_on_reply`: the request is trusted and its reply env is clean (the header), so the
+        fence may run there."""
         if self.closed:
             raise PoolClosed(f"worker {self.worker_id} is closed")
         generation, start = self.generation, time.monotonic()
         if isinstance(req, CommandRequest) and req.env is None and req.cmd.lstrip().startswith("import"):
             self.counters["imports"] += 1
         try:
-            kind, reply, detail = await self._exchange(req, timeout)
+            sent, deliver = self._into_scratch(req)
+            kind, reply, detail = await self._exchange(sent, timeout, fence_on_reply)
+            if deliver is not None and kind not in FAILURE_ERRORS and not isinstance(reply, ReplErrorResponse):
+                problem = deliver()
+                if problem:
+                    await self.kill("bad pickle")
+                    kind, reply, detail = OutcomeKind.CRASH, None, problem
         except asyncio.CancelledError:
             self.kill_now("cancelled mid-request")
             raise
@@ -252,10 +284,33 @@ class ReplWorker:
             await self._recover()
         return out
 
-    async def _exchange(self, req: Request, timeout: float) -> tuple[OutcomeKind, Reply | None, str]:
+    def _into_scratch(self, req: Request) -> tuple[Request, Callable[[], str] | None]:
+        """`req` with its file paths inside the scratch dir, and what moves a pickle out after."""
+        scratch = self._scratch
+        if scratch is None:
+            return req, None
+        if isinstance(req, (PickleEnvRequest, PickleProofStateRequest)):
+            target = Path(req.pickle_to)
+            inside = scratch / f"out-{secrets.token_hex(6)}-{target.name}"
+            return req.model_copy(update={"pickle_to": str(inside)}), lambda: _deliver(inside, target)
+        field = {UnpickleEnvRequest: "unpickle_env_from", UnpickleProofStateRequest: "unpickle_proof_state_from",
+                 FileRequest: "path"}.get(type(req))
+        if field is None:
+            return req, None
+        source = Path(getattr(req, field))
+        if not source.is_absolute() and self.launcher.cwd is not None:
+            source = Path(self.launcher.cwd) / source
+        if source.is_relative_to(scratch) or not source.is_file():
+            return req, None  # the REPL reports a missing file the way Lean does
+        inside = scratch / f"in-{secrets.token_hex(6)}-{source.name}"
+        shutil.copyfile(source, inside)
+        return req.model_copy(update={field: str(inside)}), None
+
+    async def _exchange(self, req: Request, timeout: float, fence_on_reply: bool) -> tuple[OutcomeKind, Reply | None, str]:
         proc = self._proc
         if proc is None or not self.alive:
             return OutcomeKind.INFRASTRUCTURE, None, "REPL process was not running"
+        deadline = time.monotonic() + timeout
         request = encode_request(req).encode("utf-8")
         try:
             assert proc.stdin is not None
@@ -278,11 +333,53 @@ class ReplWorker:
             return await self._died(proc, len(request))
         try:
             reply = decode_reply(text)
+            check_reply(req, reply)
         except ReplProtocolError as exc:
             await self.kill("garbage")
             return OutcomeKind.CRASH, None, f"garbage output, process killed: {exc}"
+        fence_env = reply.env if fence_on_reply and isinstance(reply, CommandResponse) else None
+        failed = await self._fence(proc, deadline, fence_env)
+        if failed is not None:
+            return failed
         kind, detail = classify(reply)
         return kind, reply, detail
+
+    async def _fence(self, proc: asyncio.subprocess.Process, deadline: float, env: int | None) -> tuple[OutcomeKind, None, str] | None:
+        """Confirm that the block just read was the REPL's reply: the next one must answer a fence."""
+        nonce = secrets.token_hex(8)
+        env = env if env is not None else self.header_env if self.header_env is not None else self._fence_env
+        fence = encode_request(fence_request(nonce, env)).encode("utf-8")
+        try:
+            assert proc.stdin is not None
+            proc.stdin.write(fence)
+            await proc.stdin.drain()
+            if proc.stdin.is_closing():
+                raise BrokenPipeError("REPL stdin closed after its reply")
+            text = await asyncio.wait_for(self._read_reply(proc), max(deadline - time.monotonic(), FENCE_TIMEOUT))
+        except (BrokenPipeError, ConnectionResetError, RuntimeError) as exc:
+            await self.kill("stdin closed")
+            return OutcomeKind.INFRASTRUCTURE, None, f"reply not confirmed, the REPL went away: {exc!r}"
+        except TimeoutError:
+            await self.kill("fence timeout")
+            return OutcomeKind.CRASH, None, "reply not confirmed: the REPL did not answer the fence after it"
+        except asyncio.LimitOverrunError:
+            await self.kill("reply too large")
+            return OutcomeKind.CRASH, None, f"output larger than {READ_LIMIT} bytes after the reply; process group killed"
+        except asyncio.IncompleteReadError:
+            kind, _, detail = await self._died(proc, len(fence))  # fence never read: INFRASTRUCTURE (retried)
+            return kind, None, f"reply not confirmed: {detail}"
+        try:
+            answer = decode_reply(text)
+        except ReplProtocolError:
+            answer = None
+        if answer is None or not is_fence_reply(answer, nonce):
+            await self.kill("protocol")
+            return OutcomeKind.CRASH, None, (
+                f"protocol error, process killed: output that is not a reply to our request: {text[:200]!r}"
+            )
+        if env is None and isinstance(answer, CommandResponse):
+            self._fence_env = answer.env
+        return None
 
     async def _read_reply(self, proc: asyncio.subprocess.Process) -> str:
         assert proc.stdout is not None
@@ -362,12 +459,26 @@ class ReplWorker:
         return self.last_rss_mb
 
 
+def _deliver(inside: Path, target: Path) -> str:
+    """Move a pickle the REPL wrote in its scratch dir to `target`; "" or what is wrong."""
+    try:
+        info = inside.lstat()
+    except FileNotFoundError:
+        return f"the REPL reported a pickle but wrote no file {inside.name}"
+    if not stat.S_ISREG(info.st_mode):
+        return f"the REPL's pickle {inside.name} is not a regular file (symlink?): refused"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(inside, target, follow_symlinks=False)
+    inside.unlink()
+    return ""
+
+
 def _dup_stdin(proc: asyncio.subprocess.Process) -> int | None:
     """A private duplicate of our end of the child's stdin pipe: it keeps the pipe's buffer
     readable by FIONREAD after asyncio closes its own end (which it does when the child exits)."""
     try:
         return os.dup(proc.stdin.get_extra_info("pipe").fileno())  # type: ignore[union-attr]
-    except (AttributeError, OSError):
+    except (AttributeError, OSError, ValueError):  # ValueError: the child is already gone
         return None
 
 

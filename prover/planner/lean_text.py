@@ -2,8 +2,8 @@
 
 Every planner module reads Lean text through this file, never with word regexes on raw text, so
 `sorry` in a comment, `h.sorry` or `sorry_lemma` are never mistaken for a hole. The lexing itself
-(what is a comment, a string, a char literal, an identifier character) is the project's lexer in
-`prover.lean_env.preflight`; when it moves to `prover.lean_syntax`, only the imports below change.
+(what is a comment, a string, a char literal, an identifier character) is the project's lexer,
+`prover.lean_syntax`.
 
 Tokens follow Lean's tokenizer where the planner needs it: identifiers (dotted, `«quoted»` parts,
 `h'`, `x₁`), numbers, string and char literals, and symbols (`:=`, `=>`, `<;>` ... as one token).
@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from typing import Literal, NamedTuple
 
-from prover.lean_env.preflight import _id_first, _id_rest, lex, position
+from prover.lean_syntax import blank_comments_and_strings, position
+from prover.lean_syntax import is_id_first as _id_first
+from prover.lean_syntax import is_id_rest as _id_rest
 from prover.types import Pos
 
 __all__ = ["Token", "code_view", "is_inaccessible", "offset_of", "position", "token_texts", "tokens"]
@@ -39,7 +41,7 @@ class Token(NamedTuple):
 
 def code_view(text: str) -> str:
     """`text` with comments and string/char contents blanked (same length, newlines kept)."""
-    return lex(text).clean
+    return blank_comments_and_strings(text)
 
 
 def is_inaccessible(name: str) -> bool:

@@ -12,11 +12,12 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from prover.config import SamplerConfig, ProverConfig
+from prover.config import ProverConfig, SamplerConfig
+from prover.lean_env.session import LeanSession
 from prover.registry import get_strategy_spec
 from prover.search.base import Services
 
-__all__ = ["SAMPLING_FIELDS", "check_lean_setup", "engine_key", "open_samplers", "open_services"]
+__all__ = ["SAMPLING_FIELDS", "check_lean_setup", "engine_key", "lean_session", "open_samplers", "open_services"]
 
 SAMPLING_FIELDS: frozenset[str] = frozenset({"temperature", "top_p", "max_tokens", "seed", "prompt_format"})
 """SamplerConfig fields that strategies put into each request; they do not make another engine."""
@@ -27,6 +28,15 @@ def check_lean_setup(config: ProverConfig) -> None:
     from prover.lean_env.launcher import ReplLauncher
 
     ReplLauncher.require(config.lean)
+
+
+def lean_session(config: ProverConfig, repl: LeanSession) -> LeanSession:
+    """The run's `LeanSession`: the REPL session, or LeanDojo in front of it (`lean.backend`)."""
+    if config.lean.backend == "dojo":
+        from prover.lean_env.dojo_session import DojoLeanSession
+
+        return DojoLeanSession(repl, timeout=config.lean.timeout)
+    return repl
 
 
 def engine_key(config: SamplerConfig) -> str:
@@ -64,9 +74,8 @@ async def open_services(config: ProverConfig) -> Services:
         pool = LeanPool(config.lean)
         await pool.__aenter__()
         services.closers.append(pool.close)
-        session = PoolLeanSession(pool)
-        services.closers.append(session.close)
-        services.lean = session
+        services.lean = lean_session(config, PoolLeanSession(pool))
+        services.closers.append(services.lean.close)
         cache = VerdictCache.from_config(config.cache)
         if cache is not None:
             services.closers.append(_as_async(cache.close))
