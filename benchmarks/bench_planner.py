@@ -8,9 +8,10 @@ pipeline, strategy, checker, results store and report as `prover eval`), simulat
 * sub-prover model: 1 s per sample (one whole-proof sample per hole, which proves its lemma);
 * Lean: the real `ProofChecker` and `PoolLeanSession` on an in-process pool over the SIMULATED
   REPL's state machine (`SimulatedLean`, no processes): 0.2 s per elaboration of a declaration
-  (sketch check, lemma confirmation, lemma check, statement reference, stitched check), the
-  checker's trusted `#check`/`#print axioms` commands free. Every service takes any number of
-  requests at once, so the ideal is set by dependencies alone.
+  (sketch check, lemma confirmation, lemma check, statement reference, stitched check); the
+  checker's audit requests (env pickle and unpickle, trusted `#check`/`#print axioms`) free; no
+  kernel replay stage. Every service takes any number of requests at once, so the ideal is set
+  by dependencies alone.
 
 Critical path of one problem (cold cache): planner call, sketch check + the statement's reference,
 then the holes in parallel (confirm the lemma, sample, check, the lemma statement's reference),
@@ -134,6 +135,12 @@ class InProcessLease:
     async def tactic(self, state: ProofStateHandle, tactic: str, *, timeout: float | None = None) -> ReplResult:
         return await self._answer(lambda: self.pool.lean.tactic(tactic, state.proof_state), self.pool.t_lean)
 
+    async def pickle_env(self, env: EnvHandle, path: str, *, timeout: float | None = None) -> ReplResult:
+        return await self._answer(lambda: self.pool.lean.handle({"pickleTo": path, "env": env.env}), 0.0)
+
+    async def unpickle_env(self, path: str, *, timeout: float | None = None) -> ReplResult:
+        return await self._answer(lambda: self.pool.lean.handle({"unpickleEnvFrom": path}), 0.0)
+
     async def _answer(self, ask: Any, seconds: float) -> ReplResult:
         if seconds:
             await asyncio.sleep(seconds)
@@ -179,7 +186,7 @@ async def run_set(count: int, shared: bool, t_plan: float, t_sample: float, t_le
     async def services(config: ProverConfig) -> Services:
         clock["open"] = time.monotonic()
         opened = Services(samplers={"planner": FakeEngine(sketches, t_plan), "prover": prover},
-                          checker=ProofChecker(pool, config.checker), lean=PoolLeanSession(pool),
+                          checker=ProofChecker(pool, config.checker, replay=None), lean=PoolLeanSession(pool),
                           proof_cache=MemoryProofCache())
 
         async def stopped() -> None:
@@ -204,7 +211,7 @@ async def run_set(count: int, shared: bool, t_plan: float, t_sample: float, t_le
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--problems", type=int, default=16)
-    parser.add_argument("--scale", type=float, default=0.5, help="multiplies every nominal latency")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiplies every nominal latency")
     args = parser.parse_args()
     t_plan, t_sample, t_lean = 2.0 * args.scale, 1.0 * args.scale, 0.2 * args.scale
     critical = t_plan + 2 * t_lean + (3 * t_lean + t_sample) + t_lean

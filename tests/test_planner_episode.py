@@ -168,6 +168,7 @@ def _planner_only(tmp_path: Path, datasets_dir: Path, replies: dict[int, str], *
         ({0: "I would use nlinarith.", 1: "Still no code."}, "no_lean_block"),
         ({0: "A sketch:\n```lean4\n  have hb : b * h = 195 := by sorry\n  linarith [hb]\n```",
           1: "Fixed:\n```lean4\n  have hb : b * h = 195 := by sorry\n  nlinarith [hb]\n```"}, "lean_error"),
+        ({0: "I would use nlinarith."}, "the planner refused the request"),  # no reply scripted for call 1
     ],
 )
 def test_bad_planner_replies_are_a_failed_episode_with_its_reason(
@@ -182,12 +183,15 @@ def test_bad_planner_replies_are_a_failed_episode_with_its_reason(
     top = next(a for a in run if a["parent"] is None)
     assert top["verdict"]["status"] == "failed" and top["verdict"]["rule"] == "planner:no_sketch"
     assert reason in top["verdict"]["detail"] and top["proof"] is None
-    assert [a["extra"]["step"] for a in run if a["kind"] == "sketch"] == ["p0.t0", "p0.t1"]
+    sketches = [a for a in run if a["kind"] == "sketch"]
+    assert [a["extra"]["step"] for a in sketches] == ["p0.t0", "p0.t1"]
     repair = [r for role, r in seen if role == "planner"][1].messages[-1].content
     if reason == "lean_error":  # Lean's own error, with the line it points at, goes back to the planner
         assert "no scenario step" in repair and "at: `linarith [hb]`" in repair
     else:
         assert "no ```lean4 code block" in repair
+    if reason.startswith("the planner refused"):
+        assert sketches[1]["verdict"]["rule"] == "planner:request_refused" and sketches[1]["completion"] is None
 
 
 def _scenario_with(tmp_path: Path, theorems: list[dict], steps: list[dict]) -> Path:

@@ -323,7 +323,6 @@ class RayCheckerProxy:
             **kwargs,
         )
 
-
     async def check_sketch(self, problem: Problem, proof: str, **kwargs: Any) -> Any:
         """`ProofChecker.check_sketch` on a pool actor (a `SketchCheck`)."""
         return await call_any(

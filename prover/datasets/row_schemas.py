@@ -2,8 +2,9 @@
 
 Two layouts: step rows (one tactic application of a search tree, or of a LeanDojo trace) and
 attempt rows (a sampled proof, sketch or subgoal attempt with its prompt, completion and
-verdict, and its `Attempt.extra` as a JSON string). Shards are named by row kind: `steps`, `proofs` (top-level attempts) or the attempt
-kind of nested ones (`sketch`, `subgoal`, ...), which use the attempt layout.
+verdict, and its `Attempt.extra` as a JSON string). Shards are named by row kind: `steps`,
+`proofs` (top-level attempts) or the attempt kind of nested ones (`sketch`, `subgoal`, ...), which
+use the attempt layout.
 """
 
 from __future__ import annotations

@@ -1,17 +1,23 @@
-"""I/O-free building blocks of the planner (decompose a theorem, prove the holes, stitch).
+"""The planner strategy (`--strategy planner`): decompose a theorem, prove the holes, stitch.
 
 One planning episode, and which module serves each step:
 
 1. prompt the planner model for a sketch ............................ `prompts`
 2. read its reply into a sketch: plan, body, `sorry` holes .......... `sketch`
-3. check `Sketch.command` in Lean (pretty-printer options from
-   `lemma.SUBGOAL_PP_OPTIONS`); its `sorries` become typed subgoals .. `goals`
-4. render each subgoal as a standalone lemma for a whole-proof
-   sub-prover, or prove it from its proof state in tactic mode ...... `lemma`
+3. check the sketch in Lean (`ProofChecker.check_sketch`, pretty-printer
+   options from `lemma.SUBGOAL_PP_OPTIONS`); pair Lean's `sorries`
+   with the holes, parse them into typed goals ...................... `holes`, `goals`
+4. prove every distinct goal at once, the proof cache first: a lemma
+   for whole-proof sub-provers, or the proof state in tactic mode
+   or for best-first search ......................................... `dispatch`, `subprovers`, `lemma`
 5. put the proofs in place of the holes, then the full checker ...... `stitch`
 6. on failure: repair / re-plan / decompose prompts ................. `prompts`
 
-Nothing here talks to Lean or a model; Lean text is read through `lean_text` only.
+`episode` runs those steps (and recursion into a failed hole), `records` finds each recorded step
+again on resume, `subgoal` is what goes to a sub-prover and back, `strategy` runs the episodes of
+a problem, `settings` is the config section and registry entry. The building blocks (`sketch`,
+`goals`, `lemma`, `stitch`, `prompts`) do no I/O; Lean text is read through `lean_text` only.
+The names below are the building blocks; the strategy is loaded through the registry.
 """
 
 from prover.planner.goals import (

@@ -138,9 +138,11 @@ class Episode:
             verdict = Verdict(status=CheckStatus.ERROR, rule="planner:infrastructure", detail=result.detail)
         else:
             verdict = Verdict(status=CheckStatus.FAILED, rule=result.rule, detail=result.detail)
+        prompt_tokens, completion_tokens, gen_seconds = self.log.cost()
         return Attempt(
             problem=self.problem.name, benchmark=self.problem.benchmark, strategy=SPEC.name, sample_index=self.index,
-            proof=proof, verdict=verdict, check_seconds=seconds, **self.log.cost(),  # type: ignore[arg-type]
+            proof=proof, verdict=verdict, check_seconds=seconds, prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens, gen_seconds=gen_seconds,
             extra={"tallies": self.log.tallies(), "peaks": self.log.peaks()},
         )
 
@@ -338,7 +340,7 @@ class Episode:
         result = await self._solve(_Scope(problem, f"{outcome.step}/", scope.depth + 1,
                                           self.settings.decompose_sketches, first))
         if isinstance(result, _Proof):
-            body, aux, _ = lemma_body(problem, result.text)
+            body, aux = lemma_body(problem, result.text)
             proof = lemma.proof_for_hole(body)
             decomposed = SubgoalOutcome(step=step, goal=outcome.goal, proved=True, proof=proof, aux=aux,
                                         method="decomposed", lemma=lemma, detail="proved by decomposing it")

@@ -13,6 +13,7 @@ digits after an identifier stay part of it, so they can be found and renamed.
 
 from __future__ import annotations
 
+import functools
 from typing import Literal, NamedTuple
 
 from prover.lean_syntax import blank_comments_and_strings, position
@@ -49,8 +50,12 @@ def is_inaccessible(name: str) -> bool:
     return _DAGGER in name
 
 
-def tokens(text: str) -> list[Token]:
-    """The tokens of `text` in order (comments and whitespace skipped)."""
+@functools.lru_cache(maxsize=8192)
+def tokens(text: str) -> tuple[Token, ...]:
+    """The tokens of `text` in order (comments and whitespace skipped).
+
+    Memoised (a pure function of `text`): rendering one goal as a lemma reads the same hypothesis
+    and target texts many times, and many holes share their context."""
     clean = code_view(text)
     out: list[Token] = []
     i, n = 0, len(text)
@@ -82,7 +87,7 @@ def tokens(text: str) -> list[Token]:
             end = i + len(symbol)
             out.append(Token("symbol", text[i:end], i, end))
         i = end
-    return out
+    return tuple(out)
 
 
 def token_texts(text: str) -> tuple[str, ...]:

@@ -129,10 +129,8 @@ class EpisodeLog:
         depths = [int(str(a.extra.get("depth", 0))) for a in self.attempts if a.kind == SKETCH]
         return {"depth reached": max(depths, default=0)}
 
-    def cost(self) -> dict[str, float]:
-        """Tokens and generation time of the episode's nested attempts (the episode's own cost)."""
-        return {
-            "prompt_tokens": sum(a.prompt_tokens for a in self.attempts),
-            "completion_tokens": sum(a.completion_tokens for a in self.attempts),
-            "gen_seconds": round(sum(a.gen_seconds for a in self.attempts), 4),
-        }
+    def cost(self) -> tuple[int, int, float]:
+        """(prompt tokens, completion tokens, generation seconds) of the episode's nested attempts:
+        the episode's own cost, which the report adds up over top-level attempts."""
+        return (sum(a.prompt_tokens for a in self.attempts), sum(a.completion_tokens for a in self.attempts),
+                round(sum(a.gen_seconds for a in self.attempts), 4))

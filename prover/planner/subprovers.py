@@ -42,7 +42,7 @@ from prover.search.whole_proof import SPEC as WHOLE_PROOF_SPEC
 from prover.search.whole_proof import WholeProofStrategy
 from prover.types import Attempt, ChatMessage, CheckStatus, GenRequest, Pos, Problem, Verdict
 
-__all__ = ["TACTIC_MODE_PROMPT", "as_tactic", "lemma_body", "prove_subgoal", "with_options"]
+__all__ = ["TACTIC_MODE_PROMPT", "extract_tactics", "job_seed", "lemma_body", "prove_subgoal"]
 
 TACTIC_MODE_PROMPT = """\
 Here is a Lean 4 proof state (Mathlib is imported):
@@ -74,7 +74,7 @@ async def prove_subgoal(strategy: Strategy, ctx: StrategyContext, job: SubgoalJo
     return await run.tactic_mode(why)
 
 
-def with_options(statement: str, pp_options: Sequence[tuple[str, str]]) -> str:
+def _with_options(statement: str, pp_options: Sequence[tuple[str, str]]) -> str:
     """`statement` with `set_option name value in` lines before its `theorem` (after any
     `universe` line), so the options hold for that declaration only."""
     prefix = "".join(f"set_option {name} {value} in\n" for name, value in pp_options)
@@ -82,7 +82,7 @@ def with_options(statement: str, pp_options: Sequence[tuple[str, str]]) -> str:
     return statement[:at] + prefix + statement[at:] if at >= 0 else prefix + statement
 
 
-def as_tactic(proof: str, mode: str) -> str:
+def _as_tactic(proof: str, mode: str) -> str:
     """A proof body as a tactic block: a term becomes `exact term` (continuation lines indented)."""
     text = textwrap.dedent(proof.strip("\n")).rstrip()
     if mode == "tactic":
@@ -91,9 +91,9 @@ def as_tactic(proof: str, mode: str) -> str:
     return "\n".join(["exact " + first, *(("  " + line) if line else line for line in rest)])
 
 
-def lemma_body(problem: Problem, proof: str) -> tuple[str, str, str]:
-    """(tactic block, auxiliary declarations, mode) of a checked proof of `problem`, the body
-    taken as the assembler placed it in the checked command (its layout is the one Lean saw).
+def lemma_body(problem: Problem, proof: str) -> tuple[str, str]:
+    """(tactic block, auxiliary declarations) of a checked proof of `problem`, the body taken as
+    the assembler placed it in the checked command (its layout is the one Lean saw).
 
     Raises:
         AssemblyRejected: the proof does not assemble (it would not have been accepted).
@@ -102,7 +102,7 @@ def lemma_body(problem: Problem, proof: str) -> tuple[str, str, str]:
     segment = next(s for s in asm.segments if s.part == "body")
     start = offset_of(asm.code, Pos(line=segment.first_line, column=segment.first_column))
     body = asm.code[start:] if start is not None else asm.body
-    return as_tactic(body, asm.mode), asm.aux, asm.mode
+    return _as_tactic(body, asm.mode), asm.aux
 
 
 def job_seed(base: int, *parts: object) -> int:
@@ -186,7 +186,7 @@ class _SubgoalRun:
         lemma = render_lemma(goal, self.job.lemma_name)
         if isinstance(lemma, NotRenderable):
             return None, f"not a standalone lemma ({lemma.reason}): {lemma.detail}"
-        code = with_options(lemma.statement, self.job.pp_options) + " sorry\n"
+        code = _with_options(lemma.statement, self.job.pp_options) + " sorry\n"
         checked = await self.ctx.lean.command(self.job.problem.header, code, timeout=self.ctx.config.lean.timeout)
         for hole in checked.sorries:
             if hole.state is not None:
@@ -220,7 +220,7 @@ class _SubgoalRun:
             return self.outcome(False, "lemma", lemma=lemma, infrastructure=infra,
                                 detail=f"no accepted proof of the lemma in {self.job.passes} sample(s)")
         try:
-            body, aux, _ = lemma_body(problem, proving.proof or "")
+            body, aux = lemma_body(problem, proving.proof or "")
         except AssemblyRejected as exc:  # cannot happen for an accepted proof; refuse rather than guess
             return self.outcome(False, "lemma", lemma=lemma, detail=f"the accepted proof does not assemble: {exc}")
         proof = lemma.proof_for_hole(body)
