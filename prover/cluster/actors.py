@@ -46,6 +46,7 @@ from prover.cluster.proxies import (
 )
 from prover.config import ProverConfig
 from prover.errors import StaleHandleError
+from prover.eval.recheck import prove_problem
 from prover.search.base import DoneAttempts, Services, Strategy, StrategyContext
 from prover.types import Attempt, GenRequest, Problem
 
@@ -346,10 +347,11 @@ class ClusterServices:
         return [*local, *others]
 
 
-def agent_services(services: ClusterServices, owner: str, node_id: str | None) -> Services:
+def agent_services(config: ProverConfig, services: ClusterServices, owner: str, node_id: str | None) -> Services:
     """The `Services` of a prover agent: proxies to the cluster's actors (pools on its own node
     first). Every model role is served by the LLM actors; the Lean session runs here, over the
     pool actors, so goal states stay sticky to the pool actor that holds them."""
+    from prover.lean_env.retry import RetryPolicy
     from prover.lean_env.session import PoolLeanSession
 
     pools = services.pool_order(node_id)
@@ -361,7 +363,9 @@ def agent_services(services: ClusterServices, owner: str, node_id: str | None) -
     return Services(
         samplers={role: proxies[id(handles)] for role, handles in services.llm_by_role.items()},
         checker=RayCheckerProxy(pool_set),
-        lean=PoolLeanSession(RayPoolProxy(pool_set, services.env_key_template, owner)),
+        lean=PoolLeanSession(
+            RayPoolProxy(pool_set, services.env_key_template, owner), retry=RetryPolicy.from_config(config.lean)
+        ),
         proof_cache=cache,
     )
 
@@ -376,7 +380,7 @@ class ProverAgentActor:
         self._config = config
         self._services = services
         node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
-        self._ctx = StrategyContext.from_services(config, agent_services(services, name, node_id))
+        self._ctx = StrategyContext.from_services(config, agent_services(config, services, name, node_id))
         self._strategy = make_strategy(config)
         self._released: asyncio.Future[None] | None = None
 
@@ -420,7 +424,7 @@ async def run_streaming(
 
     async def run() -> None:
         try:
-            await strategy.prove(problem, ctx, record, DoneAttempts(done))
+            await prove_problem(strategy, problem, ctx, record, DoneAttempts(done))
         except Exception as exc:  # noqa: BLE001 - sent to the driver as a typed failure
             await queue.put(AgentEvent(kind="failed", failure=RemoteFailure.from_exception(exc, origin)))
         else:

@@ -104,6 +104,13 @@ class Faults(BaseModel):
     oom_on: list[str] = Field(default_factory=list)
     slow_on: dict[str, float] = Field(default_factory=dict)
     crash_after_requests: int | None = None
+    """Exit after answering this many requests: the next request finds the process gone."""
+    crash_every: int | None = Field(default=None, ge=1)
+    """Each process dies on reading its Nth request (the header included) without answering, and
+    its replacement counts afresh: the REPL dies on every Nth request it serves, and a check
+    retried on a fresh process gets N-1 requests through."""
+    crash_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    """Probability that a request kills the process after it was read (random, like a flaky node)."""
     grow_mb_per_request: float = 0.0
     stderr_noise_kb: float = 0.0
     oom_cap_mb: int = 4096

@@ -55,6 +55,7 @@ async def open_services(config: ProverConfig) -> Services:
     check_lean_setup(config)
     from prover.lean_env.checker import ProofChecker
     from prover.lean_env.pool import LeanPool
+    from prover.lean_env.retry import RetryPolicy
     from prover.lean_env.session import PoolLeanSession
     from prover.lean_env.verdict_cache import VerdictCache
 
@@ -64,7 +65,7 @@ async def open_services(config: ProverConfig) -> Services:
         pool = LeanPool(config.lean)
         await pool.__aenter__()
         services.closers.append(pool.close)
-        session = PoolLeanSession(pool)
+        session = PoolLeanSession(pool, retry=RetryPolicy.from_config(config.lean))
         services.closers.append(session.close)
         services.lean = session
         cache = VerdictCache.from_config(config.cache)
