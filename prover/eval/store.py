@@ -189,7 +189,11 @@ class ResultsStore:
             self._index(attempt)
         if writable:
             self._fd = _open_append(self.run_dir / ATTEMPTS_FILE)
-            self._events_fd = _open_append(self.run_dir / EVENTS_FILE)
+            try:
+                self._events_fd = _open_append(self.run_dir / EVENTS_FILE)
+            except RunError:
+                os.close(self._fd)
+                raise
 
     # -- opening ---------------------------------------------------------------------------
 

@@ -111,6 +111,8 @@ class Faults(BaseModel):
     retried on a fresh process gets N-1 requests through."""
     crash_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     """Probability that a request kills the process after it was read (random, like a flaky node)."""
+    crash_rate_on: list[str] = Field(default_factory=list)
+    """Only requests matching one of these patterns are exposed to `crash_rate` (empty: all)."""
     grow_mb_per_request: float = 0.0
     stderr_noise_kb: float = 0.0
     oom_cap_mb: int = 4096

@@ -77,7 +77,8 @@ class FaultInjector:
             _die("INTERNAL PANIC: simulated crash (simulated REPL fault crash_on)")
         if f.crash_every is not None and self.read % f.crash_every == 0:
             _die(f"INTERNAL PANIC: simulated crash on request {self.read} (simulated REPL fault crash_every)")
-        if f.crash_rate and self.random.random() < f.crash_rate:
+        exposed = not f.crash_rate_on or self.hits(f.crash_rate_on, text)
+        if f.crash_rate and exposed and self.random.random() < f.crash_rate:
             _die("INTERNAL PANIC: simulated random crash (simulated REPL fault crash_rate)")
         if self.hits(f.hang_on, text):
             while True:
