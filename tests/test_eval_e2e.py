@@ -24,15 +24,11 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-import pytest
 import yaml
-
 from eval_cli_helpers import (
-    EXPECTED,
     PROBLEMS,
     SCENARIO,
     assert_expected_summary,
@@ -43,6 +39,8 @@ from eval_cli_helpers import (
     repl_cmd,
     run,
 )
+
+assert env  # a pytest fixture, used by name below
 
 
 def test_eval_scripted_matches_hand_computed_summary(tmp_path: Path, env: dict[str, str]) -> None:

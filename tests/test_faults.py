@@ -17,7 +17,6 @@ import errno
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -129,8 +128,10 @@ def test_negative_retries_are_refused_with_the_setting_named(tmp_path: Path) -> 
 
 
 async def _chain_twice(scenario: Path, retries: int = 2) -> tuple[list[list[StepKind]], int]:
-    """Twice: a command, then P_CHAIN's four tactics as a chain (7 requests in all: the 6th of each
-    process is the last tactic of the first chain, then the command of the second)."""
+    """Twice: a command, then P_CHAIN's four tactics as a chain. That is six requests per round, so
+    with `crash_every=6` each chain's last tactic kills its process (and so does the second
+    command, the old process's 6th request): the tactic is retried on a fresh process, after
+    its state is rebuilt there (start + three tactics, then the retried one: five requests)."""
     config = LeanConfig(repl_cmd=simulated_repl_command(scenario), workers=1, timeout=20, rss_limit_mb=None)
     async with LeanPool(config) as pool:
         session = PoolLeanSession(pool, retry=RetryPolicy(retries=retries))
@@ -148,7 +149,7 @@ async def test_tactic_steps_are_retried_on_a_fresh_process(tmp_path: Path) -> No
     faulty = with_faults(BFS_DATA / "nat.yaml", tmp_path, crash_every=6)
     proved = [StepKind.OK, StepKind.OK, StepKind.OK, StepKind.PROVED]
     kinds, crashes = await _chain_twice(faulty)
-    assert kinds == [proved, proved] and crashes >= 2  # the state was rebuilt on the new process
+    assert kinds == [proved, proved] and crashes == 3
     kinds, _ = await _chain_twice(faulty, retries=0)
     assert StepKind.CRASH in kinds[0]
 
