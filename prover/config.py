@@ -74,8 +74,8 @@ class LeanConfig(BaseModel):
     time still ends as `crash`. Lean's own verdicts are never retried; timeouts only with
     `retry_timeouts`."""
     retry_timeouts: bool = False
-    """Also retry timeouts (`retries` times). Off: a proof too slow for `timeout` is a verdict,
-    as in every published evaluation; on: for overloaded machines where a timeout can be luck."""
+    """Also retry timeouts (`retries` times). Off: a proof too slow for `timeout` is a verdict (a
+    slow proof fails); on: for overloaded machines, where a timeout can be bad luck."""
     infra_retries: int = Field(default=2, ge=0)
     """Re-deliveries of one request that never reached Lean (the process was dead before it read
     the request) and of failed worker starts. They happen inside one try of `retries` (the
