@@ -6,8 +6,9 @@
   is resumed by a new driver; meanwhile every listening socket of every node and of the driver is
   on loopback.
 
-One cluster serves the module (starting raylets is the slow part); failure detection is set to
-about a second so a dead node's actors are restarted elsewhere quickly.
+One cluster serves the module (starting raylets is the slow part). Nodes are declared dead after
+3 s without answering (Ray's default is tens of seconds), so a dead node's actors restart
+elsewhere quickly, while a busy 2-core machine is not mistaken for a dead one.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def expected_status(problem: str, index: int) -> str:
 @pytest.fixture(scope="module")
 def cluster() -> Any:
     pytest.importorskip("ray")
-    with LocalRayCluster(head_cpus=1, failure_detection_s=1.5) as local:
+    with LocalRayCluster(head_cpus=1, failure_detection_s=3.0) as local:
         local.add_node(num_cpus=1)
         local.add_node(num_cpus=1)
         yield local
