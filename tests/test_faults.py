@@ -58,7 +58,7 @@ any single check needs (header, proof, trusted command, statement reference), so
 fresh worker always gets through, while a process serving several checks dies under one of them."""
 
 HONEST = ["positivity", "nlinarith [sq_nonneg x]", "exact pow_pos h₀ 2", "linarith", "exact helper x", "norm_num"]
-"""Proof bodies for checker_helpers.PROBLEM: three the scenario accepts, three Lean rejects."""
+"""Proof bodies for checker_helpers.PROBLEM, some the scenario accepts and some Lean rejects."""
 
 
 def with_faults(scenario: Path, tmp_path: Path, **faults: Any) -> Path:
