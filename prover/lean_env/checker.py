@@ -39,6 +39,9 @@ Statuses: PROVED (accepted), FAILED (lean_error, sorry, empty_proof), REJECTED (
 missing_theorem, statement_mismatch, axioms, audit_replay, replay:rejected, replay:compile_error),
 TIMEOUT (timeout, replay:timeout), ERROR (out_of_memory, crash, infrastructure, replay:error,
 replay:missing_tool). Message positions in the verdict refer to `Verdict.code` (header included).
+
+A check that ends in ERROR (or TIMEOUT with `lean.retry_timeouts`) is run again from step 1 on a
+fresh lease, up to `lean.retries` times (`lean_env/retry.py`); `Verdict.tries` says how many ran.
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ from prover.lean_env.preflight import banned_items, preflight, rules_hash
 from prover.lean_env.protocol import CommandResponse, ReplErrorResponse
 from prover.lean_env.replay import KernelReplay
 from prover.lean_env.results import EnvKey, OutcomeKind, ReplResult
+from prover.lean_env.retry import RetryPolicy
 from prover.lean_env.verdict_cache import VerdictCache, verdict_key
 from prover.lean_syntax import current_namespace, name_parts, tokenize
 from prover.types import CheckStatus, LeanMessage, Pos, Problem, Verdict, content_hash
@@ -175,7 +179,7 @@ class ProofChecker:
     async def check(self, problem: Problem, proof: str, *, extra_allowed_axioms: Sequence[str] = ()) -> Verdict:
         """Check `proof` (tactic body or complete code) against `problem`'s own statement."""
         if self.cache is None:
-            return await self._check(problem, proof, extra_allowed_axioms)
+            return await self._check_retrying(problem, proof, extra_allowed_axioms)
         env_key = self.pool.env_key(problem.header)
         key = verdict_key(
             workspace=env_key.workspace,
@@ -186,7 +190,20 @@ class ProofChecker:
             proof=proof,
             rules=self.rules_fingerprint(extra_allowed_axioms),
         )
-        return await self.cache.get_or_compute(key, lambda: self._check(problem, proof, extra_allowed_axioms))
+        return await self.cache.get_or_compute(key, lambda: self._check_retrying(problem, proof, extra_allowed_axioms))
+
+    async def _check_retrying(self, problem: Problem, proof: str, extra: Sequence[str]) -> Verdict:
+        """The whole pipeline again, on a fresh lease, after a failure the proof may not have caused
+        (`RetryPolicy`): the crashed worker has restarted, so the next try runs on a new process.
+        The last try's verdict counts; `tries` and the Lean time of every try are recorded."""
+        policy = RetryPolicy.from_config(self.pool.config)
+        seconds = 0.0
+        for tries in range(1, policy.tries + 1):
+            verdict = await self._check(problem, proof, extra)
+            seconds += verdict.lean_seconds
+            if tries == policy.tries or not policy.retried_verdict(verdict):
+                break
+        return verdict.model_copy(update={"tries": tries, "lean_seconds": seconds})
 
     # -- pipeline -----------------------------------------------------------------------------
     async def _check(self, problem: Problem, proof: str, extra: Sequence[str]) -> Verdict:
