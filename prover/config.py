@@ -70,9 +70,21 @@ class LeanConfig(BaseModel):
     """Where tactic states come from: the REPL pool, or LeanDojo's `Dojo` (`pip install
     prover[dojo]`; theorems of a traced repository, e.g. a `leandojo:` benchmark; the REPL pool
     still runs every command and the checker)."""
+    retries: int = Field(default=2, ge=0)
+    """Times a check (the checker's whole pipeline, on a fresh lease) or a tactic step is run again
+    after a failure the proof may not have caused: the REPL crashed, was killed as out of memory,
+    or the request hit an infrastructure failure. Only when every try fails does the failure
+    become the answer (`Verdict.tries` records how many ran), so a proof that crashes Lean every
+    time still ends as `crash`. Lean's own verdicts are never retried; timeouts only with
+    `retry_timeouts`."""
+    retry_timeouts: bool = False
+    """Also retry timeouts (`retries` times). Off: a proof too slow for `timeout` is a verdict (a
+    slow proof fails); on: for overloaded machines, where a timeout can be bad luck."""
     infra_retries: int = Field(default=2, ge=0)
-    """Retries of infrastructure failures (crash on a request that never reached Lean, EOF on
-    start). Lean errors, timeouts and OOM are deterministic and never retried."""
+    """Re-deliveries of one request that never reached Lean (the process was dead before it read
+    the request) and of failed worker starts. They happen inside one try of `retries` (the
+    request never ran, so no try is spent on it); a try that still fails after them counts as
+    one failed try."""
     sandbox: Literal["auto", "required", "off"] = "auto"
     """Run every REPL process (and the kernel replay) under bubblewrap: toolchain and workspace
     read-only, a private writable scratch dir, no network, no home directory, a clean
@@ -186,6 +198,10 @@ class EvalConfig(BaseModel):
     """Top-level attempts per problem (the k of pass@k): samples, searches or planning episodes."""
     max_problems_in_flight: int = Field(default=16, ge=1)
     """Problems sampled/checked concurrently; bounds memory of the pipeline."""
+    retry_errors: bool = True
+    """On resume, re-check attempts that ended in an infrastructure error (crash, out of memory, lost
+    worker) from their recorded proof, and redo searches that failed that way before finding one;
+    the new record supersedes the error (`Attempt.revision`). `--no-retry-errors` keeps them."""
     max_checks_in_flight: int | None = None
     """Pending checks before sampling pauses (default max(4 x lean.workers, problems in flight x
     the strategy's checks per batch): every open problem can have a batch waiting for Lean while

@@ -137,10 +137,14 @@ class Verdict(BaseModel):
     code: str = ""
     """The exact Lean code that was checked (assembled by the checker, never the model's text)."""
     lean_seconds: float = 0.0
+    """Lean time of every try together."""
     cached: bool = False
     stage: Literal["", "preflight", "assembly", "lean", "audit", "replay"] = ""
     """The stage that decided: for PROVED, the last stage that accepted the proof (`audit`: the
     REPL and the audit in a clean environment; `replay`: also the kernel replay)."""
+    tries: int = Field(default=1, ge=1)
+    """Times the checker ran its pipeline for this verdict: 1, plus one per retry on a fresh
+    worker after a crash, out-of-memory kill or infrastructure failure (`lean.retries`)."""
 
     @property
     def proved(self) -> bool:
@@ -241,6 +245,10 @@ class Attempt(BaseModel):
     gen_seconds: float = 0.0
     check_seconds: float = 0.0
     extra: dict[str, object] = Field(default_factory=dict)
+    revision: int = Field(default=0, ge=0)
+    """0 for the first record of a slot. Resuming a run re-checks an attempt that ended in an
+    infrastructure error (or redoes a search that failed that way) and appends the slot again
+    with the next revision; the highest revision is the slot's answer (store, pass@k, reports)."""
 
     @property
     def key(self) -> tuple[str, int, int]:

@@ -168,3 +168,11 @@ async def test_roles_with_the_same_engine_share_one_sampler(tmp_path: Path) -> N
         apart = Services(samplers={}, checker=None, lean=None)  # type: ignore[arg-type]
         open_samplers(base.with_overrides({"samplers.planner.script": str(other)}), ("planner", "prover"), apart)
         assert apart.samplers["planner"] is not apart.samplers["prover"] and len(apart.closers) == 2
+
+
+def test_unknown_sandbox_mode_and_negative_retries_are_named(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text("lean:\n  sandbox: bogus\n")
+    with pytest.raises(ConfigError, match=r"lean.sandbox[\s\S]*'auto', 'required' or 'off'"):
+        ProverConfig.load(tmp_path / "s.yaml", user_defaults=False)
+    with pytest.raises(ConfigError, match=r"lean.retries[\s\S]*greater than or equal to 0"):
+        ProverConfig.from_dict({"lean": {"retries": -1}})

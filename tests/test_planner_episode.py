@@ -293,3 +293,25 @@ def test_best_first_sub_provers_search_from_the_holes_proof_states(tmp_path: Pat
     assert all(a.verdict.rule == "subgoal:tactic_mode" for a in subgoals)
     sketches = [a for a in result.attempts if a.kind == "sketch"]
     assert len(sketches) == 1 and json.loads(json.dumps(sketches[0].extra))["elaborated"] is True
+
+
+def test_a_lean_crash_is_no_failed_episode_and_resume_redoes_the_episode(tmp_path: Path, datasets_dir: Path) -> None:
+    """The false-claim sketch crashes the REPL every time (after the checker's own retries): the
+    episode's verdict is an infrastructure ERROR, pass@k is marked a lower bound, and the resumed
+    run redoes the episode (its nested records superseded) instead of counting a failure."""
+    data = yaml.safe_load(E2E_SCENARIO.read_text(encoding="utf-8"))
+    data["faults"] = {"crash_on": ["hbad :"]}
+    crashing = tmp_path / "crashing.yaml"
+    crashing.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    config, items = world(tmp_path, datasets_dir, **{"lean.repl_cmd": repl_cmd(crashing), "lean.retries": 1})
+    out = tmp_path / "run"
+    first = evaluate(items[:1], config, out=out, progress=False).summary
+    assert first.solved == 0 and first.errors == 1 and first.pass_at_k_is_lower_bound
+    top = next(a for a in attempts(out) if a["parent"] is None)
+    assert (top["verdict"]["status"], top["verdict"]["rule"]) == ("error", "planner:infrastructure")
+
+    healthy = config.with_overrides({"lean.repl_cmd": repl_cmd(E2E_SCENARIO)})
+    again = evaluate(items[:1], healthy, out=out, resume=True, progress=False).summary
+    assert again.solved == 1 and again.errors == 0 and again.errors_retried == 1
+    latest = [a for a in attempts(out) if a["parent"] is None][-1]
+    assert latest["revision"] == 1 and latest["verdict"]["rule"] == "accepted"

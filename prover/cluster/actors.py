@@ -47,6 +47,7 @@ from prover.cluster.proxies import (
 )
 from prover.config import ProverConfig
 from prover.errors import StaleHandleError
+from prover.eval.recheck import prove_problem
 from prover.search.base import DoneAttempts, Services, Strategy, StrategyContext
 from prover.types import Attempt, GenRequest, Problem
 
@@ -361,6 +362,7 @@ def agent_services(config: ProverConfig, services: ClusterServices, owner: str, 
     """The `Services` of a prover agent: proxies to the cluster's actors (pools on its own node
     first). Every model role is served by the LLM actors; the Lean session runs here, over the
     pool actors, so goal states stay sticky to the pool actor that holds them."""
+    from prover.lean_env.retry import RetryPolicy
     from prover.lean_env.session import PoolLeanSession
     from prover.search.services import lean_session
 
@@ -373,7 +375,10 @@ def agent_services(config: ProverConfig, services: ClusterServices, owner: str, 
     return Services(
         samplers={role: proxies[id(handles)] for role, handles in services.llm_by_role.items()},
         checker=RayCheckerProxy(pool_set),
-        lean=lean_session(config, PoolLeanSession(RayPoolProxy(pool_set, services.env_key_template, owner))),
+        lean=lean_session(
+            config,
+            PoolLeanSession(RayPoolProxy(pool_set, services.env_key_template, owner), retry=RetryPolicy.from_config(config.lean)),
+        ),
         proof_cache=cache,
         jobs=RayJobRunner(services.agent_names) if services.agent_names else None,
     )
@@ -433,7 +438,7 @@ async def run_streaming(
 
     async def run() -> None:
         try:
-            await strategy.prove(problem, ctx, record, DoneAttempts(done))
+            await prove_problem(strategy, problem, ctx, record, DoneAttempts(done))
         except Exception as exc:  # noqa: BLE001 - sent to the driver as a typed failure
             await queue.put(AgentEvent(kind="failed", failure=RemoteFailure.from_exception(exc, origin)))
         else:

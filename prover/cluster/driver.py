@@ -18,6 +18,10 @@ Fault tolerance, on purpose:
 - the `prove` stream of an agent is never retried by Ray (it would redo recorded attempts):
   when an agent or the Lean pool it uses dies, the driver re-queues the problem with the attempts
   already recorded as `done`, up to `max_task_retries + 1` tries per problem;
+- a whole node can die: agents are placed round the nodes with soft affinity, so Ray restarts
+  the dead node's agents on live nodes (the driver waits for them, or retires them and the live
+  agents take their problems); its Lean pool cannot come back (node-affine) and every proxy
+  treats it as dead and fails over to the pools of other nodes;
 - an LLM engine death is absorbed by the sampler proxy while another engine is alive; when none
   is, the strategy fails with `SamplerUnavailable` and the driver stops the run with that message
   (everything recorded stays; `--resume` continues).
@@ -31,6 +35,7 @@ import logging
 import math
 import os
 import secrets
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -38,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from prover.cluster.local_ray import init_local_ray
-from prover.cluster.proxies import first_line
+from prover.cluster.proxies import first_line, ray_failure_types
 from prover.config import ProverConfig
 from prover.errors import ConfigError, DataError, RunError, SamplerUnavailable
 from prover.eval.metrics import Summary
@@ -258,9 +263,17 @@ def _create_actors(
         llm_by_role=llm_by_role, pools_by_node=pools_by_node, proof_cache=cache, env_key_template=template,
         agent_names=names,
     )
+    # Agents go round the nodes (each uses its own node's pool first); the affinity is soft, so an
+    # agent whose node dies is restarted on a live one.
+    nodes = list(pools_by_node)
     agents = [
         remote_class(ProverAgentActor)
-        .options(num_cpus=0, scheduling_strategy="SPREAD", name=name, **fault)
+        .options(
+            num_cpus=0,
+            scheduling_strategy=NodeAffinitySchedulingStrategy(nodes[i % len(nodes)], soft=True),
+            name=name,
+            **fault,
+        )
         .remote(config, services, f"agent-{i}")
         for i, name in enumerate(names)
     ]
@@ -368,12 +381,23 @@ def first_error(group: BaseExceptionGroup) -> BaseException:
 
 
 async def _alive(ping: Callable[[Any], Awaitable[Any]], agent: Any) -> bool:
-    try:
-        await asyncio.wait_for(ping(agent), timeout=RESTART_WAIT)
-        return True
-    except Exception as exc:  # noqa: BLE001 - any failure means the agent is gone
-        log.warning("retiring an agent that does not answer: %s", exc)
-        return False
+    """Whether `agent` answers within RESTART_WAIT. One that is only unavailable (its node died
+    and Ray has not restarted it elsewhere yet) is asked again until then."""
+    _, unavailable = ray_failure_types()
+    deadline = time.monotonic() + RESTART_WAIT
+    while True:
+        try:
+            await asyncio.wait_for(ping(agent), timeout=max(0.1, deadline - time.monotonic()))
+            return True
+        except unavailable as exc:
+            if time.monotonic() < deadline:
+                await asyncio.sleep(0.5)
+                continue
+            log.warning("retiring an agent that stayed unavailable: %s", first_line(exc))
+            return False
+        except Exception as exc:  # noqa: BLE001 - any other failure means the agent is gone
+            log.warning("retiring an agent that does not answer: %s", first_line(exc))
+            return False
 
 
 def per_agent_in_flight(config: ProverConfig, agents: int) -> int:

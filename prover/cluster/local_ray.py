@@ -15,6 +15,7 @@ and killed mid-run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any
 
@@ -22,6 +23,8 @@ from prover.errors import ConfigError
 
 LOOPBACK = "127.0.0.1"
 CLUSTER_MODE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+HEALTH_CHECKS_MISSED = 3
+"""Missed health checks after which `LocalRayCluster(failure_detection_s=...)` declares a node dead."""
 
 
 def _cluster_mode_off() -> None:
@@ -50,6 +53,8 @@ def init_local_ray(*, num_cpus: int | None = None, object_store_memory: int | No
     import ray
 
     ray.init(
+        # "local": always a fresh cluster, never one a `ray start` or another process left running
+        address="local",
         _node_ip_address=LOOPBACK,
         include_dashboard=False,
         num_cpus=num_cpus,
@@ -72,11 +77,21 @@ class LocalRayCluster:
     Args:
         head_cpus: CPUs the head node offers (the driver's node; 0 keeps work off it).
         object_store_memory: per node, in bytes (small: only messages travel through it).
+        failure_detection_s: how long a node may stop answering before the cluster declares it
+            dead and restarts its actors elsewhere (None: Ray's default, tens of seconds; tests of
+            node deaths use about a second).
     """
 
-    def __init__(self, *, head_cpus: int = 1, object_store_memory: int = 100 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        *,
+        head_cpus: int = 1,
+        object_store_memory: int = 100 * 1024 * 1024,
+        failure_detection_s: float | None = None,
+    ) -> None:
         self.head_cpus = head_cpus
         self.object_store_memory = object_store_memory
+        self.failure_detection_s = failure_detection_s
         self._cluster: Any = None
         self.nodes: list[Any] = []
 
@@ -85,7 +100,16 @@ class LocalRayCluster:
         import ray
         from ray.cluster_utils import Cluster
 
-        self._cluster = Cluster(initialize_head=True, head_node_args=self._node_args(self.head_cpus))
+        head = self._node_args(self.head_cpus)
+        if self.failure_detection_s is not None:
+            period_ms = max(100, int(self.failure_detection_s * 1000 / HEALTH_CHECKS_MISSED))
+            head["_system_config"] = {
+                "health_check_initial_delay_ms": 0,
+                "health_check_period_ms": period_ms,
+                "health_check_timeout_ms": period_ms,
+                "health_check_failure_threshold": HEALTH_CHECKS_MISSED,
+            }
+        self._cluster = Cluster(initialize_head=True, head_node_args=head)
         ray.init(address=self._cluster.address, _node_ip_address=LOOPBACK, log_to_driver=False)
         _require_loopback()
         return self
@@ -109,12 +133,30 @@ class LocalRayCluster:
         self.nodes.append(node)
         return node
 
+    @property
+    def address(self) -> str:
+        """The head's GCS address (`127.0.0.1:<port>`), for drivers in other processes (`--address`)."""
+        return str(self._cluster.address)
+
     def node_id(self, node: Any) -> str:
         """Ray's NodeID of a node handle (for scheduling on it, or checking where actors run)."""
         return node.node_id
 
     def kill_node(self, node: Any) -> None:
-        """Kill a worker node's raylet and every process on it, as a dead machine would."""
+        """Kill a worker node as a dead machine would: every process on it at once (SIGKILL), the
+        actors' workers and their children (e.g. Lean REPLs) included, then its raylet. Removing
+        the raylet alone would leave its workers answering calls until they notice it is gone."""
+        import psutil
+        from ray._private import ray_constants
+
+        raylet = node.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process.pid
+        try:
+            processes = psutil.Process(raylet).children(recursive=True)
+        except psutil.Error:
+            processes = []
+        for process in processes:
+            with contextlib.suppress(psutil.Error):
+                process.kill()
         self._cluster.remove_node(node, allow_graceful=False)
         self.nodes.remove(node)
 

@@ -137,11 +137,13 @@ def first_line(exc: BaseException | None) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"
 
 
-def _ray_exceptions() -> tuple[type[BaseException], type[BaseException]]:
-    """(actor died, actor temporarily unavailable) classes; imported lazily so tests can use fakes."""
-    from ray.exceptions import ActorUnavailableError, RayActorError
+def ray_failure_types() -> tuple[tuple[type[BaseException], ...], type[BaseException]]:
+    """(actor gone for good, actor temporarily unavailable) classes; imported lazily so tests can
+    use fakes. Gone includes an actor that cannot be placed again: one pinned to a node that died
+    (`ActorUnschedulableError` is not a `RayActorError`)."""
+    from ray.exceptions import ActorUnavailableError, ActorUnschedulableError, RayActorError
 
-    return RayActorError, ActorUnavailableError
+    return (RayActorError, ActorUnschedulableError), ActorUnavailableError
 
 
 class ActorSet:
@@ -235,7 +237,7 @@ async def route(
     next one; an actor that is restarting is retried (on any actor) for up to `unavailable_wait`
     seconds before it is given up. When no actor is left, raises `on_exhausted(last_error)`.
     """
-    died, unavailable = _ray_exceptions()
+    died, unavailable = ray_failure_types()
     deadline = time.monotonic() + unavailable_wait
     last: BaseException | None = None
     while True:
@@ -387,7 +389,7 @@ class RemoteLease:
         return await self._send(method, *args, **kwargs)
 
     async def _send(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        died, _ = _ray_exceptions()
+        died, _ = ray_failure_types()
         pools = self._proxy.pools
         try:
             return await pools.call(self.index, method, self.lease_id, *args, **kwargs)
@@ -440,11 +442,11 @@ class RayPoolProxy:
 
     async def _open(self, key: Any, affinity: Any) -> tuple[int, LeaseInfo]:
         """A lease on the pool that issued `affinity` if it answers, else on the least-loaded one."""
-        died, _ = _ray_exceptions()
+        died, _ = ray_failure_types()
         home = self._worker_home.get(affinity) if affinity is not None else None
         opened: tuple[int, LeaseInfo] | None = None
         if home is not None and home not in self.pools.dead:
-            with contextlib.suppress(died):  # dead or restarting: `route` below sorts out which
+            with contextlib.suppress(*died):  # dead or restarting: `route` below sorts out which
                 opened = home, await self._open_on(home, key, affinity)
         if opened is None:
 

@@ -5,7 +5,12 @@ field `proof` (a tactic body, or complete Lean code containing the theorem), che
 concurrently through the pool, and writes one JSON line per input to stdout, in input order:
 
     {"line": 3, "name": "...", "proved": false, "status": "rejected", "rule": "preflight:sorry",
-     "stage": "preflight", "detail": "...", "messages": [...], "axioms": null, "lean_seconds": 0.0, "cached": false}
+     "stage": "preflight", "detail": "...", "messages": [...], "axioms": null, "lean_seconds": 0.0, "cached": false,
+     "tries": 1}
+
+A check whose REPL crashed (or was killed as out of memory) is run again on a fresh worker,
+`--retries` times (`tries` counts them); only a proof that fails that way every time ends as
+`error`.
 
 Malformed lines (not UTF-8, not JSON, no `proof`, no declaration in the statement) get
 `"status": "error", "rule": "malformed_input"` (and a message on stderr naming the line); the rest
@@ -31,6 +36,7 @@ from typing import Any, BinaryIO
 
 from pydantic import ValidationError
 
+from prover.commands.arguments import count
 from prover.config import ProverConfig
 from prover.errors import DataError
 from prover.lean_env.checker import ProofChecker
@@ -57,8 +63,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument("file", help="JSONL file of problems with a `proof` field (`-` = stdin)")
     check.add_argument("--repl-cmd", metavar="CMD", help="command line that starts one REPL process (shell-quoted)")
     check.add_argument("--workspace", type=Path, metavar="DIR", help="Lean workspace (the REPL's working directory)")
-    check.add_argument("--workers", type=int, metavar="N", help="REPL processes")
+    check.add_argument("--workers", type=count(1), metavar="N", help="REPL processes")
     check.add_argument("--timeout", type=float, metavar="S", help="wall-clock seconds per REPL request")
+    check.add_argument("--retries", type=count(0), metavar="N",
+                       help="re-runs of a check on a fresh worker after a crash, OOM kill or infrastructure "
+                       "failure before it becomes the verdict (default 2)")
     check.add_argument("--allow-axiom", action="append", default=[], metavar="NAME",
                        help="also allow this axiom (repeatable), e.g. SMT_VERIF for LeanGeo")
     check.add_argument("--config", type=Path, metavar="FILE", help="settings file (.toml/.yaml)")
@@ -102,6 +111,7 @@ def _config(args: argparse.Namespace) -> ProverConfig:
         "lean.workspace": args.workspace,
         "lean.workers": args.workers,
         "lean.timeout": args.timeout,
+        "lean.retries": args.retries,
         "cache.enabled": args.cache,
     }
     if args.allow_axiom:
@@ -178,6 +188,7 @@ def _result(number: int, problem: Problem | None, verdict: Verdict, with_code: b
         "axioms": list(verdict.axioms) if verdict.axioms is not None else None,
         "lean_seconds": round(verdict.lean_seconds, 4),
         "cached": verdict.cached,
+        "tries": verdict.tries,
     }
     if with_code:
         out["code"] = verdict.code

@@ -15,6 +15,7 @@ from pathlib import Path
 from collections.abc import Mapping
 from typing import Any
 
+from prover.commands.arguments import count
 from prover.config import ProverConfig
 from prover.errors import ConfigError, ProverError
 from prover.eval.report import register_report
@@ -52,7 +53,7 @@ def register_eval(subparsers: argparse._SubParsersAction) -> None:
         "hf:ORG/NAME[:split] / hf:PATH or leandojo:PATH (default: eval.benchmark of --config)",
     )
     what = p.add_argument_group("what to run")
-    what.add_argument("--pass", dest="passes", type=int, metavar="K", help="samples per problem (pass@K budget)")
+    what.add_argument("--pass", dest="passes", type=count(1), metavar="K", help="samples per problem (pass@K budget)")
     what.add_argument("--model", help="Hugging Face id or local path (vllm), or served model name (openai)")
     what.add_argument("--backend", choices=("vllm", "openai", "scripted"), help="sampler backend (default vllm)")
     what.add_argument("--script", type=Path, metavar="FILE", help="JSONL completions for --backend scripted")
@@ -76,12 +77,18 @@ def register_eval(subparsers: argparse._SubParsersAction) -> None:
     lean = p.add_argument_group("Lean")
     lean.add_argument("--workspace", type=Path, metavar="DIR", help="Lean workspace (default: from prover setup lean)")
     lean.add_argument("--repl-cmd", metavar="CMD", help="command that starts one REPL (overrides the workspace's)")
-    lean.add_argument("--workers", type=int, metavar="N", help="Lean REPL workers")
+    lean.add_argument("--workers", type=count(1), metavar="N", help="Lean REPL workers")
     lean.add_argument("--timeout", type=float, metavar="S", help="seconds per Lean check")
+    lean.add_argument("--retries", type=count(0), metavar="N",
+                      help="re-runs of a check or tactic step after a crash, OOM kill or infrastructure failure "
+                      "on a fresh worker before it becomes the verdict (default 2)")
     run = p.add_argument_group("run")
     run.add_argument("--out", type=Path, metavar="DIR", help="run directory (default runs/<bench>-<model>-<time>)")
     run.add_argument("--resume", action="store_true", default=None,
                      help="continue the run in --out (or the latest matching one under runs/)")
+    run.add_argument("--no-retry-errors", dest="retry_errors", action="store_false", default=None,
+                     help="with --resume, keep attempts that ended in infrastructure errors instead of "
+                     "re-checking them (pass@k stays a lower bound)")
     run.add_argument("--config", type=Path, metavar="FILE", help="settings file (.yaml/.yml/.toml)")
     run.add_argument("--quiet", action="store_true", help="no live progress line")
     run.add_argument("--ray", action="store_true", default=None, help="run on a Ray cluster (prover.cluster)")
@@ -121,6 +128,7 @@ def build_config(args: argparse.Namespace) -> ProverConfig:
         "eval.data_dir": args.data_dir,
         "eval.out": args.out,
         "eval.resume": args.resume,
+        "eval.retry_errors": args.retry_errors,
         "eval.strategy": args.strategy,
         "eval.passes": args.passes,
         **_strategy_overrides(args),
@@ -135,6 +143,7 @@ def build_config(args: argparse.Namespace) -> ProverConfig:
         "lean.repl_cmd": shlex.split(args.repl_cmd) if args.repl_cmd else None,
         "lean.workers": args.workers,
         "lean.timeout": args.timeout,
+        "lean.retries": args.retries,
         "ray.enabled": args.ray,
         "ray.address": args.address,
         **sampling_overrides(args),

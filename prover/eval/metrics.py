@@ -8,6 +8,10 @@ problems; `any_at_k` counts problems proved by one of the first k chains (sample
 Problems with fewer than k chains (an early-stopped or unfinished run) count 1 if they have a
 success and 0 otherwise: the estimator is undefined there and this is the any-of-n reading.
 Problems with no attempts at all count as unsolved.
+
+Attempts whose verdict is an infrastructure error (crash, out of memory, lost worker) are not
+failed samples, but until a resume re-checks them they cannot count as successes either: pass@k
+over a run with such attempts left is a lower bound (`Summary.pass_at_k_is_lower_bound`).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field
 
-from prover.types import Attempt
+from prover.types import Attempt, CheckStatus
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -128,6 +132,15 @@ class Summary(BaseModel):
     peaks: dict[str, int] = Field(default_factory=dict)
     """Figures a strategy keeps per top-level attempt (`Attempt.extra["peaks"]`, e.g. the depth a
     planner reached), their maximum over the run."""
+    errors: int = 0
+    """Top-level attempts whose verdict is an infrastructure error (crash, out of memory, lost
+    worker): not failed samples; `prover eval --resume` re-checks them."""
+    pass_at_k_is_lower_bound: bool = False
+    """True while `errors` > 0: those attempts count as unsolved, so the true pass@k may be higher."""
+    errors_retried: int = 0
+    """Top-level attempts recorded again after an error (re-checked or redone on resume)."""
+    check_retries: int = 0
+    """Extra checker runs after crashes, OOM kills and infrastructure failures (sum of tries - 1)."""
 
 
 def outcomes(
@@ -197,6 +210,7 @@ def summarize(
             problems=len(members), solved=sum(o.solved for o in members), pass_at_k=cat_pass, any_at_k=cat_any
         )
     checked = [a for a in attempts if a.proof is not None and a.duplicate_of is None and not a.verdict.cached]
+    errors = sum(1 for a in attempts if a.verdict.status is CheckStatus.ERROR)
     return Summary(
         benchmark=benchmark,
         model=model,
@@ -227,6 +241,10 @@ def summarize(
         nested_proved=dict(sorted(Counter(a.kind for a in nested if a.verdict.proved).items())),
         tallies=_extra_figures(attempts, "tallies", sum),
         peaks=_extra_figures(attempts, "peaks", max),
+        errors=errors,
+        pass_at_k_is_lower_bound=errors > 0,
+        errors_retried=sum(1 for a in attempts if a.revision > 0),
+        check_retries=sum(a.verdict.tries - 1 for a in checked),
     )
 
 

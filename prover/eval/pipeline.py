@@ -16,6 +16,7 @@ Shape (one asyncio loop, in the spirit of vLLM's async front end):
   bound when Lean is the bottleneck.
 * Resume: `done` holds what an earlier run recorded; problems a strategy reports complete are
   skipped before any engine or Lean worker starts, so re-running a finished run is instant.
+  Attempts that ended in infrastructure errors are re-checked or redone first (`recheck.py`).
 * Shutdown: services (sampler, pool) are closed on success, errors and cancellation (Ctrl-C);
   attempts are recorded as they finish, so an interrupted run loses only what was in flight.
 """
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
 from prover.config import ProverConfig
+from prover.eval.recheck import has_error_attempts, prove_problem
 from prover.llm.base import Sampler
 from prover.search.base import CheckerLike, DoneAttempts, Services, ServicesFactory, Strategy, StrategyContext
 from prover.types import Attempt, GenRequest, GenResult, Problem, Verdict
@@ -294,12 +296,19 @@ def clock_text(seconds: float) -> str:
 def pending_problems(
     problems: Sequence[Problem], config: ProverConfig, strategy: Strategy, done: DoneMap
 ) -> list[Problem]:
-    """Problems that still need work (a strategy skips the attempts in `done` itself)."""
-    return [
-        problem
-        for problem in problems
-        if not (problem.name in done and len(done[problem.name]) and strategy.is_complete(problem, config, done[problem.name]))
-    ]
+    """Problems that still need work (a strategy skips the attempts in `done` itself): incomplete
+    ones, and with `eval.retry_errors` those with attempts that ended in infrastructure errors."""
+    return [problem for problem in problems if _needs_work(problem, config, strategy, done.get(problem.name))]
+
+
+def _needs_work(
+    problem: Problem, config: ProverConfig, strategy: Strategy, done: Mapping[tuple[int, int], Attempt] | None
+) -> bool:
+    if not done:
+        return True
+    if config.eval.retry_errors and has_error_attempts(done):
+        return True
+    return not strategy.is_complete(problem, config, done)
 
 
 def gated_services(services: Services, gate: CheckGate, stats: PipelineStats) -> Services:
@@ -386,7 +395,7 @@ async def _prove_all(
                 await record_and_count(attempt)
                 solved = solved or (attempt.parent is None and attempt.verdict.proved)
 
-            await strategy.prove(problem, ctx, record_problem, recorded)
+            await prove_problem(strategy, problem, ctx, record_problem, recorded)
             stats.problems_done += 1
             stats.solved += int(solved)
             progress.update()

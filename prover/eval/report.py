@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from prover.errors import RunError
 from prover.eval.metrics import Summary, outcomes, summarize
 from prover.eval.store import RECORDED_AT, ResultsStore, RunInfo, read_events
 from prover.types import Attempt
@@ -62,9 +63,15 @@ def render_report(run_dir: Path | str) -> Summary:
     run_dir = Path(run_dir)
     store = ResultsStore.read(run_dir)
     summary = compute_summary(store)
-    (run_dir / SUMMARY_FILE).write_text(summary.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    (run_dir / REPORT_FILE).write_text(markdown_report(summary, store), encoding="utf-8")
-    plot_pass_at_k(summary, run_dir / PLOT_FILE)
+    try:
+        (run_dir / SUMMARY_FILE).write_text(summary.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        (run_dir / REPORT_FILE).write_text(markdown_report(summary, store), encoding="utf-8")
+        plot_pass_at_k(summary, run_dir / PLOT_FILE)
+    except OSError as exc:
+        raise RunError(
+            f"cannot write the report of {run_dir}: {exc.strerror or exc}; the attempts are intact, "
+            f"re-render it with `prover report {run_dir}` once the disk is writable"
+        ) from exc
     return summary
 
 
@@ -101,11 +108,13 @@ def markdown_report(summary: Summary, store: ResultsStore) -> str:
         "",
         "## pass@k",
         "",
+        *_lower_bound_note(summary),
         "| k | pass@k (unbiased) | solved by first k samples |",
         "|---:|---:|---:|",
     ]
+    at_least = "≥ " if summary.pass_at_k_is_lower_bound else ""
     for k, value in summary.pass_at_k.items():
-        lines.append(f"| {k} | {_pct(value)} | {summary.any_at_k[k]} / {summary.problems} |")
+        lines.append(f"| {k} | {at_least}{_pct(value)} | {at_least}{summary.any_at_k[k]} / {summary.problems} |")
     lines.append("")
     if summary.per_category:
         budget = str(summary.budget)
@@ -127,6 +136,21 @@ def markdown_report(summary: Summary, store: ResultsStore) -> str:
     return "\n".join(lines) + "\n"
 
 
+def errors_line(summary: Summary) -> str:
+    """"N attempts ended in infrastructure errors ..." ("" when none did)."""
+    if not summary.errors:
+        return ""
+    return (
+        f"{summary.errors} attempt(s) ended in infrastructure errors (crash, out of memory, lost worker); "
+        "they count as unsolved, so pass@k is a lower bound. `prover eval --resume` re-checks them."
+    )
+
+
+def _lower_bound_note(summary: Summary) -> list[str]:
+    line = errors_line(summary)
+    return [f"**Lower bound.** {line}", ""] if line else []
+
+
 def _totals(summary: Summary) -> list[str]:
     rows = [
         ("problems attempted", f"{summary.attempted_problems} / {summary.problems}"),
@@ -135,6 +159,9 @@ def _totals(summary: Summary) -> list[str]:
         ("checks saved by dedupe", summary.dedupe_saved),
         ("verdict cache hits", summary.cache_hits),
         ("no proof extracted", summary.extraction_failures),
+        ("infrastructure errors (not failures)", summary.errors),
+        ("error attempts re-checked or redone", summary.errors_retried),
+        ("checks retried after a crash", summary.check_retries),
         ("prompt tokens", summary.tokens.get("prompt", 0)),
         ("completion tokens", summary.tokens.get("completion", 0)),
         ("Lean seconds", f"{summary.lean_seconds:.1f}"),
@@ -290,10 +317,13 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def short_summary(summary: Summary, run_dir: Path) -> str:
-    rates = "  ".join(f"pass@{k}={_pct(v)}" for k, v in summary.pass_at_k.items())
+    at_least = ">=" if summary.pass_at_k_is_lower_bound else "="
+    rates = "  ".join(f"pass@{k}{at_least}{_pct(v)}" for k, v in summary.pass_at_k.items())
+    errors = f"{errors_line(summary)}\n" if summary.errors else ""
     return (
         f"{summary.benchmark}: solved {summary.solved}/{summary.problems}  {rates}\n"
         f"attempts={summary.attempts} checks={summary.checks} dedupe_saved={summary.dedupe_saved} "
-        f"wall={summary.wall_seconds:.1f}s\n"
+        f"errors={summary.errors} wall={summary.wall_seconds:.1f}s\n"
+        f"{errors}"
         f"report: {run_dir / REPORT_FILE}"
     )

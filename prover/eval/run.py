@@ -59,7 +59,8 @@ class EvalResult(BaseModel):
     attempts: int
     """Attempts recorded in the run directory in total."""
     new_attempts: int
-    """Attempts recorded by this call (0 when the run was already finished)."""
+    """Attempt records written by this call, re-checks of error attempts included (0 when the run
+    was already finished)."""
     wall_seconds: float
 
 
@@ -216,7 +217,6 @@ async def aevaluate(
         if executor.needs_local_lean:
             check_lean_setup(config)
     store = ResultsStore.open(run_dir, RunInfo.from_config(config, problems), resume=resume)
-    before = len(store)
     stats = PipelineStats()
     outcome = "finished"
     recorder = BatchedRecorder(store.append_many)
@@ -234,7 +234,7 @@ async def aevaluate(
             await recorder.drain()  # attempts already handed over reach the disk before close
         except Exception:  # noqa: BLE001 - the original error is being raised
             pass
-        store.event("pipeline", outcome=outcome, new_attempts=len(store) - before, **_stats_dict(stats))
+        store.event("pipeline", outcome=outcome, new_attempts=store.written, **_stats_dict(stats))
         total = len(store)
         store.close()
     summary = render_report(run_dir)
@@ -242,7 +242,7 @@ async def aevaluate(
         run_dir=run_dir,
         summary=summary,
         attempts=total,
-        new_attempts=total - before,
+        new_attempts=store.written,
         wall_seconds=time.monotonic() - started,
     )
 

@@ -8,10 +8,24 @@
 
 A run killed with SIGKILL loses at most the attempts that were in flight: every line is on disk
 before `append` returns, and a torn last line is cut off when the run is resumed.
+
+One line per slot (problem, kind, parent, round, sample_index), with one exception: resuming a
+run re-checks attempts that ended in an infrastructure error and appends the slot again with a
+higher `Attempt.revision`. The highest revision is the slot's answer; earlier ones stay in the
+file (append-only) but every reader here (resume, pass@k, reports) sees only the latest, so a
+slot never has two answers.
+
+Disk faults: a write that fails (disk full, read-only file system, quota, I/O error) raises
+`RunError` naming the file and the cause; the file is cut back to its last complete line, so
+every attempt written before stays readable and `--resume` continues once the disk is usable.
+A last line torn by a crash mid-write is never read as an attempt: it is dropped (and cut from
+the file on resume), and the attempt is redone.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
 import os
@@ -168,16 +182,25 @@ class ResultsStore:
     def __init__(self, run_dir: Path, info: RunInfo, attempts: list[Attempt], *, writable: bool) -> None:
         self.run_dir = Path(run_dir)
         self.info = info
-        self._attempts: list[Attempt] = []
+        self._latest: dict[tuple[str, AttemptSlot], Attempt] = {}
         self._by_problem: dict[str, dict[AttemptSlot, Attempt]] = {}
+        self.superseded = 0
+        """Records replaced by a later revision of their slot."""
+        self.written = 0
+        """Attempt lines this writer appended."""
         self._lock = threading.Lock()
-        self._handle = None
-        self._events = None
+        self._fd: int | None = None
+        self._events_fd: int | None = None
+        self._events_failed = False
         for attempt in attempts:
             self._index(attempt)
         if writable:
-            self._handle = (self.run_dir / ATTEMPTS_FILE).open("a", encoding="utf-8")
-            self._events = (self.run_dir / EVENTS_FILE).open("a", encoding="utf-8")
+            self._fd = _open_append(self.run_dir / ATTEMPTS_FILE)
+            try:
+                self._events_fd = _open_append(self.run_dir / EVENTS_FILE)
+            except RunError:
+                os.close(self._fd)
+                raise
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -208,7 +231,7 @@ class ResultsStore:
             try:
                 run_dir.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise RunError(f"cannot create run directory {run_dir}: {exc}") from exc
+                raise RunError(f"cannot create run directory {run_dir}: {_describe_os_error(exc)}") from exc
             attempts = []
             merged = info.model_copy(update={"created": _now_iso()})
             event = "open"
@@ -228,7 +251,8 @@ class ResultsStore:
     # -- queries ---------------------------------------------------------------------------
 
     def attempts(self) -> list[Attempt]:
-        return list(self._attempts)
+        """The answer of every slot (its latest revision), in the order slots were first recorded."""
+        return list(self._latest.values())
 
     def done(self, problem: Problem | str) -> DoneAttempts:
         """Recorded attempts of one problem (top-level ones by (round, sample_index)).
@@ -240,11 +264,13 @@ class ResultsStore:
             return DoneAttempts(list(self._by_problem.get(name, {}).values()))
 
     def has(self, attempt: Attempt) -> bool:
-        """Whether an attempt in the same slot (problem, kind, parent, round, index) is recorded."""
-        return attempt.slot in self._by_problem.get(attempt.problem, {})
+        """Whether its slot (problem, kind, parent, round, index) is recorded at its revision or later."""
+        current = self._by_problem.get(attempt.problem, {}).get(attempt.slot)
+        return current is not None and current.revision >= attempt.revision
 
     def __len__(self) -> int:
-        return len(self._attempts)
+        """Slots recorded (each counted once, whatever its revisions)."""
+        return len(self._latest)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -253,32 +279,57 @@ class ResultsStore:
         return self.append_many([attempt]) == 1
 
     def append_many(self, attempts: Iterable[Attempt]) -> int:
-        """Write a batch with one fsync; returns how many were new."""
-        if self._handle is None:
+        """Write a batch with one fsync; returns how many were new (a slot already recorded at the
+        same or a later revision is skipped).
+
+        Raises:
+            RunError: the write failed (disk full, read-only, I/O error); nothing of the batch is
+                left in the file and everything recorded before is kept.
+        """
+        if self._fd is None:
             raise RunError(f"run directory {self.run_dir} was opened read-only")
         with self._lock:
-            lines = []
+            batch: dict[tuple[str, AttemptSlot], Attempt] = {}
             for attempt in attempts:
-                if self.has(attempt):
+                key = (attempt.problem, attempt.slot)
+                if self.has(attempt) or (key in batch and batch[key].revision >= attempt.revision):
                     log.info("attempt %s already recorded in %s; skipped", attempt.slot, self.run_dir)
                     continue
-                self._index(attempt)
+                batch[key] = attempt
+            if not batch:
+                return 0
+            lines = []
+            for attempt in batch.values():
                 data = attempt.model_dump(mode="json")
                 data[RECORDED_AT] = time.time()
                 lines.append(json.dumps(data, ensure_ascii=False) + "\n")
-            if lines:
-                self._handle.write("".join(lines))
-                self._handle.flush()
-                os.fsync(self._handle.fileno())
-            return len(lines)
+            try:
+                _append(self._fd, "".join(lines).encode("utf-8"), sync=True)
+            except OSError as exc:
+                raise RunError(
+                    f"cannot record attempts in {self.run_dir / ATTEMPTS_FILE}: {_describe_os_error(exc)}; "
+                    f"the {len(self)} attempt(s) recorded before are kept. Make room (or make the directory "
+                    "writable) and continue with --resume"
+                ) from exc
+            for attempt in batch.values():
+                self._index(attempt)
+            self.written += len(batch)
+            return len(batch)
 
     def event(self, kind: str, **data: Any) -> None:
-        """Append a progress record to `events.jsonl` (flushed, not fsync'ed)."""
-        if self._events is None:
+        """Append a progress record to `events.jsonl` (not fsync'ed). Events are diagnostics: a
+        failed write is logged once and dropped, it never stops the run."""
+        if self._events_fd is None:
             return
+        line = json.dumps({"t": time.time(), "event": kind, **data}, default=str) + "\n"
         with self._lock:
-            self._events.write(json.dumps({"t": time.time(), "event": kind, **data}, default=str) + "\n")
-            self._events.flush()
+            try:
+                _append(self._events_fd, line.encode("utf-8"), sync=False)
+            except OSError as exc:
+                if not self._events_failed:
+                    log.warning("cannot write %s (%s); events are dropped", self.run_dir / EVENTS_FILE,
+                                _describe_os_error(exc))
+                self._events_failed = True
 
     def update_info(self, **fields: Any) -> None:
         """Record facts learnt during the run (e.g. the REPL version) in `run.json`."""
@@ -286,13 +337,13 @@ class ResultsStore:
         write_run_info(self.run_dir, self.info)
 
     def close(self) -> None:
-        if self._handle is not None:
-            self.event("close", attempts=len(self._attempts))
-            self._handle.close()
-            self._handle = None
-        if self._events is not None:
-            self._events.close()
-            self._events = None
+        if self._fd is not None:
+            self.event("close", attempts=len(self))
+            os.close(self._fd)
+            self._fd = None
+        if self._events_fd is not None:
+            os.close(self._events_fd)
+            self._events_fd = None
 
     def __enter__(self) -> ResultsStore:
         return self
@@ -301,12 +352,16 @@ class ResultsStore:
         self.close()
 
     def _index(self, attempt: Attempt) -> None:
-        per_problem = self._by_problem.setdefault(attempt.problem, {})
-        if attempt.slot in per_problem:
-            log.warning("duplicate attempt %s of %s in %s ignored", attempt.slot, attempt.problem, self.run_dir)
-            return
-        per_problem[attempt.slot] = attempt
-        self._attempts.append(attempt)
+        """Make `attempt` its slot's answer unless the slot already has this revision or a later one."""
+        key = (attempt.problem, attempt.slot)
+        current = self._latest.get(key)
+        if current is not None:
+            if attempt.revision <= current.revision:
+                log.warning("duplicate attempt %s of %s in %s ignored", attempt.slot, attempt.problem, self.run_dir)
+                return
+            self.superseded += 1
+        self._latest[key] = attempt  # a later revision keeps the slot's place in the order
+        self._by_problem.setdefault(attempt.problem, {})[attempt.slot] = attempt
 
 
 # ---------------------------------------------------------------------------------------------
@@ -327,39 +382,88 @@ def read_run_info(run_dir: Path) -> RunInfo:
 
 
 def write_run_info(run_dir: Path, info: RunInfo) -> None:
-    """Atomic replace, so a crash never leaves a half-written run.json."""
+    """Atomic replace, so a crash never leaves a half-written run.json.
+
+    Raises:
+        RunError: it cannot be written (disk full, read-only); the previous run.json is intact.
+    """
     path = run_dir / RUN_FILE
     tmp = path.with_name(RUN_FILE + ".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        handle.write(info.model_dump_json(indent=2))
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)
+    try:
+        with tmp.open("w", encoding="utf-8") as handle:
+            handle.write(info.model_dump_json(indent=2))
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.replace(path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise RunError(f"cannot write {path}: {_describe_os_error(exc)}; nothing recorded was changed") from exc
 
 
 def load_attempts(path: Path, *, repair: bool) -> list[Attempt]:
-    """Read attempts.jsonl. An unterminated last line that does not parse is a torn write:
-    dropped, and with `repair` cut from the file. A bad line in the middle is an error."""
-    if not path.exists():
-        if repair:
-            path.touch()
-        return []
-    data = path.read_bytes()
+    """Read attempts.jsonl. An unterminated last line is kept only if it is a whole record (no
+    proper prefix of a JSON object parses, so a torn write never passes for an attempt); a torn
+    one is dropped, and with `repair` cut from the file. A bad line in the middle is an error."""
+    try:
+        if not path.exists():
+            if repair:
+                path.touch()
+            return []
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RunError(f"cannot read {path}: {_describe_os_error(exc)}") from exc
     lines = data.split(b"\n")
     tail = lines.pop()  # text after the last newline ("" when the file ends cleanly)
     attempts = [_parse_attempt(line, path, lineno) for lineno, line in enumerate(lines, 1) if line.strip()]
-    if tail.strip():
+    if not tail.strip():
+        return attempts
+    try:
+        whole = _parse_attempt(tail, path, len(lines) + 1)
+    except RunError:
+        log.warning("%s: dropping a torn last line (%d bytes)", path, len(tail))
+        whole = None
+    if repair:
         try:
-            attempts.append(_parse_attempt(tail, path, len(lines) + 1))
-            if repair:
-                with path.open("ab") as handle:
-                    handle.write(b"\n")
-        except RunError:
-            log.warning("%s: dropping torn last line (%d bytes)", path, len(tail))
-            if repair:
-                with path.open("r+b") as handle:
+            with path.open("r+b") as handle:
+                if whole is None:
                     handle.truncate(len(data) - len(tail))
-    return attempts
+                else:
+                    handle.seek(0, os.SEEK_END)
+                    handle.write(b"\n")
+        except OSError as exc:
+            raise RunError(f"cannot repair the last line of {path}: {_describe_os_error(exc)}") from exc
+    return attempts if whole is None else [*attempts, whole]
+
+
+def _open_append(path: Path) -> int:
+    try:
+        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise RunError(f"cannot open {path} for writing: {_describe_os_error(exc)}") from exc
+
+
+def _append(fd: int, data: bytes, *, sync: bool) -> None:
+    """Append all of `data` (and fsync); on any failure cut the file back to where it ended, so a
+    partial write never leaves half a line, then re-raise."""
+    end = os.fstat(fd).st_size
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        if sync:
+            os.fsync(fd)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, end)
+        raise
+
+
+def _describe_os_error(exc: OSError) -> str:
+    """`No space left on device (ENOSPC)`."""
+    code = errno.errorcode.get(exc.errno or 0)
+    text = exc.strerror or str(exc)
+    return f"{text} ({code})" if code else text
 
 
 def _parse_attempt(line: bytes, path: Path, lineno: int) -> Attempt:

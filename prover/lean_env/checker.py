@@ -40,6 +40,9 @@ missing_theorem, statement_mismatch, axioms, audit_replay, replay:rejected, repl
 TIMEOUT (timeout, replay:timeout), ERROR (out_of_memory, crash, infrastructure, replay:error,
 replay:missing_tool). Message positions in the verdict refer to `Verdict.code` (header included).
 
+A check that ends in ERROR (or TIMEOUT with `lean.retry_timeouts`) is run again from step 1 on a
+fresh lease, up to `lean.retries` times (`lean_env/retry.py`); `Verdict.tries` says how many ran.
+
 `check_sketch` runs the pipeline up to the audit on a proof with `sorry` holes (a planner's
 sketch): the ban list except the `sorry` token itself, the benchmark statement, no Lean error,
 then the same audit (clean environment, trusted statement check, axioms with `sorryAx` aside).
@@ -73,6 +76,7 @@ from prover.lean_env.preflight import PreflightResult, banned_items, preflight, 
 from prover.lean_env.protocol import CommandResponse, ReplErrorResponse, Sorry
 from prover.lean_env.replay import KernelReplay
 from prover.lean_env.results import EnvKey, OutcomeKind, ReplResult
+from prover.lean_env.retry import RetryPolicy
 from prover.lean_env.verdict_cache import VerdictCache, verdict_key
 from prover.lean_syntax import current_namespace, name_parts, tokenize
 from prover.types import CheckStatus, LeanMessage, Pos, Problem, Verdict, content_hash
@@ -208,7 +212,7 @@ class ProofChecker:
     async def check(self, problem: Problem, proof: str, *, extra_allowed_axioms: Sequence[str] = ()) -> Verdict:
         """Check `proof` (tactic body or complete code) against `problem`'s own statement."""
         if self.cache is None:
-            return await self._check(problem, proof, extra_allowed_axioms)
+            return await self._check_retrying(problem, proof, extra_allowed_axioms)
         env_key = self.pool.env_key(problem.header)
         key = verdict_key(
             workspace=env_key.workspace,
@@ -219,7 +223,20 @@ class ProofChecker:
             proof=proof,
             rules=self.rules_fingerprint(extra_allowed_axioms),
         )
-        return await self.cache.get_or_compute(key, lambda: self._check(problem, proof, extra_allowed_axioms))
+        return await self.cache.get_or_compute(key, lambda: self._check_retrying(problem, proof, extra_allowed_axioms))
+
+    async def _check_retrying(self, problem: Problem, proof: str, extra: Sequence[str]) -> Verdict:
+        """The whole pipeline again, on a fresh lease, after a failure the proof may not have caused
+        (`RetryPolicy`): the crashed worker has restarted, so the next try runs on a new process.
+        The last try's verdict counts; `tries` and the Lean time of every try are recorded."""
+        policy = RetryPolicy.from_config(self.pool.config)
+        seconds = 0.0
+        for tries in range(1, policy.tries + 1):
+            verdict = await self._check(problem, proof, extra)
+            seconds += verdict.lean_seconds
+            if tries == policy.tries or not policy.retried_verdict(verdict):
+                break
+        return verdict.model_copy(update={"tries": tries, "lean_seconds": seconds})
 
     async def check_sketch(
         self, problem: Problem, proof: str, *, pp_options: Sequence[tuple[str, str]] = ()
@@ -229,7 +246,20 @@ class ProofChecker:
         Args:
             pp_options: (name, value) pretty-printer options set for this elaboration only
                 (`set_option name value in`), so the holes' goals print the way the caller needs.
+
+        Retried like `check` (`RetryPolicy`) after a failure the sketch may not have caused.
         """
+        policy = RetryPolicy.from_config(self.pool.config)
+        seconds = 0.0
+        for tries in range(1, policy.tries + 1):
+            checked = await self._check_sketch(problem, proof, pp_options)
+            seconds += checked.verdict.lean_seconds
+            if tries == policy.tries or not policy.retried_verdict(checked.verdict):
+                break
+        return checked.model_copy(update={"verdict": checked.verdict.model_copy(update={"tries": tries,
+                                                                                          "lean_seconds": seconds})})
+
+    async def _check_sketch(self, problem: Problem, proof: str, pp_options: Sequence[tuple[str, str]]) -> SketchCheck:
         pre = preflight(proof, banned=self.banned, header=problem.header)
         hits = tuple(h for h in pre.hits if not (h.item == SKETCH_HOLE and h.text == SKETCH_HOLE))
         if hits:

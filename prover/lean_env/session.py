@@ -35,6 +35,7 @@ from typing import Any, Protocol
 from prover.errors import StaleHandleError
 from prover.lean_env.protocol import CommandResponse, ProofStepResponse
 from prover.lean_env.results import EnvKey, OutcomeKind, ProofStateHandle, ReplResult, WorkerRef
+from prover.lean_env.retry import RetryPolicy
 from prover.types import LeanMessage, Pos, Problem, RepoRef
 
 __all__ = [
@@ -79,6 +80,7 @@ _PROCESS_FAILURES = {
 }
 _RESTARTING = frozenset(_PROCESS_FAILURES.values())
 """After these the worker process restarted: every handle of its previous generation is gone."""
+_FAILURE_OF_STEP = {step: outcome for outcome, step in _PROCESS_FAILURES.items()}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -317,19 +319,19 @@ class PoolLeanSession(LeanSession):
 
     Args:
         pool: anything with `env_key(header)` and `lease(key, affinity=...)`.
-        max_rematerialise: rebuild attempts per tactic before giving up on a state (its tactic
+        retry: which process failures of a tactic step, a command or a start are tried again on
+            the restarted process, and how often (`RetryPolicy.from_config(config.lean)`, the
+            checker's rule). A crash can be the tactic's fault or an accident (the process was
+            recycled or killed meanwhile); retries keep a good tactic from being lost to an
+            accident, and a tactic that really kills Lean ends as CRASH after them. A state that
+            cannot be rebuilt after a restart counts as an infrastructure failure (its tactic
             then ends as INFRASTRUCTURE, which is never a dead end).
-        crash_retries: times a tactic whose request crashed the process is re-sent to the
-            restarted process. A crash can be the tactic's fault or an accident (the process was
-            recycled or killed meanwhile); one retry keeps a good tactic from being lost to an
-            accident, and costs one more restart for a tactic that really kills Lean.
     """
 
-    def __init__(self, pool: LeasePool, *, max_rematerialise: int = 3, crash_retries: int = 1) -> None:
+    def __init__(self, pool: LeasePool, *, retry: RetryPolicy | None = None) -> None:
         super().__init__()
         self._pool = pool
-        self._max_remat = max(1, max_rematerialise, crash_retries + 1)
-        self._crash_retries = crash_retries
+        self._retry = retry or RetryPolicy()
         self._trees: dict[str, _Tree] = {}
         self._prefix = secrets.token_hex(4)
         self._ids = itertools.count(1)
@@ -340,11 +342,14 @@ class PoolLeanSession(LeanSession):
         origin = StateOrigin(header, code)
         tree = self._new_tree()
         async with self._lease(origin, tree) as lease:
-            try:
-                result = await lease.command(code, timeout=timeout)
-            except StaleHandleError as exc:  # the lease itself is gone (restarted pool actor)
-                return CommandOutcome(OutcomeKind.INFRASTRUCTURE, detail=f"lost the worker: {exc}")
-            self._account(result)
+            for _ in range(self._retry.tries):
+                try:
+                    result = await lease.command(code, timeout=timeout)
+                except StaleHandleError as exc:  # the lease itself is gone (restarted pool actor)
+                    return CommandOutcome(OutcomeKind.INFRASTRUCTURE, detail=f"lost the worker: {exc}")
+                self._account(result)
+                if not self._retry.retried(result.kind):
+                    break
             response = result.response
             if not isinstance(response, CommandResponse):
                 detail = result.detail or "reply is not a command reply"
@@ -367,13 +372,17 @@ class PoolLeanSession(LeanSession):
         tree = self._new_tree()
         calls, secs = self.stats.lean_calls, self.stats.lean_seconds
         async with self._lease(origin, tree) as lease:
-            try:
-                goals, error, infra = await self._start_on(lease, origin, tree, timeout)
-            except _LostState as exc:
-                goals, error, infra = None, f"lost the worker: {exc}", True
+            for _ in range(self._retry.tries):
+                try:
+                    goals, error, failure = await self._start_on(lease, origin, tree, timeout)
+                except _LostState as exc:
+                    goals, error, failure = None, f"lost the worker: {exc}", OutcomeKind.INFRASTRUCTURE
+                if failure is None or not self._retry.retried(failure):
+                    break
         if goals is None:
             self._trees.pop(tree, None)
         state = None if goals is None else GoalState(origin, tree, (), goals)
+        infra = failure is not None
         return StartOutcome(state, error, infra, self.stats.lean_calls - calls, self.stats.lean_seconds - secs)
 
     async def apply(
@@ -425,8 +434,10 @@ class PoolLeanSession(LeanSession):
 
     async def _start_on(
         self, lease: Any, origin: StateOrigin, tree: str, timeout: float | None
-    ) -> tuple[tuple[str, ...] | None, str, bool]:
-        """Elaborate the origin and keep the proof state of its sorry as the tree's root."""
+    ) -> tuple[tuple[str, ...] | None, str, OutcomeKind | None]:
+        """Elaborate the origin and keep the proof state of its sorry as the tree's root.
+
+        Returns (root goals or None, why not, the process failure if that is why)."""
         try:
             result = await lease.command(origin.code, timeout=timeout)
         except StaleHandleError as exc:
@@ -434,17 +445,18 @@ class PoolLeanSession(LeanSession):
             raise _LostState(str(exc)) from exc
         self._account(result)
         if result.kind in _PROCESS_FAILURES or result.response is None:
-            return None, f"{result.kind.value}: {result.detail}", True
+            failure = result.kind if result.kind in _PROCESS_FAILURES else OutcomeKind.INFRASTRUCTURE
+            return None, f"{result.kind.value}: {result.detail}", failure
         response = result.response
         if not isinstance(response, CommandResponse):
-            return None, result.detail or "reply is not a command reply", False
+            return None, result.detail or "reply is not a command reply", None
         if response.has_errors():
-            return None, "\n".join(m.data for m in response.errors()), False
+            return None, "\n".join(m.data for m in response.errors()), None
         states = result.sorry_states
         if origin.sorry_index >= len(states) or states[origin.sorry_index] is None:
-            return None, f"no proof state for sorry {origin.sorry_index} (the code has {len(states)})", False
+            return None, f"no proof state for sorry {origin.sorry_index} (the code has {len(states)})", None
         self._trees[tree].handles[()] = states[origin.sorry_index]  # type: ignore[assignment]
-        return (response.sorries[origin.sorry_index].goal,), "", False
+        return (response.sorries[origin.sorry_index].goal,), "", None
 
     async def _handle(self, lease: Any, state: GoalState) -> ProofStateHandle:
         """The handle of `state` on this lease's worker, replaying its path if needed."""
@@ -491,26 +503,22 @@ class PoolLeanSession(LeanSession):
             home.handles.clear()
 
     async def _step(self, lease: Any, state: GoalState, tactic: str, timeout: float | None) -> StepOutcome:
-        """Apply one tactic, rebuilding the state after restarts. INFRASTRUCTURE (the request never
-        reached Lean) is retried; CRASH `crash_retries` times; other outcomes are final."""
-        last: StepOutcome | None = None
-        crashes = 0
+        """Apply one tactic, rebuilding the state after restarts. A process failure or a lost state
+        is tried again as the retry policy says (the last try's outcome counts); Lean's answers
+        are final."""
         home = self._trees.setdefault(state.tree, _Tree())
-        for _ in range(self._max_remat):
+        for _ in range(self._retry.tries):
             try:
                 handle = await self._handle(lease, state)
                 result = await self._raw_tactic(lease, handle, tactic, timeout, home)
             except _LostState as exc:
-                last = StepOutcome(tactic, StepKind.INFRASTRUCTURE, error=f"lost the state: {exc}")
+                outcome = StepOutcome(tactic, StepKind.INFRASTRUCTURE, error=f"lost the state: {exc}")
                 continue
             outcome, new_handle = classify_step(tactic, result, state)
             if new_handle is not None:
                 home.handles[(*state.path, tactic)] = new_handle
             self._forget_after(outcome, home)
-            if outcome.kind is StepKind.CRASH and crashes < self._crash_retries:
-                crashes += 1
-            elif outcome.kind is not StepKind.INFRASTRUCTURE:
+            failure = _FAILURE_OF_STEP.get(outcome.kind)
+            if failure is None or not self._retry.retried(failure):
                 return outcome
-            last = outcome
-        assert last is not None
-        return last
+        return outcome

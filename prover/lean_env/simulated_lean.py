@@ -130,6 +130,14 @@ class Faults(BaseModel):
     slow_on: dict[str, float] = Field(default_factory=dict)
     crash_after_requests: int | None = None
     """Exit once this many requests (and the worker's fence after the last one) are answered."""
+    crash_every: int | None = Field(default=None, ge=1)
+    """Each process dies on reading its Nth request (the header included) without answering, and
+    its replacement counts afresh: the REPL dies on every Nth request it serves, and a check
+    retried on a fresh process gets N-1 requests through."""
+    crash_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    """Probability that a request kills the process after it was read (random, like a flaky node)."""
+    crash_rate_on: list[str] = Field(default_factory=list)
+    """Only requests matching one of these patterns are exposed to `crash_rate` (empty: all)."""
     grow_mb_per_request: float = 0.0
     stderr_noise_kb: float = 0.0
     oom_cap_mb: int = 4096

@@ -3,8 +3,8 @@
 Speaks the leanprover-community/repl wire protocol on stdin/stdout (requests end with a blank line;
 physical lines are stripped and concatenated like REPL >= repl#72; replies are pretty-printed JSON
 followed by a blank line) with semantics taken from scenario data (`simulated_lean.Scenario`), plus
-fault injection: crash, hang, garbage output, out-of-memory, slow replies, growing memory, stderr
-floods, exit after N requests.
+fault injection: crash (on patterns, on every Nth request, at random), hang, garbage output,
+out-of-memory, slow replies, growing memory, stderr floods, exit after N requests.
 
     python -m prover.lean_env.simulated_repl --scenario scenario.yaml
     python -m prover.lean_env.simulated_repl --transcript ../shared/lean-repl-transcripts/readme.in
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import re
 import sys
 import time
@@ -63,6 +64,8 @@ class FaultInjector:
         self.faults = faults
         self.hoard: list[bytes] = []
         self.served = 0
+        self.read = 0
+        self.random = random.Random()  # seeded by the OS: every process crashes at its own times
 
     def hits(self, patterns: Iterable[str], text: str) -> bool:
         return any(re.search(p, text) for p in patterns)
@@ -70,8 +73,14 @@ class FaultInjector:
     def before(self, text: str) -> float:
         """Run the faults that fire on this request; return the extra delay in seconds."""
         f = self.faults
+        self.read += 1
         if self.hits(f.crash_on, text):
             _die("INTERNAL PANIC: simulated crash (simulated REPL fault crash_on)")
+        if f.crash_every is not None and self.read % f.crash_every == 0:
+            _die(f"INTERNAL PANIC: simulated crash on request {self.read} (simulated REPL fault crash_every)")
+        exposed = not f.crash_rate_on or self.hits(f.crash_rate_on, text)
+        if f.crash_rate and exposed and self.random.random() < f.crash_rate:
+            _die("INTERNAL PANIC: simulated random crash (simulated REPL fault crash_rate)")
         if self.hits(f.hang_on, text):
             while True:
                 time.sleep(3600)

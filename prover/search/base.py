@@ -94,17 +94,18 @@ class DoneAttempts(Mapping[tuple[int, int], Attempt]):
     """Attempts of one problem recorded by an earlier, interrupted run.
 
     As a mapping: the top-level attempts by `(round, sample_index)`. Nested attempts (those with a
-    `parent`) are listed apart by `nested(...)`.
+    `parent`) are listed apart by `nested(...)`. Of several records of one slot, the highest
+    `revision` counts (a resume re-checked an error attempt).
     """
 
     def __init__(self, attempts: Iterable[Attempt] = ()) -> None:
         self._top: dict[tuple[int, int], Attempt] = {}
-        self._nested: list[Attempt] = []
+        self._nested: dict[tuple[str, int | None, int, int], Attempt] = {}
         for attempt in attempts:
             if attempt.parent is None:
-                self._top.setdefault((attempt.round, attempt.sample_index), attempt)
+                _keep_latest(self._top, (attempt.round, attempt.sample_index), attempt)
             else:
-                self._nested.append(attempt)
+                _keep_latest(self._nested, attempt.slot, attempt)
 
     @classmethod
     def of(cls, done: Mapping[tuple[int, int], Attempt] | None) -> DoneAttempts:
@@ -130,8 +131,16 @@ class DoneAttempts(Mapping[tuple[int, int], Attempt]):
     def nested(self, parent: int | None = None, kind: str | None = None) -> list[Attempt]:
         """Nested attempts, optionally only those serving `parent` and of `kind`."""
         return [
-            a for a in self._nested if (parent is None or a.parent == parent) and (kind is None or a.kind == kind)
+            a
+            for a in self._nested.values()
+            if (parent is None or a.parent == parent) and (kind is None or a.kind == kind)
         ]
+
+
+def _keep_latest(table: dict[Any, Attempt], key: Any, attempt: Attempt) -> None:
+    current = table.get(key)
+    if current is None or attempt.revision > current.revision:
+        table[key] = attempt
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,7 @@ async def open_services(config: ProverConfig) -> Services:
     check_lean_setup(config)
     from prover.lean_env.checker import ProofChecker
     from prover.lean_env.pool import LeanPool
+    from prover.lean_env.retry import RetryPolicy
     from prover.lean_env.session import PoolLeanSession
     from prover.lean_env.verdict_cache import VerdictCache
 
@@ -74,7 +75,7 @@ async def open_services(config: ProverConfig) -> Services:
         pool = LeanPool(config.lean)
         await pool.__aenter__()
         services.closers.append(pool.close)
-        services.lean = lean_session(config, PoolLeanSession(pool))
+        services.lean = lean_session(config, PoolLeanSession(pool, retry=RetryPolicy.from_config(config.lean)))
         services.closers.append(services.lean.close)
         cache = VerdictCache.from_config(config.cache)
         if cache is not None:
