@@ -132,11 +132,13 @@ class _SubgoalRun:
         )
 
     def add(self, verdict: Verdict, *, method: SubgoalMethod | None, proof: str | None = None,
-            completion: str | None = None, index: int | None = None, **fields: object) -> Attempt:
-        extra = {"method": method, "lemma": self.job.lemma_name, **fields.pop("extra", {})}  # type: ignore[dict-item]
+            completion: str | None = None, index: int | None = None, extra: dict[str, object] | None = None,
+            **fields: object) -> Attempt:
+        """An attempt of this job (`index`: its number within the job; default the next one)."""
         attempt = Attempt(
             problem=self.job.problem.name, sample_index=len(self.attempts) if index is None else index,
-            proof=proof, completion=completion, verdict=verdict, extra=extra, **fields,
+            proof=proof, completion=completion, verdict=verdict,
+            extra={"method": method, "lemma": self.job.lemma_name, **(extra or {})}, **fields,  # type: ignore[arg-type]
         )
         self.attempts.append(attempt)
         return attempt
