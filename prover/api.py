@@ -16,8 +16,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Coroutine, Sequence
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 from pydantic import BaseModel, ConfigDict
 
@@ -25,6 +24,7 @@ from prover.config import ProverConfig
 from prover.errors import ConfigError
 from prover.eval.run import (
     EvalResult,
+    RunOptions,
     Executor,
     LocalExecutor,
     default_run_dir,
@@ -225,44 +225,34 @@ async def aevaluate(
     problems: Sequence[Problem],
     config: ProverConfig | None = None,
     *,
-    out: Path | str | None = None,
-    resume: bool | None = None,
-    progress: bool = True,
-    strategy: Strategy | None = None,
     services: ServicesFactory | None = None,
+    **options: Unpack[RunOptions],
 ) -> EvalResult:
     """Evaluate `problems` into a run directory; see `evaluate`."""
     config = config if config is not None else ProverConfig.load()
-    return await _aevaluate(
-        problems, config, out=out, resume=resume, progress=progress, strategy=strategy,
-        executor=_executor(config, services),
-    )
+    return await _aevaluate(problems, config, executor=_executor(config, services), **options)
 
 
 def evaluate(
     problems: Sequence[Problem],
     config: ProverConfig | None = None,
     *,
-    out: Path | str | None = None,
-    resume: bool | None = None,
-    progress: bool = True,
-    strategy: Strategy | None = None,
     services: ServicesFactory | None = None,
+    **options: Unpack[RunOptions],
 ) -> EvalResult:
     """Evaluate `problems` and write a run directory (the same one `prover eval` writes).
 
     Args:
         problems: the problems (`load_benchmark(...)` or your own `Problem`s; names unique).
         config: settings (default: the user config); `ray.enabled` runs on a Ray cluster.
+        services: an async factory of `Services` instead of the real pool, checker and samplers.
         out: run directory (default: `config.eval.out`, else `runs/<bench>-<model>-<time>`).
         resume: continue the run in `out` (default: `config.eval.resume`).
-        progress: show the live progress line on stderr.
+        progress: show the live progress line on stderr (default true).
         strategy: a strategy object instead of the one named by `config.eval.strategy`.
-        services: an async factory of `Services` instead of the real pool, checker and samplers.
 
     Raises:
         DataError, WorkspaceError, ConfigError, RunError, SamplerUnavailable, ...: with everything
         recorded before the error kept on disk (resume with `resume=True`).
     """
-    coro = aevaluate(problems, config, out=out, resume=resume, progress=progress, strategy=strategy, services=services)
-    return run_sync(coro)
+    return run_sync(aevaluate(problems, config, services=services, **options))

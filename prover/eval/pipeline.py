@@ -30,7 +30,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from prover.config import ProverConfig
 from prover.eval.recheck import has_error_attempts, prove_problem

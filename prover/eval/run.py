@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar, Unpack
 
 from pydantic import BaseModel
 
@@ -37,6 +37,7 @@ __all__ = [
     "EvalResult",
     "Executor",
     "LocalExecutor",
+    "RunOptions",
     "RunState",
     "aevaluate",
     "apply_benchmark_settings",
@@ -186,17 +187,25 @@ class LocalExecutor(Executor):
 # ---------------------------------------------------------------------------------------------
 
 
+class RunOptions(TypedDict, total=False):
+    """The options of one evaluation (`prover.api.evaluate` documents them)."""
+
+    out: Path | str | None
+    resume: bool | None
+    progress: bool
+    strategy: Strategy | None
+
+
 async def aevaluate(
     problems: Sequence[Problem],
     config: ProverConfig | None = None,
     *,
-    out: Path | str | None = None,
-    resume: bool | None = None,
-    progress: bool = True,
-    strategy: Strategy | None = None,
     executor: Executor | None = None,
+    **options: Unpack[RunOptions],
 ) -> EvalResult:
     """Evaluate `problems` into a run directory (see `prover.api.evaluate`; `run_sync` blocks on it)."""
+    out, resume, strategy = options.get("out"), options.get("resume"), options.get("strategy")
+    progress = options.get("progress", True)
     started = time.monotonic()
     config = config if config is not None else ProverConfig.load()
     problems = list(problems)
