@@ -224,6 +224,28 @@ def test_checks_in_flight_are_bounded_and_sampling_pauses(tmp_path: Path, monkey
     assert max(seen["pending_at_sample"]) < limit and seen["waited"] > 0  # sampling paused
 
 
+def test_lean_workers_are_started_while_the_first_samples_generate(tmp_path: Path) -> None:
+    warmed: list[tuple[list[str], int, int]] = []
+    checker = FakeChecker(set())
+
+    class Warming(Factory):
+        async def __call__(self, cfg: ProverConfig) -> Services:
+            services = await super().__call__(cfg)
+
+            async def warm_up(headers: list[str], workers: int) -> None:
+                warmed.append((list(headers), workers, len(checker.checked)))
+
+            services.warm_up = warm_up
+            return services
+
+    respond = answers_by_problem({f"p{i}": ["bad"] * 4 for i in range(5)})
+    cfg = config(**{"lean.workers": 3, "eval.max_problems_in_flight": 2})
+    prover.evaluate(problems(5), cfg, out=tmp_path / "run", services=Warming(FakeSampler(respond, latency=0.05), checker),
+                    progress=False)
+    # the first two problems' headers; min(3 workers, 2 problems x a chunk of 2 checks); before any check
+    assert warmed == [([p.header for p in problems(2)], 3, 0)]
+
+
 def test_problems_in_flight_are_bounded(tmp_path: Path) -> None:
     cfg = config(**{"eval.max_problems_in_flight": 3, "eval.passes": 2, "whole_proof.chunk": 1})
     state = {"open": 0, "peak": 0}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from bfs_helpers import (
     C0,
@@ -36,7 +38,8 @@ from prover.search.bfs import (
 )
 from prover.search.proof_cache import CacheKey, MemoryProofCache, SqliteProofCache
 from prover.search.tree import EdgeOutcome, NodeStatus
-from prover.types import Attempt, CheckStatus
+from prover.llm.base import Sampler
+from prover.types import Attempt, CheckStatus, GenRequest, GenResult
 
 
 def _search(problem, **bfs) -> BestFirstSearch:
@@ -110,6 +113,16 @@ async def test_budget_lean_time() -> None:
     result = await run_search(_search(P_LONG, lean_time_budget=0.3), lean=env, sampler=TableSampler(SUGGESTIONS))
     assert result.stop_reason == "lean_time_budget"
     assert 0.3 <= result.lean_seconds <= 0.3 + 0.1 + 1e-9  # at most one more expansion (2 tactics) past it
+
+
+async def test_a_sampler_that_never_answers_ends_the_search_at_its_time_budget() -> None:
+    class Silent(Sampler):
+        async def generate(self, request: GenRequest) -> GenResult:
+            await asyncio.Event().wait()
+            raise AssertionError("unreachable")
+
+    result = await run_search(_search(P_LONG, time_budget=0.3), lean=table_env(["⊢ L0"], {}), sampler=Silent())
+    assert result.stop_reason == "time_budget" and result.expansions == 0 and result.lean_calls == 1
 
 
 async def test_survives_a_worker_crash_mid_search() -> None:

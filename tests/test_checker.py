@@ -314,6 +314,21 @@ async def test_concurrent_identical_checks_run_once(pool: LeanPool) -> None:
     assert sum(not v.cached for v in verdicts) == 1
 
 
+async def test_concurrent_checks_of_one_problem_compute_its_reference_once(pool: LeanPool) -> None:
+    # Per accepted proof the pipeline sends 4 requests (the proof, its env's pickle, the audit's
+    # unpickle, the trusted commands); the statement reference is one more per problem, not per proof.
+    alone = ProofChecker(pool, CheckerConfig(replay="off"))
+    before = pool.stats().requests
+    assert (await alone.check(PROBLEM, "\n  positivity")).proved
+    per_proof = pool.stats().requests - before - 1
+    checker = ProofChecker(pool, CheckerConfig(replay="off"))
+    before = pool.stats().requests
+    proofs = ["\n  positivity", "\n  exact pow_pos h₀ 2", "\n  nlinarith [sq_nonneg x]", "\n  slow_but_fine"]
+    verdicts = await asyncio.gather(*(checker.check(PROBLEM, proof) for proof in proofs))
+    assert all(v.proved for v in verdicts), [v.rule for v in verdicts]
+    assert pool.stats().requests - before == per_proof * len(proofs) + 1
+
+
 # -- trusted-command parsing (reply shapes only real Lean produces; scripted pool) ----------------
 
 

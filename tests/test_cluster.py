@@ -14,6 +14,8 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError
 from prover.cluster.driver import (
     AgentLost,
     failure_to_exception,
+    agent_nodes,
+    lean_nodes,
     pool_workers_for_node,
     schedule,
 )
@@ -245,6 +247,38 @@ def test_pool_sizing_from_cpus_and_memory() -> None:
     assert pool_workers_for_node(16, 512 * gib, two) == 8
     no_limits = config.with_overrides({"lean.rss_limit_mb": None, "lean.memory_limit_mb": None})
     assert pool_workers_for_node(64, 120 * gib, no_limits) == 10  # planning figure: 12 GB per REPL
+
+
+def test_lean_pools_go_to_nodes_with_cpus_and_every_pool_node_gets_an_agent() -> None:
+    nodes = [
+        {"NodeID": "head", "Alive": True, "Resources": {"CPU": 0.0, "memory": 1e9}},
+        {"NodeID": "a", "Alive": True, "Resources": {"CPU": 2.0}},
+        {"NodeID": "dead", "Alive": False, "Resources": {"CPU": 8.0}},
+        {"NodeID": "b", "Alive": True, "Resources": {"CPU": 2.0}},
+    ]
+    assert [n["NodeID"] for n in lean_nodes(nodes)] == ["a", "b"]
+    assert [n["NodeID"] for n in lean_nodes(nodes[:1])] == ["head"]  # no CPUs anywhere: use what there is
+    assert agent_nodes(["a", "b"], 1) == ["a", "b"]  # a pool without a local agent would idle
+    assert agent_nodes(["a", "b"], 5) == ["a", "b", "a", "b", "a"]
+
+
+async def test_checks_stay_on_the_local_pool_while_it_is_alive() -> None:
+    verdict = Verdict(status=CheckStatus.PROVED, rule="accepted")
+    gate = asyncio.Event()
+
+    async def slow(method: str, *args: Any, **kwargs: Any) -> Reply:
+        await gate.wait()
+        return Reply(value=verdict)
+
+    local, remote = FakeActor(slow), FakeActor(slow)
+    proxy = RayCheckerProxy(ActorSet([local, remote], local=1))
+    checks = [asyncio.ensure_future(proxy.check(make_problem(f"p{i}"), "simp")) for i in range(6)]
+    await asyncio.sleep(0.05)
+    assert (local.in_flight, remote.in_flight) == (6, 0)  # queued where the REPLs are, not spread
+    gate.set()
+    assert all(v.proved for v in await asyncio.gather(*checks))
+    proxy.pools.mark_dead(0, "node lost")
+    assert (await proxy.check(make_problem("late"), "simp")).proved and remote.calls == ["check"]
 
 
 # ---------------------------------------------------------------------------------------------

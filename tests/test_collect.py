@@ -270,9 +270,11 @@ def test_perplexity_band_uses_the_mean_token_logprob_of_each_tactic(tmp_path: Pa
     assert main(["collect", "--config", str(path), "--out", str(tmp_path / "out")]) == 0
     rows = _shard_rows(tmp_path / "out", "steps")
     assert {r["tactic"] for r in rows} == {"intro x", "simp"}
-    # cached replays (attempt 1 reuses attempt 0's proof) have no log-prob of their own: dropped
+    # cached replays (attempt 1 reuses attempt 0's proof; q2 may reuse q0's, whose goals are the
+    # same) have no log-prob of their own: dropped
     assert "cached" not in {r["outcome"] for r in rows}
-    assert [r["logprob"] for r in rows if r["tactic"] == "intro x"] == pytest.approx([-0.1] * 4)
+    intro = [r["logprob"] for r in rows if r["tactic"] == "intro x"]
+    assert len(intro) >= 2 and intro == pytest.approx([-0.1] * len(intro))
     stats = data_stats(tmp_path / "out")
     assert stats.problems == 3 and all(1.0 <= v <= 1.15 for v in stats.perplexity_quantiles.values())
 

@@ -27,7 +27,7 @@ from typing import Any
 import psutil
 import pytest
 import yaml
-from cluster_helpers import make_problem, sim_config, whole_proof_world
+from cluster_helpers import hold_every_worker, make_problem, sim_config, wait_for_a_waiting_check, whole_proof_world
 
 from prover.cluster.driver import RunHooks, run_eval_on_ray
 from prover.cluster.local_ray import LocalRayCluster
@@ -74,13 +74,19 @@ def test_a_worker_node_dies_mid_run_and_the_run_completes_unchanged(
     victim = cluster.nodes[0]
     victim_id = cluster.node_id(victim)
     handles: dict[str, Any] = {}
-    seen: list[Attempt] = []
 
     async def on_attempt(attempt: Attempt) -> None:
-        seen.append(attempt)
-        if len(seen) == 6:  # 3 problems in flight, one per agent and node: the victim's is mid-way
-            await asyncio.to_thread(cluster.kill_node, victim)
-            handles["killed"] = True
+        if handles.get("killed") is not None:
+            return
+        handles["killed"] = False
+        # Hold the victim node's Lean workers: the agent beside them (agents check on their own
+        # node's pool first) then has a check waiting, so it is provably mid-problem when the
+        # node dies, and a live agent must take its problem over.
+        pool = handles["h"].services.pools_by_node[victim_id][0]
+        held = await hold_every_worker(pool, handles["h"].pool_workers[handles["h"].pools.index(pool)])
+        await wait_for_a_waiting_check(pool)
+        await asyncio.to_thread(cluster.kill_node, victim)
+        handles["killed"], handles["held"] = True, held
 
     def on_cluster(h: Any) -> None:
         handles["h"] = h

@@ -262,3 +262,56 @@ async def test_cancel_while_the_header_elaborates_leaks_no_worker(tmp_path):
         while processes_running(str(scenario)) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         assert not processes_running(str(scenario))
+
+
+async def test_waiters_are_served_first_come_first_served(tmp_path):
+    async with make_pool(write_scenario(tmp_path, latency=0.0), workers=1) as pool:
+        key = pool.env_key(HEADER)
+        served: list[int] = []
+
+        async def one(i: int) -> None:
+            async with pool.lease(key) as w:
+                served.append(i)
+                await w.command(FOO + "simp")
+
+        async with pool.lease(key):
+            tasks = []
+            for i in range(5):
+                tasks.append(asyncio.create_task(one(i)))
+                await asyncio.sleep(0.01)  # queued in this order
+            assert pool.stats().waiting == 5
+        await asyncio.gather(*tasks)
+        assert served == list(range(5)) and pool.stats().waiting == 0
+
+
+async def test_a_worker_handed_to_a_caller_who_gave_up_goes_back(tmp_path):
+    async with make_pool(write_scenario(tmp_path, latency=0.0), workers=1) as pool:
+        key = pool.env_key(HEADER)
+        async with pool.lease(key):
+            waiter = asyncio.create_task(_check(pool))
+            await asyncio.sleep(0.05)
+        waiter.cancel()  # the release above handed the worker to `waiter`, which never ran
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        _, result = await asyncio.wait_for(_check(pool), timeout=10)
+        assert result.kind is OutcomeKind.OK and pool.stats().workers == 1 and pool.stats().waiting == 0
+
+
+async def test_warm_starts_idle_workers_that_the_first_leases_reuse(tmp_path):
+    async with make_pool(write_scenario(tmp_path, latency=0.0), workers=3) as pool:
+        await pool.warm([HEADER, HEADER], workers=2)  # one header, two workers
+        assert sorted(state for _, _, state in pool.workers()) == ["idle", "idle"]
+        assert pool.stats().imports == 2
+        results = await asyncio.gather(*(_check(pool) for _ in range(2)))
+        assert all(r.kind is OutcomeKind.OK for _, r in results) and pool.stats().reuses == 2
+        await pool.warm(["import Other"], workers=5)  # only the free capacity: one more worker
+        assert len(pool.workers()) == 3
+
+
+async def test_warm_with_a_broken_header_or_repl_leaves_the_error_to_the_lease(tmp_path):
+    async with make_pool(write_scenario(tmp_path), workers=1) as pool:
+        pool.launcher = ReplLauncher(argv=[str(tmp_path / "no-such-repl")])
+        await pool.warm([HEADER], workers=1)  # nothing raised here ...
+        assert pool.workers() == []
+        with pytest.raises(Exception, match="no-such-repl"):  # ... the first lease reports it
+            await _check(pool)

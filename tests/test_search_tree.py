@@ -146,3 +146,17 @@ def test_step_records_flag_the_proof_path() -> None:
     assert records[(A, "rfl")].next_state == "" and records[(A, "rfl")].depth == 1
     assert records[(R, "rw [h]")].problem == "prob" and records[(R, "rw [h]")].attempt == 1
     assert QED in tree.graph
+
+
+def test_graph_view_follows_every_change() -> None:
+    tree = SearchTree("p", 0)
+    root = tree.add_root([R])
+    a, _ = tree.add_success(root, "t", -0.1, [A], 0.0)
+    assert set(tree.graph.nodes) == {root, a} and tree.graph.nodes[a]["status"] is NodeStatus.OPEN
+    tree.add_success(a, "rfl", -0.1, None, 0.0)
+    tree.mark_expanded(a)
+    assert tree.graph.nodes[a]["status"] is NodeStatus.PROVED and tree.graph.has_edge(a, QED)
+    tree.set_priority(a, -0.5)
+    tree.note(a, lost_expansions=1)
+    assert tree.graph.nodes[a]["priority"] == -0.5 and tree.graph.nodes[a]["lost_expansions"] == 1
+    assert tree.edge_outcome(a, QED) is EdgeOutcome.PROVED

@@ -9,7 +9,7 @@ import pytest
 
 from prover.lean_env.protocol import parse_reply, split_replies
 from prover.lean_env.simulated_lean import Scenario, SimulatedLean
-from prover.lean_env.simulated_repl import simulated_repl_command
+from prover.lean_env.simulated_repl import elaboration_seconds, simulated_repl_command
 from lean_pool_helpers import BASE_SCENARIO, FOO, FOO_GOAL, transcripts_dir, write_scenario
 
 
@@ -153,3 +153,25 @@ def test_namespaces_name_declarations_and_survive_a_pickle(lean: SimulatedLean, 
     assert _data(lean.command("#print axioms foo", again))[0].startswith("'Geo.foo' depends on")
     closed = lean.command("end Geo", again)["env"]
     assert lean.command("#print axioms foo", closed)["messages"][0]["severity"] == "error"
+
+
+def test_only_proof_elaboration_is_expensive(lean: SimulatedLean):
+    """What `proof_latency` is charged for: elaborating a proof (a non-`sorry` proof, a tactic),
+    never an audit, a statement proved by `sorry`, or a header."""
+    scenario = Scenario.model_validate({**BASE_SCENARIO, "latency": 0.005, "proof_latency": 0.2})
+
+    def cost(request: dict) -> float:
+        before = lean.proofs_elaborated
+        lean.handle(request)
+        return elaboration_seconds(scenario, proved=lean.proofs_elaborated > before)
+
+    proved = lean.command(FOO + "simp", 0)["env"]
+    assert cost({"cmd": FOO + "simp", "env": 0}) == 0.2
+    assert cost({"cmd": FOO + "linarith", "env": 0}) == 0.2  # a failing proof costs its elaboration too
+    assert cost({"cmd": "#print axioms foo", "env": proved}) == 0.005
+    assert cost({"cmd": FOO + "sorry", "env": 0}) == 0.005
+    assert cost({"cmd": "import Mathlib"}) == 0.005
+    state = lean.command(FOO + "sorry", 0)["sorries"][0]["proofState"]
+    assert cost({"tactic": "simp", "proofState": state}) == 0.2
+    # without `proof_latency` every request costs `latency`, as before
+    assert elaboration_seconds(Scenario.model_validate({"latency": 0.01}), proved=True) == 0.01

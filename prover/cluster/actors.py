@@ -352,7 +352,8 @@ class ClusterServices:
         return list(seen.values())
 
     def pool_order(self, node_id: str | None) -> list[ActorHandle]:
-        """Pools on `node_id` first (their REPLs are local), then the others for fail-over."""
+        """Pools on `node_id` first (their REPLs are local; used while one is alive), then the
+        others for fail-over."""
         local = self.pools_by_node.get(node_id or "", [])
         others = [h for node, hs in self.pools_by_node.items() if node != node_id for h in hs]
         return [*local, *others]
@@ -367,7 +368,8 @@ def agent_services(config: ProverConfig, services: ClusterServices, owner: str, 
     from prover.search.services import lean_session
 
     pools = services.pool_order(node_id)
-    pool_set = ActorSet(pools, [f"lean-pool-{i}" for i in range(len(pools))])
+    local = len(services.pools_by_node.get(node_id or "", []))
+    pool_set = ActorSet(pools, [f"lean-pool-{i}" for i in range(len(pools))], local=local)
     cache = RayProofCacheProxy(services.proof_cache) if services.proof_cache is not None else None
     proxies: dict[int, RaySamplerProxy] = {}
     for handles in services.llm_by_role.values():

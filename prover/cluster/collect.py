@@ -322,7 +322,7 @@ def step_rows(trees: Iterable[Any]) -> list[dict[str, Any]]:
 def _replayed_proof(tree: Any) -> bool:
     """Whether every step of the tree's proof was replayed from the proof cache."""
     path = tree.proof_edges()
-    return bool(path) and all(tree.graph.edges[src, dst]["outcome"] == CACHED for src, dst, _ in path)
+    return bool(path) and all(tree.edge_outcome(src, dst) == CACHED for src, dst, _ in path)
 
 
 def _read_trees(attempts: Sequence[Attempt]) -> list[Any]:

@@ -58,6 +58,10 @@ DEFAULT_REPL_MEMORY_MB = 12_288
 """Planning figure for one Mathlib REPL when no memory limit is configured (10-16 GB observed)."""
 LOCAL_OBJECT_STORE_BYTES = 200 * 1024 * 1024
 """Object store of a private local cluster: only small pydantic messages travel through it."""
+AGENT_MEMORY_BYTES = 64 * 1024 * 1024
+"""Memory an agent reserves: Ray places an actor whose resource request is empty on a random
+node whatever its scheduling strategy (only a hard node affinity is kept, ray#25360), so agents
+ask for a little memory to get their soft affinity to a Lean-pool node honoured."""
 RESTART_WAIT = 120.0
 """Seconds to wait for a restarted agent to answer before giving up on it."""
 
@@ -230,7 +234,7 @@ def _create_actors(
     pools_by_node: dict[str, list[Any]] = {}
     pools: list[Any] = []
     workers: list[int] = []
-    for node in (n for n in ray.nodes() if n.get("Alive")):
+    for node in lean_nodes(ray.nodes()):
         resources = node.get("Resources", {})
         size = pool_workers_for_node(resources.get("CPU", 1), resources.get("memory", 2**34), config)
         for j in range(config.ray.lean_pools_per_node):
@@ -257,28 +261,45 @@ def _create_actors(
         )
         created.append(cache)
     template = unwrap(ray.get(pools[0].env_key.remote("")))
+    # Agents go round the nodes with Lean pools (each uses its own node's pool first); the affinity
+    # is soft, so an agent whose node dies is restarted on a live one.
+    placements = agent_nodes(list(pools_by_node), num_agents or config.ray.num_agents)
     run_tag = secrets.token_hex(4)  # agents of two runs on one cluster never share a name
-    names = tuple(f"prover-agent-{run_tag}-{i}" for i in range(num_agents or config.ray.num_agents))
+    names = tuple(f"prover-agent-{run_tag}-{i}" for i in range(len(placements)))
     services = ClusterServices(
         llm_by_role=llm_by_role, pools_by_node=pools_by_node, proof_cache=cache, env_key_template=template,
         agent_names=names,
     )
-    # Agents go round the nodes (each uses its own node's pool first); the affinity is soft, so an
-    # agent whose node dies is restarted on a live one.
-    nodes = list(pools_by_node)
     agents = [
         remote_class(ProverAgentActor)
         .options(
             num_cpus=0,
-            scheduling_strategy=NodeAffinitySchedulingStrategy(nodes[i % len(nodes)], soft=True),
+            memory=AGENT_MEMORY_BYTES,
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=True),
             name=name,
             **fault,
         )
         .remote(config, services, f"agent-{i}")
-        for i, name in enumerate(names)
+        for i, (name, node) in enumerate(zip(names, placements, strict=True))
     ]
     created.extend(agents)
     return ClusterHandles(services=services, agents=agents, pools=pools, pool_workers=workers)
+
+
+def lean_nodes(nodes: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The alive nodes that get Lean pools: those offering CPUs (a head started with
+    `num_cpus=0` is kept free for the driver), or every alive node if none does."""
+    alive = [n for n in nodes if n.get("Alive")]
+    return [n for n in alive if n.get("Resources", {}).get("CPU", 0) > 0] or alive
+
+
+def agent_nodes(pool_nodes: Sequence[str], num_agents: int) -> list[str]:
+    """Where the agents go: round-robin over the nodes with Lean pools, at least one per node.
+
+    An agent sends its checks and leases to its own node's pool (`ActorSet.local`), so a pool
+    node without an agent would stay idle; agents are light coordinators (no CPUs reserved)."""
+    count = max(num_agents, len(pool_nodes))
+    return [pool_nodes[i % len(pool_nodes)] for i in range(count)]
 
 
 def _create_llm_actors(config: ProverConfig, fault: dict[str, Any], created: list[Any]) -> dict[str, list[Any]]:
@@ -617,6 +638,8 @@ async def collect_on_ray(
 
 __all__ = [
     "AgentLost",
+    "agent_nodes",
+    "lean_nodes",
     "ClusterHandles",
     "RayExecutor",
     "RunHooks",

@@ -151,12 +151,17 @@ class ActorSet:
 
     In-flight counts are this client's own view (each agent routes its own requests); with many
     agents every engine still sees a balanced share because each agent balances its own load.
+    The first `local` actors are on the caller's node (Lean pools whose REPLs are local): they get
+    every call while one of them is alive, queueing there, and the others are for fail-over. An
+    agent sees only its own calls, so spilling over to "idle-looking" remote pools would send
+    every agent's work everywhere; the driver instead places agents next to every pool.
     """
 
-    def __init__(self, handles: Sequence[ActorHandle], names: Sequence[str] | None = None) -> None:
+    def __init__(self, handles: Sequence[ActorHandle], names: Sequence[str] | None = None, *, local: int = 0) -> None:
         if not handles:
             raise ValueError("ActorSet needs at least one actor")
         self.handles = list(handles)
+        self.local = local
         self.names = list(names) if names is not None else [f"actor-{i}" for i in range(len(handles))]
         self.in_flight = [0] * len(self.handles)
         self.dead: set[int] = set()
@@ -168,11 +173,13 @@ class ActorSet:
         return [i for i in range(len(self.handles)) if i not in self.dead]
 
     def pick(self) -> int | None:
-        """Index of the alive actor with the fewest in-flight calls (ties: least recently used)."""
+        """Index of the alive actor with the fewest in-flight calls (ties: least recently used),
+        among the local ones while any is alive."""
         alive = self.alive
         if not alive:
             return None
-        best = min(alive, key=lambda i: (self.in_flight[i], self._last_used[i]))
+        near = [i for i in alive if i < self.local]
+        best = min(near or alive, key=lambda i: (self.in_flight[i], self._last_used[i]))
         self._last_used[best] = next(self._tiebreak) + 1
         return best
 

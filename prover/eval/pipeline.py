@@ -11,6 +11,8 @@ Shape (one asyncio loop, in the spirit of vLLM's async front end):
 * Overlap: a strategy task submits its sampling requests and checks each completion as soon as
   its request returns, while other requests (of this and other problems) are still generating.
   The engine therefore keeps generating while Lean checks earlier samples.
+* Warm start: the Lean workers the first problems' checks will need are started while their first
+  samples generate (`warm_lean`), not after the first sample comes back.
 * Bounded memory: at most `max_problems_in_flight` problems are open; new sampling requests wait
   while `max_checks_in_flight` checks are pending, so unchecked proofs cannot pile up without
   bound when Lean is the bottleneck.
@@ -53,6 +55,7 @@ __all__ = [
     "gated_services",
     "pending_problems",
     "run_pipeline",
+    "warm_lean",
 ]
 
 log = logging.getLogger(__name__)
@@ -87,6 +90,8 @@ class CheckGate:
         self.pending = 0
         self._changed = asyncio.Condition()
         self.running = asyncio.Semaphore(self.limit)
+        self.sampling = asyncio.Event()
+        """Set once the first sampling request is in flight."""
 
     async def wait_for_room(self) -> None:
         async with self._changed:
@@ -140,6 +145,7 @@ class GatedSampler(Sampler):
 
     async def generate(self, request: GenRequest) -> GenResult:
         await self.gate.wait_for_room()
+        self.gate.sampling.set()
         result = await self.inner.generate(request)
         self.run_stats.requests += 1
         return result
@@ -356,15 +362,39 @@ async def run_pipeline(
         return stats
     strategy.validate(config)
     services = await open_services(config)
+    gate = CheckGate(effective_max_checks(config, strategy))
+    warming = warm_lean(services, todo, config, strategy, after=gate.sampling)
     try:
-        gate = CheckGate(effective_max_checks(config, strategy))
         ctx = StrategyContext.from_services(config, gated_services(services, gate, stats))
         progress.update(force=True)
         await _prove_all(todo, ctx, strategy, record, done, stats, progress)
     finally:
+        if warming is not None:
+            warming.cancel()
+            await asyncio.gather(warming, return_exceptions=True)
         await services.aclose()
         progress.close()
     return stats
+
+
+def warm_lean(
+    services: Services, todo: Sequence[Problem], config: ProverConfig, strategy: Strategy, *, after: asyncio.Event
+) -> asyncio.Future[None] | None:
+    """Start the Lean workers the first problems' checks will need while their first samples
+    generate (a REPL process start and header import would otherwise come after them). It waits
+    for `after` (the first sampling request in flight): starting a process blocks the event loop
+    for milliseconds, which must not delay the first requests to the engine."""
+    if services.warm_up is None:
+        return None
+    warm_up = services.warm_up
+    first = todo[: config.eval.max_problems_in_flight]
+    workers = min(config.lean.workers, len(first) * strategy.checks_per_batch(config))
+
+    async def warm() -> None:
+        await after.wait()
+        await warm_up([p.header for p in first], workers)
+
+    return asyncio.ensure_future(warm())
 
 
 async def _prove_all(

@@ -41,7 +41,7 @@ TIMEOUT (timeout, replay:timeout), ERROR (out_of_memory, crash, infrastructure, 
 replay:missing_tool). Message positions in the verdict refer to `Verdict.code` (header included).
 
 A check that ends in ERROR (or TIMEOUT with `lean.retry_timeouts`) is run again from step 1 on a
-fresh lease, up to `lean.retries` times (`lean_env/retry.py`); `Verdict.tries` says how many ran.
+fresh process, up to `lean.retries` times (`lean_env/retry.py`); `Verdict.tries` says how many ran.
 
 `check_sketch` runs the pipeline up to the audit on a proof with `sorry` holes (a planner's
 sketch): the ban list except the `sorry` token itself, the benchmark statement, no Lean error,
@@ -182,7 +182,8 @@ class ProofChecker:
         self.verify_statement = verify_statement
         self.banned = banned_items(config)
         self.replay = KernelReplay.from_config(pool.config, config, pool.launcher) if replay == "config" else replay
-        self._references: dict[tuple[EnvKey, str], tuple[str, ...]] = {}
+        self._references: dict[tuple[EnvKey, str], asyncio.Future[tuple[str, ...]]] = {}
+        """Statement references by (env key, statement), computed or being computed."""
         self._header_axioms: dict[tuple[EnvKey, str], bool] = {}
         self._exchange = Path(tempfile.mkdtemp(prefix="prover-audit-"))
         weakref.finalize(self, shutil.rmtree, self._exchange, True)
@@ -226,13 +227,13 @@ class ProofChecker:
         return await self.cache.get_or_compute(key, lambda: self._check_retrying(problem, proof, extra_allowed_axioms))
 
     async def _check_retrying(self, problem: Problem, proof: str, extra: Sequence[str]) -> Verdict:
-        """The whole pipeline again, on a fresh lease, after a failure the proof may not have caused
-        (`RetryPolicy`): the crashed worker has restarted, so the next try runs on a new process.
+        """The whole pipeline again, on a fresh process, after a failure the proof may not have caused
+        (`RetryPolicy`): the retry leases a process that has served nothing yet (`fresh`).
         The last try's verdict counts; `tries` and the Lean time of every try are recorded."""
         policy = RetryPolicy.from_config(self.pool.config)
         seconds = 0.0
         for tries in range(1, policy.tries + 1):
-            verdict = await self._check(problem, proof, extra)
+            verdict = await self._check(problem, proof, extra, fresh=tries > 1)
             seconds += verdict.lean_seconds
             if tries == policy.tries or not policy.retried_verdict(verdict):
                 break
@@ -252,14 +253,16 @@ class ProofChecker:
         policy = RetryPolicy.from_config(self.pool.config)
         seconds = 0.0
         for tries in range(1, policy.tries + 1):
-            checked = await self._check_sketch(problem, proof, pp_options)
+            checked = await self._check_sketch(problem, proof, pp_options, fresh=tries > 1)
             seconds += checked.verdict.lean_seconds
             if tries == policy.tries or not policy.retried_verdict(checked.verdict):
                 break
         return checked.model_copy(update={"verdict": checked.verdict.model_copy(update={"tries": tries,
                                                                                           "lean_seconds": seconds})})
 
-    async def _check_sketch(self, problem: Problem, proof: str, pp_options: Sequence[tuple[str, str]]) -> SketchCheck:
+    async def _check_sketch(
+        self, problem: Problem, proof: str, pp_options: Sequence[tuple[str, str]], *, fresh: bool = False
+    ) -> SketchCheck:
         pre = preflight(proof, banned=self.banned, header=problem.header)
         hits = tuple(h for h in pre.hits if not (h.item == SKETCH_HOLE and h.text == SKETCH_HOLE))
         if hits:
@@ -277,7 +280,7 @@ class ProofChecker:
         pickle = self._exchange / f"{content_hash(sent, str(time.monotonic_ns()))}.olean"
         stage: Stage = "lean"
         try:
-            async with self.pool.lease(self.pool.env_key(problem.header)) as lease:
+            async with self.pool.lease(self.pool.env_key(problem.header), fresh=fresh) as lease:
                 elaborated = await self._elaborate_sketch(lease, asm, sent, prefix.count("\n"), pickle)
                 if isinstance(elaborated, Verdict):
                     checked = _sketch_refused(elaborated)
@@ -300,7 +303,7 @@ class ProofChecker:
         return checked.model_copy(update={"verdict": verdict, "command": asm.command, "sent": sent})
 
     # -- pipeline -----------------------------------------------------------------------------
-    async def _check(self, problem: Problem, proof: str, extra: Sequence[str]) -> Verdict:
+    async def _check(self, problem: Problem, proof: str, extra: Sequence[str], *, fresh: bool = False) -> Verdict:
         pre = preflight(proof, banned=self.banned, header=problem.header)
         if not pre.ok:
             return Verdict(status=CheckStatus.REJECTED, rule=pre.rule, detail=pre.describe(), stage="preflight")
@@ -313,7 +316,7 @@ class ProofChecker:
         pickle = self._exchange / f"{content_hash(proof, str(time.monotonic_ns()))}.olean"
         stage: Stage = "lean"
         try:
-            async with self.pool.lease(self.pool.env_key(problem.header)) as lease:
+            async with self.pool.lease(self.pool.env_key(problem.header), fresh=fresh) as lease:
                 elaborated = await self._elaborate(lease, asm, pickle)
                 if isinstance(elaborated, Verdict):
                     verdict = elaborated
@@ -467,20 +470,45 @@ class ProofChecker:
                 )
         return [n for n in names if n in NEVER_ALLOWED or not self._header_axioms[(key, n)]]
 
+    def _reference_key(self, problem: Problem) -> tuple[EnvKey, str]:
+        return self.pool.env_key(problem.header), problem.formal_statement
+
     async def _reference(self, audit: WorkerLease, problem: Problem, asm: AssembledProof) -> tuple[str, ...]:
-        """`#check` output of the benchmark statement elaborated alone on the header env."""
-        key = (self.pool.env_key(problem.header), problem.formal_statement)
-        if key in self._references:
-            return self._references[key]
+        """`#check` output of the benchmark statement elaborated alone on the header env: computed
+        once per problem; a check that finds it being computed waits for it, and computes it
+        itself only if that computation failed."""
+        key = self._reference_key(problem)
+        while (pending := self._references.get(key)) is not None:
+            try:
+                return await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                if not pending.cancelled():
+                    raise  # this check was cancelled
+            except Exception:  # noqa: BLE001 - the check computing it failed (it reports that)
+                pass
+        future: asyncio.Future[tuple[str, ...]] = asyncio.get_running_loop().create_future()
+        self._references[key] = future
+        try:
+            reference = await self._compute_reference(audit, problem, asm)
+        except BaseException as exc:
+            del self._references[key]
+            if isinstance(exc, Exception):
+                future.set_exception(exc)
+                future.exception()  # retrieved: the computing check raises it itself
+            else:
+                future.cancel()
+            raise
+        future.set_result(reference)
+        return reference
+
+    async def _compute_reference(self, audit: WorkerLease, problem: Problem, asm: AssembledProof) -> tuple[str, ...]:
         statement = problem.formal_statement.rstrip()
         cmd = f"{statement} sorry\n\n" + _trusted_command(asm.theorem_name)
         result = await audit.command(cmd)
         offset = statement.count("\n") + 2  # the trusted part starts after the statement and a blank line
         response = self._response(result, asm, result.seconds, "audit")
         shifted = _shift(response.messages, -offset)
-        reference = tuple(m.data for m in _in_lines(shifted, _CHECK_LINES))
-        self._references[key] = reference
-        return reference
+        return tuple(m.data for m in _in_lines(shifted, _CHECK_LINES))
 
 
 # ---------------------------------------------------------------------------------------------

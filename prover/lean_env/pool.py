@@ -1,8 +1,9 @@
 """A warm pool of REPL workers keyed by (workspace, Lean version, header).
 
 Callers lease a worker exclusively (`async with pool.lease(key) as w:`); its header was elaborated
-once when the process started and every request reuses that env. The pool, built on one
-`asyncio.Condition`:
+once when the process started and every request reuses that env. Callers that find no worker
+wait in one FIFO queue; a released worker goes straight to the first waiter it suits (one wake-up,
+no herd), so a worker is idle between two requests only for the time of one hand-off. The pool:
 
 - starts workers up to `config.workers`; when a new key needs a slot and none is free, evicts
   the least-recently-used idle worker of another key;
@@ -25,14 +26,15 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
 from prover.config import LeanConfig
-from prover.errors import PoolClosed, PoolOverloaded, ReplError
+from prover.errors import PoolClosed, PoolOverloaded, ProverError, ReplError
 from prover.lean_env.launcher import ReplLauncher
 from prover.lean_env.lease import WorkerLease
 from prover.lean_env.results import EnvKey, OutcomeKind, PoolStats, WorkerRef
@@ -57,6 +59,15 @@ class _Slot:
     last_used: float = field(default_factory=time.monotonic)
 
 
+@dataclass(eq=False)
+class _Waiter:
+    """A caller queued for a worker: what it needs, and where its slot is handed over."""
+
+    key: EnvKey
+    affinity: WorkerRef | None
+    slot: asyncio.Future[_Slot]
+
+
 class LeanPool:
     """Warm, header-keyed REPL workers with LRU eviction, recycling, back-pressure and affinity."""
 
@@ -64,9 +75,8 @@ class LeanPool:
         self.config = config
         self.launcher = launcher or ReplLauncher.from_config(config)
         self._slots: dict[int, _Slot] = {}
-        self._cond = asyncio.Condition()
+        self._waiters: collections.deque[_Waiter] = collections.deque()
         self._counters: collections.Counter[str] = collections.Counter()
-        self._waiting = 0
         self._next_id = 0
         self._closed = False
         self._background: set[asyncio.Task] = set()
@@ -87,9 +97,23 @@ class LeanPool:
         return EnvKey(workspace=workspace, lean_version=self.config.lean_version, header=header)
 
     @asynccontextmanager
-    async def lease(self, key: EnvKey, *, affinity: WorkerRef | None = None) -> AsyncIterator[WorkerLease]:
-        """Exclusive use of a warm worker for `key` (see module docstring for affinity)."""
+    async def lease(
+        self, key: EnvKey, *, affinity: WorkerRef | None = None, fresh: bool = False
+    ) -> AsyncIterator[WorkerLease]:
+        """Exclusive use of a warm worker for `key` (see module docstring for affinity).
+
+        `fresh`: a process that has served no request yet (restarted first if it has), for a retry
+        after a failure the work may not have caused: whatever state the earlier process was in,
+        the retry does not inherit it.
+        """
         slot = await self._acquire(key, affinity)
+        if fresh and slot.worker.alive and slot.worker.uses > 0:
+            self._counters["restarts"] += 1
+            try:
+                await slot.worker.restart()
+            except BaseException:
+                self._release(slot)
+                raise
         lease = WorkerLease(slot.worker, self)
         try:
             yield lease
@@ -97,10 +121,29 @@ class LeanPool:
             lease.released = True
             self._release(slot)
 
+    async def warm(self, headers: Sequence[str], workers: int) -> None:
+        """Start up to `workers` idle workers for `headers` (round-robin) in the free capacity, so
+        the first requests find them ready instead of waiting for a process start and a header
+        import. A worker that fails to start is dropped: the next lease starts one and reports it.
+        """
+        keys = [self.env_key(h) for h in dict.fromkeys(headers)]
+        if not keys or self._closed:
+            return
+        slots = []
+        while len(self._slots) < self.config.workers and len(slots) < workers:
+            slots.append(self._new_slot(keys[len(slots) % len(keys)]))
+
+        async def start(slot: _Slot) -> None:
+            with contextlib.suppress(ProverError):
+                await self._start(slot)
+                self._release(slot)
+
+        await asyncio.gather(*(start(slot) for slot in slots))
+
     def stats(self) -> PoolStats:
         fields = {name: self._counters[name] for name in PoolStats.model_fields if name in self._counters}
         busy = sum(1 for s in self._slots.values() if s.state != "idle")
-        return PoolStats(**fields, workers=len(self._slots), busy=busy, waiting=self._waiting)
+        return PoolStats(**fields, workers=len(self._slots), busy=busy, waiting=len(self._waiters))
 
     def workers(self) -> list[tuple[WorkerRef, EnvKey, str]]:
         """(ref, key, state) of every worker, for diagnostics and tests."""
@@ -111,8 +154,10 @@ class LeanPool:
         if self._closed:
             return
         self._closed = True
-        async with self._cond:
-            self._cond.notify_all()
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.slot.done():
+                waiter.slot.set_exception(PoolClosed("the Lean pool was closed while waiting for a worker"))
         await asyncio.gather(*(s.worker.close() for s in self._slots.values()), return_exceptions=True)
         self._slots.clear()
         for task in list(self._background):
@@ -132,29 +177,63 @@ class LeanPool:
     async def _acquire(self, key: EnvKey, affinity: WorkerRef | None) -> _Slot:
         if self._closed:
             raise PoolClosed("the Lean pool is closed")
-        if self._waiting >= self.config.queue_limit:
-            self._counters["rejected"] += 1
-            raise PoolOverloaded(f"{self._waiting} requests already wait for a Lean worker (queue_limit)")
-        self._waiting += 1
-        try:
-            async with self._cond:
-                while True:
-                    if self._closed:
-                        raise PoolClosed("the Lean pool was closed while waiting for a worker")
-                    slot = self._choose(key, affinity)
-                    if slot is not None:
-                        break
-                    await self._cond.wait()
-        finally:
-            self._waiting -= 1
+        # An idle slot here is one no queued caller can use (releases hand slots to waiters first).
+        slot = self._choose(key, affinity)
+        if slot is None:
+            slot = await self._wait(key, affinity)
         if slot.state == "starting" or not slot.worker.alive:  # new, or died while idle
             await self._start(slot)
         else:
             self._counters["reuses"] += 1
         return slot
 
+    async def _wait(self, key: EnvKey, affinity: WorkerRef | None) -> _Slot:
+        """Queue for a slot; `_dispatch` hands it over (already marked busy or starting)."""
+        if len(self._waiters) >= self.config.queue_limit:
+            self._counters["rejected"] += 1
+            raise PoolOverloaded(f"{len(self._waiters)} requests already wait for a Lean worker (queue_limit)")
+        waiter = _Waiter(key, affinity, asyncio.get_running_loop().create_future())
+        self._waiters.append(waiter)
+        try:
+            return await waiter.slot
+        except asyncio.CancelledError:
+            if waiter.slot.done() and not waiter.slot.cancelled() and waiter.slot.exception() is None:
+                self._give_back(waiter.slot.result())  # handed over just as the caller gave up
+            else:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+            raise
+
+    def _dispatch(self) -> None:
+        """Hand free slots to queued callers, first come first served (a caller pinned to a busy
+        worker, or needing an eviction that cannot happen yet, does not hold up the ones behind)."""
+        passed: list[_Waiter] = []
+        while self._waiters and self._has_room():
+            waiter = self._waiters.popleft()
+            if waiter.slot.done():  # cancelled while queued
+                continue
+            slot = self._choose(waiter.key, waiter.affinity)
+            if slot is None:
+                passed.append(waiter)
+            else:
+                waiter.slot.set_result(slot)
+        self._waiters.extendleft(reversed(passed))
+
+    def _has_room(self) -> bool:
+        """Whether `_choose` could find anything: an idle slot, or capacity for a new one."""
+        return len(self._slots) < self.config.workers or any(s.state == "idle" for s in self._slots.values())
+
+    def _give_back(self, slot: _Slot) -> None:
+        """Return a slot that was handed to a caller who never used it."""
+        if slot.state == "starting":  # reserved, never started: free the capacity
+            self._slots.pop(slot.worker.worker_id, None)
+        else:
+            slot.state = "idle"
+        self._dispatch()
+
     def _choose(self, key: EnvKey, affinity: WorkerRef | None) -> _Slot | None:
-        """Pick (and mark busy) a slot, or None to wait. Called with the condition held."""
+        """Pick (and mark busy) a slot, or None to wait. Synchronous, so no other caller can
+        pick between the choice and the marking."""
         pinned = self._slots.get(affinity.worker_id) if affinity else None
         if pinned and affinity and pinned.key == key and pinned.worker.generation == affinity.generation:
             if pinned.state == "idle":
@@ -204,7 +283,7 @@ class LeanPool:
             self._slots.pop(slot.worker.worker_id, None)
             slot.worker.kill_now("start failed")
             self._spawn(slot.worker.close())
-            self._spawn(self._notify())
+            self._dispatch()
             raise
 
     # -- releasing --------------------------------------------------------------------------
@@ -223,8 +302,8 @@ class LeanPool:
             self._refresh(slot, recycle=True)
         else:
             slot.state = "idle"
+            self._dispatch()
             self._trim_idle()
-        self._spawn(self._notify())
 
     def _worn_out(self, slot: _Slot) -> bool:
         cfg = self.config
@@ -248,17 +327,13 @@ class LeanPool:
         finally:
             if slot.state != "idle":
                 self._slots.pop(slot.worker.worker_id, None)
-            await self._notify()
+            self._dispatch()
 
     def _trim_idle(self) -> None:
         limit = self.config.max_idle_workers or self.config.workers
         idle = sorted((s for s in self._slots.values() if s.state == "idle"), key=lambda s: s.last_used)
         for slot in idle[: max(0, len(idle) - limit)]:
             self._evict(slot)
-
-    async def _notify(self) -> None:
-        async with self._cond:
-            self._cond.notify_all()
 
     def _spawn(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)

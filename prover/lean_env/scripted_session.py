@@ -23,7 +23,7 @@ from prover.lean_env.session import (
     StepBatch,
     StepKind,
     StepOutcome,
-    apply_in_turn,
+    continues,
     normalise_goals,
 )
 
@@ -51,7 +51,8 @@ class ScriptedLeanSession(LeanSession):
         self.root_goals = tuple(root_goals)
         self.step_fn = step_fn
         self.seconds_per_call = seconds_per_call
-        self._trees: dict[str, dict[tuple[str, ...], str]] = {}
+        self._trees: dict[str, set[tuple[str, ...]]] = {}
+        """tree -> tactic paths of the states it produced."""
         self._ids = itertools.count(1)
 
     def _charge(self) -> None:
@@ -65,28 +66,43 @@ class ScriptedLeanSession(LeanSession):
     async def start(self, origin: StateOrigin, *, timeout: float | None = None) -> StartOutcome:
         self._charge()
         tree = f"scripted-{next(self._ids)}"
-        self._trees[tree] = {(): normalise_goals(self.root_goals)}
+        self._trees[tree] = {()}
         state = GoalState(origin, tree, (), self.root_goals)
         return StartOutcome(state, lean_calls=1, lean_seconds=self.seconds_per_call)
 
     async def apply(
         self, state: GoalState, tactics: Sequence[str], *, chain: bool = False, timeout: float | None = None
     ) -> StepBatch:
-        calls = self.stats.lean_calls
-        outcomes = await apply_in_turn(state, tactics, chain, self._one)
-        made = self.stats.lean_calls - calls
+        # The sibling / chain rule of `apply_in_turn`, without a coroutine per tactic: siblings
+        # share one lookup of their state.
+        outcomes: list[StepOutcome] = []
+        current, text = state, self._text(state)
+        produced = self._trees[state.tree]
+        for tactic in tactics:
+            outcome = self._step(current, text, tactic, produced)
+            outcomes.append(outcome)
+            if not continues(outcome, chain):
+                break
+            if chain:
+                current, text = outcome.state, normalise_goals(outcome.state.goals)
+        made = len(outcomes)
+        self.stats.lean_calls += made
+        self.stats.lean_seconds += made * self.seconds_per_call
         return StepBatch(tuple(outcomes), made, made * self.seconds_per_call)
 
-    async def _one(self, state: GoalState, tactic: str) -> StepOutcome:
-        self._charge()
-        text = self._trees.get(state.tree, {}).get(state.path)
-        if text is None:
+    def _text(self, state: GoalState) -> str:
+        """Normalised goals of a state this session produced (LeanError for any other)."""
+        tree = self._trees.get(state.tree)
+        if tree is None or state.path not in tree:
             raise LeanError(f"ScriptedLeanSession: unknown state path {list(state.path)} of tree {state.tree}")
+        return normalise_goals(state.goals)
+
+    def _step(self, state: GoalState, text: str, tactic: str, produced: set[tuple[str, ...]]) -> StepOutcome:
         step = self.step_fn(text, tactic)
         child = None
         if step.kind is StepKind.OK and step.goals is not None:
-            child = state.at((*state.path, tactic), step.goals)
-            self._trees[state.tree][child.path] = normalise_goals(step.goals)
+            child = GoalState(state.origin, state.tree, (*state.path, tactic), tuple(step.goals))
+            produced.add(child.path)
         return StepOutcome(tactic, step.kind, child, step.error, self.seconds_per_call)
 
     async def release(self, tree: str) -> None:

@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import re
 import secrets
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Protocol
 
@@ -51,6 +52,7 @@ __all__ = [
     "StepKind",
     "StepOutcome",
     "apply_in_turn",
+    "continues",
     "classify_step",
     "normalise_goals",
 ]
@@ -88,10 +90,25 @@ _FAILURE_OF_STEP = {step: outcome for outcome, step in _PROCESS_FAILURES.items()
 # ---------------------------------------------------------------------------------------------
 
 
+_NEEDS_LINE_STRIP = re.compile(r"[^\S\n]\n|[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+"""Whitespace before a line break, or a line break other than `\\n` (what `splitlines` also splits
+at): only such goals need the line-by-line pass; the rest are already canonical once stripped."""
+
+
 def normalise_goals(goals: Sequence[str]) -> str:
     """Canonical text of a goal list (search-tree node ids, proof-cache keys): trailing spaces
     dropped, goals separated by a blank line."""
-    return "\n\n".join("\n".join(line.rstrip() for line in g.strip().splitlines()) for g in goals)
+    if len(goals) != 1:
+        return "\n\n".join(map(_normalise_goal, goals))
+    goal = goals[0].strip()  # the common case, without a call per goal
+    return goal if _NEEDS_LINE_STRIP.search(goal) is None else _normalise_goal(goal)
+
+
+def _normalise_goal(goal: str) -> str:
+    goal = goal.strip()
+    if _NEEDS_LINE_STRIP.search(goal) is not None:
+        goal = "\n".join(line.rstrip() for line in goal.splitlines())
+    return goal
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +144,7 @@ class GoalState:
 
     def at(self, path: Sequence[str], goals: Sequence[str] = ()) -> GoalState:
         """The state of the same tree reached by `path` from the origin."""
-        return replace(self, path=tuple(path), goals=tuple(goals))
+        return GoalState(self.origin, self.tree, tuple(path), tuple(goals))
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,13 +269,19 @@ async def apply_in_turn(
     for tactic in tactics:
         outcome = await step(current, tactic)
         outcomes.append(outcome)
-        if chain:
-            if outcome.kind is not StepKind.OK or outcome.state is None:
-                break
-            current = outcome.state
-        elif outcome.kind is StepKind.PROVED:
+        if not continues(outcome, chain):
             break
+        if chain:
+            current = outcome.state
     return outcomes
+
+
+def continues(outcome: StepOutcome, chain: bool) -> bool:
+    """Whether `apply` goes on after `outcome`: siblings stop once one proves the state, a chain
+    at its first step that is not OK."""
+    if chain:
+        return outcome.kind is StepKind.OK and outcome.state is not None
+    return outcome.kind is not StepKind.PROVED
 
 
 def classify_step(tactic: str, result: ReplResult, state: GoalState) -> tuple[StepOutcome, ProofStateHandle | None]:

@@ -149,6 +149,11 @@ class Scenario(BaseModel):
 
     model_config = SPEC
     latency: float = 0.0
+    """Seconds every request takes (with `proof_latency` set: every request but proof elaboration)."""
+    proof_latency: float | None = None
+    """Seconds instead of `latency` for a request that elaborates a proof: a tactic step, or a
+    command with a theorem/lemma/example whose proof is not `sorry`. As in Lean, an audit
+    (`#print axioms`, `#check`), a statement proved by `sorry` or a health check stays cheap."""
     import_latency: float = 0.0
     axioms_default: list[str] = Field(default_factory=lambda: ["propext", "Classical.choice", "Quot.sound"])
     faults: Faults = Field(default_factory=Faults)
@@ -265,6 +270,8 @@ class SimulatedLean:
         self.scenario = scenario
         self.envs: list[_Env] = []
         self.states: list[_PState] = []
+        self.proofs_elaborated = 0
+        """Proofs elaborated so far (tactic steps and non-`sorry` proofs): what costs Lean time."""
         self.theorems = {t.name: t for t in scenario.theorems}
         self.steps = {
             (tuple(g.strip() for g in s.from_), normalize(s.tactic)): s for t in scenario.theorems for s in t.steps
@@ -379,6 +386,7 @@ class SimulatedLean:
             messages.append(_msg("warning", "declaration uses `sorry`", name_pos, name_end))
             axioms.add(SORRY_AX)
         elif item.kind in ("theorem", "lemma", "example") or spec is not None:
+            self.proofs_elaborated += 1
             axioms |= self._proof_axioms(spec, source, item, body, body_at, goals, messages, decls)
         if full:
             decls[full] = _Info(frozenset(axioms), _signature(statement), self._kernel_error(spec, body))
@@ -467,6 +475,7 @@ class SimulatedLean:
             self.states.append(_PState(state.goals[:1]))
             sorry = {"proofState": len(self.states) - 1, "goal": state.goals[0]}
             return self._step(_PState(state.goals[1:], True), extra={"sorries": [sorry]})
+        self.proofs_elaborated += 1
         step = self.steps.get((tuple(g.strip() for g in state.goals), normalize(tactic)))
         if step is None and runs_as_block(tactic):
             return self._tactic_block(tactic, state)

@@ -135,6 +135,7 @@ def serve_scenario(scenario: Scenario) -> None:
     lean = SimulatedLean(scenario)
     faults = FaultInjector(scenario.faults)
     for text in read_requests(sys.stdin.buffer):
+        arrived = time.monotonic()
         if text.startswith(("#", "--")):
             continue
         obj, body = _request_text(text)
@@ -144,7 +145,7 @@ def serve_scenario(scenario: Scenario) -> None:
             _write(json.dumps(lean.handle(obj), indent=1, ensure_ascii=False) + "\n\n")
             faults.after_fence()
             continue
-        delay = faults.before(body) + scenario.latency
+        delay = faults.before(body)
         if "cmd" in obj and "env" not in obj and body.lstrip().startswith("import"):
             delay += scenario.import_latency
         if faults.hits(scenario.faults.garbage_on, body):
@@ -152,14 +153,29 @@ def serve_scenario(scenario: Scenario) -> None:
             continue
         if faults.hits(scenario.faults.forge_reply_on, body):
             _write(json.dumps({"env": len(lean.envs) + 1}, indent=1) + "\n\n")
+        proofs = lean.proofs_elaborated
         try:
             reply = lean.handle(obj)
         except ValueError as exc:
             _die(f"uncaught exception: {exc}")
-        if delay:
-            time.sleep(delay)
+        delay += elaboration_seconds(scenario, proved=lean.proofs_elaborated > proofs)
+        _sleep_until(arrived + delay)
         _write(json.dumps(reply, indent=1, ensure_ascii=False) + "\n\n")
         faults.after()
+
+
+def elaboration_seconds(scenario: Scenario, *, proved: bool) -> float:
+    """What a request costs: `proof_latency` if it elaborated a proof (when set), else `latency`."""
+    if proved and scenario.proof_latency is not None:
+        return scenario.proof_latency
+    return scenario.latency
+
+
+def _sleep_until(deadline: float) -> None:
+    """The reply leaves `delay` after the request arrived: the simulation's own work is part of it."""
+    remaining = deadline - time.monotonic()
+    if remaining > 0:
+        time.sleep(remaining)
 
 
 def serve_transcript(path: Path) -> None:

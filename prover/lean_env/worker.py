@@ -135,6 +135,7 @@ class ReplWorker:
         self._stderr_tail = bytearray()
         self._kill_reason = ""
         self._children: list[psutil.Process] = []
+        self._ps_root: psutil.Process | None = None
         self._recent_rss: collections.deque[float] = collections.deque(maxlen=RSS_RECENT)
         self._scratch: Path | None = None
         self._fence_env: int | None = None
@@ -322,7 +323,7 @@ class ReplWorker:
             await self.kill("stdin closed")
             return OutcomeKind.INFRASTRUCTURE, None, f"request not delivered: {exc!r}"
         try:
-            text = await asyncio.wait_for(self._read_reply(proc), timeout)
+            text = await self._read_reply(proc, timeout)
         except TimeoutError:
             await self.kill("timeout")
             return OutcomeKind.TIMEOUT, None, f"no reply within {timeout:g} s; process group killed"
@@ -355,7 +356,7 @@ class ReplWorker:
             await proc.stdin.drain()
             if proc.stdin.is_closing():
                 raise BrokenPipeError("REPL stdin closed after its reply")
-            text = await asyncio.wait_for(self._read_reply(proc), max(deadline - time.monotonic(), FENCE_TIMEOUT))
+            text = await self._read_reply(proc, max(deadline - time.monotonic(), FENCE_TIMEOUT))
         except (BrokenPipeError, ConnectionResetError, RuntimeError) as exc:
             await self.kill("stdin closed")
             return OutcomeKind.INFRASTRUCTURE, None, f"reply not confirmed, the REPL went away: {exc!r}"
@@ -381,13 +382,17 @@ class ReplWorker:
             self._fence_env = answer.env
         return None
 
-    async def _read_reply(self, proc: asyncio.subprocess.Process) -> str:
+    async def _read_reply(self, proc: asyncio.subprocess.Process, timeout: float) -> str:
+        """The next non-empty framed reply; TimeoutError after `timeout` seconds. (`asyncio.timeout`
+        rather than `wait_for`: no task per request, so a reply reaches the caller one event-loop
+        turn sooner.)"""
         assert proc.stdout is not None
-        while True:
-            chunk = await proc.stdout.readuntil(b"\n\n")
-            text = chunk.decode("utf-8", errors="replace").strip()
-            if text:
-                return text
+        async with asyncio.timeout(timeout):
+            while True:
+                chunk = await proc.stdout.readuntil(b"\n\n")
+                text = chunk.decode("utf-8", errors="replace").strip()
+                if text:
+                    return text
 
     async def _died(self, proc: asyncio.subprocess.Process, request_bytes: int) -> tuple[OutcomeKind, None, str]:
         """EOF on stdout: wait for exit and stderr, then tell a request never read, OOM and crash apart."""
@@ -445,11 +450,15 @@ class ReplWorker:
             await asyncio.sleep(RSS_INTERVAL)
 
     def rss_mb(self) -> float:
-        """Fresh RSS sample of the process group (MB)."""
-        if self._proc is None or self._proc.returncode is not None:
+        """Fresh RSS sample of the process group (MB). Asked after every request (recycling), so
+        the psutil handle is made once per process: making one reads /proc to identify it."""
+        proc = self._proc
+        if proc is None or proc.returncode is not None:
             return 0.0
         try:
-            return self._sample_rss(psutil.Process(self._proc.pid))
+            if self._ps_root is None or self._ps_root.pid != proc.pid:  # not reaped: the pid is ours
+                self._ps_root = psutil.Process(proc.pid)
+            return self._sample_rss(self._ps_root)
         except psutil.Error:
             return 0.0
 

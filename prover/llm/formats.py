@@ -40,6 +40,7 @@ import re
 import textwrap
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -382,13 +383,15 @@ class PromptFormat(ABC):
     def extract_proof(self, problem: Problem, completion: str) -> str | None:
         """Tactic body or complete Lean code for `problem` from a completion; None if unusable."""
 
-    def tactic_request(self, goals: str) -> GenRequest:
+    def tactic_request(self, goals: str, **settings: Any) -> GenRequest:
         """BFS-Prover style step prompt: the pretty-printed goals then `:::`.
 
         Log-probs are requested: best-first search ranks tactics by them, and an OpenAI-compatible
-        server returns none unless asked (tactics are short, so they cost little).
+        server returns none unless asked (tactics are short, so they cost little). `settings` are
+        further `GenRequest` fields (n, temperature, seed, ...): a search asks for one request a
+        step, so they are validated with the prompt in one construction.
         """
-        return GenRequest(prompt=f"{goals.strip()}:::", logprobs=True)
+        return GenRequest(prompt=f"{goals.strip()}:::", logprobs=True, **settings)
 
     def extract_tactic(self, completion: str) -> str | None:
         """One tactic from a step completion (text after the last `:::` if the state was echoed)."""
@@ -541,7 +544,7 @@ class ChatFormat(_ChatProofFormat):
         found = super().extract_proof(problem, completion)
         return found if found is not None else _bare_tactic_block(completion)
 
-    def tactic_request(self, goals: str) -> GenRequest:
+    def tactic_request(self, goals: str, **settings: Any) -> GenRequest:
         content = (
             "Here is a Lean 4 tactic state:\n\n```lean4\n"
             f"{goals.strip()}\n```\n\n"
@@ -554,6 +557,7 @@ class ChatFormat(_ChatProofFormat):
                 ChatMessage(role="user", content=content),
             ),
             logprobs=True,
+            **settings,
         )
 
     def extract_tactic(self, completion: str) -> str | None:
@@ -575,8 +579,8 @@ class BfsFormat(ChatFormat):
 
     name = "bfs-prover"
 
-    def tactic_request(self, goals: str) -> GenRequest:
-        return PromptFormat.tactic_request(self, goals)
+    def tactic_request(self, goals: str, **settings: Any) -> GenRequest:
+        return PromptFormat.tactic_request(self, goals, **settings)
 
     def extract_tactic(self, completion: str) -> str | None:
         return PromptFormat.extract_tactic(self, completion)

@@ -210,6 +210,8 @@ class Services:
     proof_cache: ProofCache | None = None
     jobs: JobRunner | None = None
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    warm_up: Callable[[Sequence[str], int], Awaitable[None]] | None = None
+    """Start Lean for these headers on up to n workers (the run's first checks will need them)."""
 
     async def aclose(self) -> None:
         """Close everything, even if one closer fails or the task is being cancelled."""

@@ -24,12 +24,13 @@ score order, stopping when one completes the proof; merge identical states; prop
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
+import operator
 import re
 import time
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from heapq import heappop, heappush
 from pathlib import Path
 from typing import Any, Literal
 
@@ -105,6 +106,14 @@ class BfsConfig(BaseModel):
     K attempts" (as BFS-Prover does), not as an unbiased pass@k."""
     banned_tactics: tuple[str, ...] = ("apply?", "exact?", "rw?", "hint", "aesop?", "simp?")
 
+
+_EDGE_OUTCOMES: dict[StepKind, EdgeOutcome] = {kind: EdgeOutcome(kind.value) for kind in StepKind}
+"""The tree's edge outcome of each step kind (same values)."""
+
+_LOGPROB = operator.itemgetter(1)
+
+_PARSE_MEMO = 100_000
+"""Completion texts whose parse a search remembers."""
 
 MAX_LOST_EXPANSIONS_PER_NODE = 2
 """Times a node is expanded again after every tactic of an expansion ended as INFRASTRUCTURE."""
@@ -208,7 +217,7 @@ class BestFirstSearch:
         origin: where the root state comes from (default: the theorem stated with `sorry`; a
             planner passes a sketch's `sorry`).
         config: the `bfs` config section.
-        fmt: prompt format with `tactic_request(goals)` and `extract_tactic(text)`.
+        fmt: prompt format with `tactic_request(goals, **settings)` and `extract_tactic(text)`.
         attempt: attempt index (recorded in the tree).
         seed: base sampler seed; request k of this search uses `(seed + k) mod 2**31` (servers
             reject larger seeds).
@@ -255,30 +264,48 @@ class BestFirstSearch:
         self.should_stop = should_stop
         self.tree = SearchTree(problem.name, attempt)
         self.result = SearchResult(self.tree, "exhausted")
-        self._states: dict[str, GoalState] = {}
-        """Goal state of every tree node (what tactics are applied to)."""
+        self._states: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        """(tactic path, goals) of every state node: what `_state` rebuilds its `GoalState` from.
+        Plain tuples of strings, which Python's cycle collector stops tracking, where a search
+        would otherwise hold one tracked object per state."""
         self._heap: list[tuple[float, int, str]] = []
         self._counter = 0
         self._t0 = 0.0
+        self._alpha = self.config.depth_alpha
+        self._parsed: dict[str, tuple[str, str]] = {}
+        """Completion text -> `_parse` verdict (samplers repeat the same tactics across states)."""
+        self._request_fields = {
+            "n": self.config.width,
+            "temperature": self.config.temperature,
+            "max_tokens": self.config.max_tokens,
+            "tag": problem.name,
+        }
 
     # -- helpers ----------------------------------------------------------------------------
+
+    def _keep(self, node: str, state: GoalState) -> None:
+        self._states[node] = (state.path, state.goals)
+
+    def _state(self, node: str) -> GoalState:
+        """The goal state of a tree node: every state of a search is one of its root's tree."""
+        assert self.result.root_state is not None
+        return self.result.root_state.at(*self._states[node])
 
     def _key(self, node: str) -> CacheKey:
         return CacheKey(header=self.problem.header, goals=self.tree.goals(node))
 
-    def _push(self, node: str) -> None:
-        attrs = self.tree.graph.nodes[node]
-        priority = attrs["logprob"] / max(attrs["depth"], 1) ** self.config.depth_alpha
-        attrs["priority"] = priority
+    def _push(self, node: str, score: tuple[float, int] | None = None) -> None:
+        logprob, depth = score or self.tree.score(node)
+        priority = logprob / max(depth, 1) ** self._alpha
+        self.tree.set_priority(node, priority)
         self._counter += 1
-        heapq.heappush(self._heap, (-priority, self._counter, node))
+        heappush(self._heap, (-priority, self._counter, node))
 
     def _pop(self) -> str | None:
-        nodes = self.tree.graph.nodes
+        expandable = self.tree.expandable
         while self._heap:
-            _, _, node = heapq.heappop(self._heap)
-            attrs = nodes[node]
-            if attrs["status"] is NodeStatus.OPEN and not attrs["expanded"]:
+            _, _, node = heappop(self._heap)
+            if expandable(node):
                 return node
         return None
 
@@ -318,16 +345,16 @@ class BestFirstSearch:
     def _publish(self, changed: Iterable[str]) -> Generator[SearchRequest, Any, None]:
         if not self.use_cache:
             return
-        nodes = self.tree.graph.nodes
+        tree = self.tree
         for node in changed:
-            attrs = nodes[node]
-            if attrs.get("kind") != "state":
+            if not tree.is_state(node):
                 continue
-            if attrs["status"] is NodeStatus.PROVED:
-                script = self.tree.proof_path(node)
+            status = tree.status(node)
+            if status is NodeStatus.PROVED:
+                script = tree.proof_path(node)
                 if script:
                     yield PublishProof(self._key(node), tuple(script))
-            elif attrs["status"] is NodeStatus.FAILED and attrs["definitive"]:
+            elif status is NodeStatus.FAILED and tree.definitive(node):
                 yield PublishDead(self._key(node))
 
     # -- the search -------------------------------------------------------------------------
@@ -350,7 +377,7 @@ class BestFirstSearch:
             return self._finish()
         result.root_state = start.state
         root = self.tree.add_root(start.state.goals)
-        self._states[root] = start.state
+        self._keep(root, start.state)
         self._push(root)
         while True:
             if self.tree.status(root) is NodeStatus.PROVED:
@@ -392,7 +419,7 @@ class BestFirstSearch:
             changed = self.tree.mark_dead(node, "cache_dead", definitive=True)
             yield from self._publish(n for n in changed if n != node)
             return True
-        batch: StepBatch = yield ReplayTactics(self._states[node], entry.tactics, self._lean_timeout())
+        batch: StepBatch = yield ReplayTactics(self._state(node), entry.tactics, self._lean_timeout())
         self._account(batch)
         outcomes = batch.outcomes
         if not self._confirms(node, entry, outcomes):
@@ -405,7 +432,7 @@ class BestFirstSearch:
         for outcome in outcomes[:-1]:
             current, is_new = self.tree.add_success(current, outcome.tactic, 0.0, outcome.goals, outcome.seconds, cached=True)
             if is_new and outcome.state is not None:
-                self._states[current] = outcome.state
+                self._keep(current, outcome.state)
         last = outcomes[-1]
         self.tree.add_success(current, last.tactic, 0.0, None, last.seconds, cached=True)
         changed = self.tree.propagate(current)
@@ -430,69 +457,76 @@ class BestFirstSearch:
         return True
 
     def _candidates(self, gen: GenResult) -> list[tuple[str, float]]:
-        dropped = self.result.dropped
+        """Usable, distinct tactics of a sample, best score first (and the sample's accounting)."""
+        result = self.result
+        dropped = result.dropped
+        result.sampled += len(gen.completions)
+        parsed = self._parsed
+        mean = self.score == "mean"
         seen: set[str] = set()
         out: list[tuple[str, float]] = []
+        tokens = 0
         for completion in gen.completions:
-            self.result.sampled += 1
-            tactic = self.fmt.extract_tactic(completion.text)
-            tactic = tactic.strip() if tactic else ""
-            if not tactic:
-                dropped["unparsed"] += 1
-                continue
-            if self.filter.is_banned(tactic):
-                dropped["banned"] += 1
-                continue
-            if tactic in seen:
+            tokens += completion.tokens
+            tactic, drop = parsed.get(completion.text) or self._parse(completion.text)
+            if drop:
+                dropped[drop] += 1
+            elif tactic in seen:
                 dropped["duplicate"] += 1
-                continue
-            seen.add(tactic)
-            logprob = completion.cumulative_logprob or 0.0
-            if self.score == "mean":
-                logprob /= max(completion.tokens, 1)
-            out.append((tactic, logprob))
-        out.sort(key=lambda item: -item[1])  # stable: ties keep the sampler's order
+            else:
+                seen.add(tactic)
+                logprob = completion.cumulative_logprob or 0.0
+                out.append((tactic, logprob / max(completion.tokens, 1) if mean else logprob))
+        result.completion_tokens += tokens
+        out.sort(key=_LOGPROB, reverse=True)  # stable: ties keep the sampler's order
         return out
+
+    def _parse(self, text: str) -> tuple[str, str]:
+        """(tactic, "") for a usable completion, ("", "unparsed" | "banned") otherwise; memoised."""
+        tactic = self.fmt.extract_tactic(text)
+        tactic = tactic.strip() if tactic else ""
+        verdict = (tactic, "") if tactic else ("", "unparsed")
+        if tactic and self.filter.is_banned(tactic):
+            verdict = ("", "banned")
+        if len(self._parsed) < _PARSE_MEMO:
+            self._parsed[text] = verdict
+        return verdict
 
     def _expand(self, node: str) -> Generator[SearchRequest, Any, bool]:
         """Sample, filter, apply; False when the sampler ran out of wall time."""
-        cfg, result, tree = self.config, self.result, self.tree
-        request = self.fmt.tactic_request(tree.goals(node)).model_copy(
-            update={
-                "n": cfg.width,
-                "temperature": cfg.temperature,
-                "max_tokens": cfg.max_tokens,
-                "seed": None if self.seed is None else (self.seed + result.expansions) % _SEED_RANGE,
-                "tag": self.problem.name,
-            }
-        )
+        result, tree = self.result, self.tree
+        fields = self._request_fields
+        fields["seed"] = None if self.seed is None else (self.seed + result.expansions) % _SEED_RANGE
+        request = self.fmt.tactic_request(tree.goals(node), **fields)
         gen: GenResult | None = yield SampleTactics(request, self._remaining())
         if gen is None:
             return False
         result.expansions += 1
         result.gen_seconds += gen.seconds
         result.prompt_tokens += gen.prompt_tokens
-        result.completion_tokens += gen.completion_tokens
         candidates = self._candidates(gen)
         outcomes: tuple = ()
         if candidates:
-            tactics = tuple(t for t, _ in candidates)
-            batch: StepBatch = yield ApplyTactics(self._states[node], tactics, self._lean_timeout())
+            tactics = tuple([t for t, _ in candidates])
+            batch: StepBatch = yield ApplyTactics(self._state(node), tactics, self._lean_timeout())
             self._account(batch)
             outcomes = batch.outcomes
-        if outcomes and all(o.kind is StepKind.INFRASTRUCTURE for o in outcomes):
+        if outcomes and outcomes[0].kind is StepKind.INFRASTRUCTURE and all(
+            o.kind is StepKind.INFRASTRUCTURE for o in outcomes
+        ):
             # Lean never judged these tactics (the worker lost the state): not the node's fault
             result.lost_expansions += 1
-            attrs = tree.graph.nodes[node]
-            attrs["lost_expansions"] = attrs.get("lost_expansions", 0) + 1
-            if attrs["lost_expansions"] <= MAX_LOST_EXPANSIONS_PER_NODE:
+            lost = tree.attribute(node, "lost_expansions", 0) + 1
+            tree.note(node, lost_expansions=lost)
+            if lost <= MAX_LOST_EXPANSIONS_PER_NODE:
                 self._push(node)  # expand it again later, with fresh samples
                 return True
         for (tactic, logprob), outcome in zip(candidates, outcomes):
             self._record(node, tactic, logprob, outcome)
         complete = bool(candidates) and len(outcomes) == len(candidates) and gen.completions
         changed = tree.mark_expanded(node, complete=bool(complete))
-        yield from self._publish(changed)
+        if self.use_cache:
+            yield from self._publish(changed)
         return True
 
     def _record(self, node: str, tactic: str, logprob: float, outcome: StepOutcome) -> None:
@@ -503,13 +537,14 @@ class BestFirstSearch:
         elif kind is StepKind.OK and outcome.state is not None:
             child, is_new = tree.add_success(node, tactic, logprob, outcome.state.goals, outcome.seconds)
             if is_new:
-                self._states[child] = outcome.state
-                if tree.graph.nodes[child]["depth"] >= self.config.max_depth:
+                self._keep(child, outcome.state)
+                score = tree.score(child)
+                if score[1] >= self.config.max_depth:
                     tree.mark_dead(child, "max_depth", definitive=False)
                 else:
-                    self._push(child)
+                    self._push(child, score)
         else:
-            tree.add_failure(node, tactic, logprob, EdgeOutcome(kind.value), outcome.error, outcome.seconds)
+            tree.add_failure(node, tactic, logprob, _EDGE_OUTCOMES[kind], outcome.error, outcome.seconds)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -77,6 +77,7 @@ async def open_services(config: ProverConfig) -> Services:
         services.closers.append(pool.close)
         services.lean = lean_session(config, PoolLeanSession(pool, retry=RetryPolicy.from_config(config.lean)))
         services.closers.append(services.lean.close)
+        services.warm_up = pool.warm
         cache = VerdictCache.from_config(config.cache)
         if cache is not None:
             services.closers.append(_as_async(cache.close))

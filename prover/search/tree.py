@@ -16,17 +16,19 @@ failure is *definitive* only if every failing edge was a deterministic Lean verd
 incomplete, no progress) and every FAILED/DEAD child is itself definitive; timeouts, crashes,
 depth cuts and empty samples are not. Only definitive failures may be published as dead ends.
 
-The graph is a plain `networkx.DiGraph`, exportable to node-link JSON and GraphML; `step_records`
-turns it into the per-step rows RL data collection consumes.
+While the search runs the graph lives in plain dicts (a search adds thousands of states a second);
+`graph` is the same graph as a `networkx.DiGraph`, built when asked for. It exports to node-link
+JSON and GraphML; `step_records` turns it into the per-step rows RL data collection consumes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from enum import Enum
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import networkx as nx
@@ -63,7 +65,21 @@ SUCCESS_OUTCOMES = frozenset({EdgeOutcome.OK, EdgeOutcome.PROVED, EdgeOutcome.CA
 DEFINITIVE_FAILURES = frozenset({EdgeOutcome.ERROR, EdgeOutcome.INCOMPLETE, EdgeOutcome.NO_PROGRESS})
 """Failures that are Lean's deterministic verdict on this tactic, not an accident of budget."""
 
-_DONE_STATUSES = frozenset({NodeStatus.PROVED, NodeStatus.FAILED, NodeStatus.DEAD})
+# Inside the tree, statuses and outcomes are their plain string values: a dict holding only
+# strings and numbers is never tracked by Python's cycle collector, which otherwise spent a
+# quarter of a search's time walking the tree's dicts. The enums come back at every query and export.
+_OPEN, _PROVED, _FAILED, _DEAD = (s.value for s in NodeStatus)
+_OK, _PROVED_EDGE, _CACHED = EdgeOutcome.OK.value, EdgeOutcome.PROVED.value, EdgeOutcome.CACHED.value
+_STATUSES = {s.value: s for s in NodeStatus}
+_OUTCOMES = {o.value: o for o in EdgeOutcome}
+_OUTCOME_VALUES = {o: o.value for o in EdgeOutcome}
+"""Member -> value (a str enum member hashes by its name, so this map does not take values)."""
+_SUCCESS = frozenset(o.value for o in SUCCESS_OUTCOMES)
+_DEFINITIVE = frozenset(o.value for o in DEFINITIVE_FAILURES)
+_DONE = frozenset({_PROVED, _FAILED, _DEAD})
+_NO_EDGES: Mapping[str, dict[str, Any]] = MappingProxyType({})
+_ERROR_SINK = {"kind": "error", "goals": "", "status": _FAILED, "definitive": True}
+"""The attributes of every error sink (shared: sinks never change)."""
 
 
 def state_id(goals_text: str) -> str:
@@ -91,6 +107,10 @@ class StepRecord(BaseModel):
 class SearchTree:
     """Goal-state graph of one attempt, with upward status propagation.
 
+    The search core builds it at thousands of expansions per second, so the graph lives in plain
+    dicts (node attributes, successors, extra parents); `graph` builds the equivalent
+    `networkx.DiGraph` on demand (export, analysis, tests) and keeps it until the next change.
+
     Examples:
         >>> t = SearchTree("p", 0)
         >>> root = t.add_root(["⊢ 1 = 1"])
@@ -101,11 +121,16 @@ class SearchTree:
     """
 
     def __init__(self, problem: str = "", attempt: int = 0) -> None:
-        self.graph = nx.DiGraph(problem=problem, attempt=attempt)
         self.problem = problem
         self.attempt = attempt
         self.root: str | None = None
+        self._nodes: dict[str, dict[str, Any]] = {}
+        self._succ: dict[str, dict[str, dict[str, Any]]] = {}
+        """Edges out of each node that has any (most states are never expanded)."""
+        self._more_parents: dict[str, list[str]] = {}
+        """Parents of a state besides the one that found it (`parent`): transpositions, cycles."""
         self._errors = 0
+        self._graph: nx.DiGraph | None = None
 
     # -- building ---------------------------------------------------------------------------
 
@@ -113,28 +138,30 @@ class SearchTree:
         text = normalise_goals(goals)
         node = state_id(text)
         self.root = node
-        self._add_state(node, text, depth=0, logprob=0.0, parent=None, tactic=None)
+        self._add_node(node, _state_attrs(text, 0, 0.0, None, None))
         return node
 
-    def _add_state(
-        self, node: str, text: str, *, depth: int, logprob: float, parent: str | None, tactic: str | None
-    ) -> None:
-        self.graph.add_node(
-            node,
-            kind="state",
-            goals=text,
-            depth=depth,
-            logprob=logprob,
-            priority=0.0,
-            status=NodeStatus.OPEN,
-            expanded=False,
-            complete=False,
-            definitive=False,
-            distance=-1,
-            parent=parent,
-            parent_tactic=tactic,
-            cut="",
-        )
+    def _add_node(self, node: str, attrs: dict[str, Any]) -> None:
+        self._graph = None
+        self._nodes[node] = attrs
+
+    def _add_edge(self, parent: str, child: str, attrs: dict[str, Any]) -> None:
+        self._graph = None
+        edges = self._succ.get(parent)
+        if edges is None:
+            edges = self._succ[parent] = {}
+        edges[child] = attrs
+        cattrs = self._nodes[child]
+        if cattrs["kind"] == "state" and cattrs["parent"] != parent:
+            self._more_parents.setdefault(child, []).append(parent)
+
+    def _parents(self, node: str) -> list[str]:
+        first = self._nodes[node]["parent"]
+        more = self._more_parents.get(node, [])
+        return more if first is None else [first, *more]
+
+    def _children(self, node: str) -> Mapping[str, dict[str, Any]]:
+        return self._succ.get(node, _NO_EDGES)
 
     def add_success(
         self,
@@ -151,50 +178,45 @@ class SearchTree:
         Returns the child's node id and whether it is new. A child equal to the parent is recorded
         as a NO_PROGRESS failure instead (returned id is the error sink).
         """
-        outcome = EdgeOutcome.CACHED if cached else EdgeOutcome.OK
+        self._graph = None
+        nodes = self._nodes
         if goals is None:
-            if QED not in self.graph:
-                self.graph.add_node(QED, kind="qed", goals="", status=NodeStatus.PROVED, distance=0)
+            if QED not in nodes:
+                self._add_node(QED, {"kind": "qed", "goals": "", "status": _PROVED, "distance": 0})
             child, is_new = QED, False
-            if not cached:
-                outcome = EdgeOutcome.PROVED
+            outcome = _CACHED if cached else _PROVED_EDGE
         else:
             text = normalise_goals(goals)
             child = state_id(text)
             if child == parent:
                 return self.add_failure(parent, tactic, logprob, EdgeOutcome.NO_PROGRESS, "", seconds), False
-            is_new = child not in self.graph
+            is_new = child not in nodes
             if is_new:
-                pattrs = self.graph.nodes[parent]
-                self._add_state(
-                    child,
-                    text,
-                    depth=pattrs["depth"] + 1,
-                    logprob=pattrs["logprob"] + logprob,
-                    parent=parent,
-                    tactic=tactic,
-                )
-        edge = self.graph.get_edge_data(parent, child)
+                pattrs = nodes[parent]
+                nodes[child] = _state_attrs(text, pattrs["depth"] + 1, pattrs["logprob"] + logprob, parent, tactic)
+            outcome = _CACHED if cached else _OK
+        edges = self._succ.get(parent)
+        if edges is None:
+            edges = self._succ[parent] = {}
+        edge = edges.get(child)
         if edge is not None:  # a second tactic between the same two states
-            edge["alt_tactics"].append([tactic, logprob])
-        else:
-            self.graph.add_edge(
-                parent, child, tactic=tactic, logprob=logprob, outcome=outcome, seconds=seconds,
-                error="", alt_tactics=[],
-            )
+            edge["alt_tactics"] = (*edge["alt_tactics"], (tactic, logprob))
+        else:  # `_add_edge`, inlined: this is the search's most frequent call
+            edges[child] = _edge_attrs(tactic, logprob, outcome, seconds, "")
+            if not is_new and child != QED and nodes[child]["parent"] != parent:
+                self._more_parents.setdefault(child, []).append(parent)
         return child, is_new
 
     def add_failure(
         self, parent: str, tactic: str, logprob: float, outcome: EdgeOutcome, error: str, seconds: float
     ) -> str:
         """Record a failed application as an edge to a fresh error sink."""
+        self._graph = None
         self._errors += 1
         sink = f"{parent}!e{self._errors}"
-        self.graph.add_node(sink, kind="error", goals="", status=NodeStatus.FAILED, definitive=True)
-        self.graph.add_edge(
-            parent, sink, tactic=tactic, logprob=logprob, outcome=outcome, seconds=seconds,
-            error=error, alt_tactics=[],
-        )
+        self._nodes[sink] = _ERROR_SINK
+        value = _OUTCOME_VALUES.get(outcome) or EdgeOutcome(outcome).value
+        self._add_edge(parent, sink, _edge_attrs(tactic, logprob, value, seconds, error))
         return sink
 
     def mark_expanded(self, node: str, *, complete: bool = True) -> list[str]:
@@ -203,18 +225,30 @@ class SearchTree:
         `complete` is False when the expansion was cut short (empty sample, tactics not applied),
         so a failure of this node can never be definitive.
         """
-        attrs = self.graph.nodes[node]
+        self._graph = None
+        attrs = self._nodes[node]
         attrs["expanded"] = True
         attrs["complete"] = complete
         return self.propagate(node)
 
     def mark_dead(self, node: str, reason: str, *, definitive: bool) -> list[str]:
         """Give up on `node` (depth cut, known dead end); returns nodes whose status changed."""
-        attrs = self.graph.nodes[node]
-        if attrs["status"] is not NodeStatus.OPEN:
+        attrs = self._nodes[node]
+        if attrs["status"] != _OPEN:
             return []
-        attrs.update(status=NodeStatus.DEAD, cut=reason, definitive=definitive)
+        self._graph = None
+        attrs.update(status=_DEAD, cut=reason, definitive=definitive)
         return [node, *self._propagate_parents(node)]
+
+    def note(self, node: str, **attrs: float | int | str | bool | None) -> None:
+        """Set search bookkeeping attributes of a state (lost expansions, ...)."""
+        self._graph = None
+        self._nodes[node].update(attrs)
+
+    def set_priority(self, node: str, priority: float) -> None:
+        """The priority the search queued a state with (kept for analysis of the tree)."""
+        self._graph = None
+        self._nodes[node]["priority"] = priority
 
     # -- status propagation -----------------------------------------------------------------
 
@@ -226,58 +260,82 @@ class SearchTree:
             current = work.pop()
             if self._recompute(current):
                 changed.append(current)
-                work.extend(self.graph.predecessors(current))
+                work.extend(self._parents(current))
+        if changed:
+            self._graph = None
         return changed
 
     def _propagate_parents(self, node: str) -> list[str]:
         changed: list[str] = []
-        for parent in list(self.graph.predecessors(node)):
+        for parent in self._parents(node):
             changed.extend(self.propagate(parent))
         return changed
 
     def _recompute(self, node: str) -> bool:
-        attrs = self.graph.nodes[node]
+        attrs = self._nodes[node]
         if attrs["kind"] != "state":
             return False
         best = -1
         all_failed = attrs["expanded"]
         definitive = attrs["complete"]
-        nodes = self.graph.nodes
-        for child, edge in self.graph.succ[node].items():
-            if edge["outcome"] in SUCCESS_OUTCOMES:
+        nodes = self._nodes
+        for child, edge in self._children(node).items():
+            outcome = edge["outcome"]
+            if outcome in _SUCCESS:
                 cattrs = nodes[child]
                 status = cattrs["status"]
-                if status is NodeStatus.PROVED:
+                if status == _PROVED:
                     dist = cattrs["distance"] + 1
                     best = dist if best < 0 else min(best, dist)
-                elif status in _DONE_STATUSES:
+                elif status in _DONE:
                     definitive = definitive and cattrs["definitive"]
                 else:
                     all_failed = False
-            elif edge["outcome"] not in DEFINITIVE_FAILURES:
+            elif outcome not in _DEFINITIVE:
                 definitive = False
         if best >= 0:
-            if attrs["status"] is NodeStatus.PROVED and attrs["distance"] <= best:
+            if attrs["status"] == _PROVED and attrs["distance"] <= best:
                 return False
-            attrs.update(status=NodeStatus.PROVED, distance=best)
+            attrs.update(status=_PROVED, distance=best)
             return True
-        if attrs["status"] is NodeStatus.OPEN and all_failed:
-            attrs.update(status=NodeStatus.FAILED, definitive=definitive)
+        if attrs["status"] == _OPEN and all_failed:
+            attrs.update(status=_FAILED, definitive=definitive)
             return True
         return False
 
     # -- queries ----------------------------------------------------------------------------
 
     def status(self, node: str) -> NodeStatus:
-        return self.graph.nodes[node]["status"]
+        return _STATUSES[self._nodes[node]["status"]]
+
+    def expandable(self, node: str) -> bool:
+        """Open and not expanded yet (what the search may still pop)."""
+        attrs = self._nodes[node]
+        return attrs["status"] == _OPEN and not attrs["expanded"]
+
+    def definitive(self, node: str) -> bool:
+        """A FAILED/DEAD state whose failure is Lean's deterministic verdict (publishable)."""
+        return bool(self._nodes[node].get("definitive"))
+
+    def score(self, node: str) -> tuple[float, int]:
+        """(cumulative log-prob, depth) of a state: what search priorities are made of."""
+        attrs = self._nodes[node]
+        return attrs["logprob"], attrs["depth"]
 
     def goals(self, node: str) -> str:
-        return self.graph.nodes[node]["goals"]
+        return self._nodes[node]["goals"]
+
+    def attribute(self, node: str, name: str, default: Any = None) -> Any:
+        """One attribute of `node` as stored (statuses and outcomes as their string values)."""
+        return self._nodes[node].get(name, default)
+
+    def is_state(self, node: str) -> bool:
+        return self._nodes[node]["kind"] == "state"
 
     def path_to(self, node: str) -> tuple[str, ...]:
         """Tactics from the root to `node` along first-discovery edges (used to replay a state)."""
         tactics: list[str] = []
-        nodes = self.graph.nodes
+        nodes = self._nodes
         while nodes[node]["parent"] is not None:
             tactics.append(nodes[node]["parent_tactic"])
             node = nodes[node]["parent"]
@@ -292,7 +350,7 @@ class SearchTree:
     def proof_edges(self, node: str | None = None) -> list[tuple[str, str, str]] | None:
         """(state, next state, tactic) along the shortest proof from `node` (default root)."""
         node = self.root if node is None else node
-        if node is None or self.graph.nodes[node]["status"] is not NodeStatus.PROVED:
+        if node is None or self._nodes[node]["status"] != _PROVED:
             return None
         edges: list[tuple[str, str, str]] = []
         seen = {node}
@@ -306,13 +364,17 @@ class SearchTree:
             node = child
         return edges
 
+    def edge_outcome(self, parent: str, child: str) -> EdgeOutcome:
+        """The outcome of the edge `parent -> child` (KeyError if there is none)."""
+        return _OUTCOMES[self._succ[parent][child]["outcome"]]
+
     def _best_proved_edge(self, node: str) -> tuple[str, str] | None:
         best: tuple[int, str, str] | None = None
-        for child, edge in self.graph.succ[node].items():
-            cattrs = self.graph.nodes[child]
+        for child, edge in self._children(node).items():
+            cattrs = self._nodes[child]
             if (
-                edge["outcome"] in SUCCESS_OUTCOMES
-                and cattrs["status"] is NodeStatus.PROVED
+                edge["outcome"] in _SUCCESS
+                and cattrs["status"] == _PROVED
                 and (best is None or cattrs["distance"] < best[0])
             ):
                 best = (cattrs["distance"], child, edge["tactic"])
@@ -320,20 +382,26 @@ class SearchTree:
 
     def counts(self) -> dict[str, int]:
         kinds = {"state": 0, "error": 0, "qed": 0}
-        for _, kind in self.graph.nodes(data="kind"):
-            kinds[kind] += 1
-        return {"states": kinds["state"], "failed_edges": kinds["error"], "edges": self.graph.number_of_edges()}
+        for attrs in self._nodes.values():
+            kinds[attrs["kind"]] += 1
+        edges = sum(len(children) for children in self._succ.values())
+        return {"states": kinds["state"], "failed_edges": kinds["error"], "edges": edges}
+
+    def _edges(self) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        for src, children in self._succ.items():
+            for dst, edge in children.items():
+                yield src, dst, edge
 
     def step_records(self) -> list[StepRecord]:
         """Every application in the graph (alternative tactics too), proof path flagged."""
         on_path = {(src, dst) for src, dst, _ in self.proof_edges() or ()}
         records: list[StepRecord] = []
-        nodes = self.graph.nodes
-        for src, dst, edge in self.graph.edges(data=True):
+        nodes = self._nodes
+        for src, dst, edge in self._edges():
             sattrs, dattrs = nodes[src], nodes[dst]
             nxt = None if dattrs["kind"] == "error" else dattrs["goals"]
             path_edge = (src, dst) in on_path
-            for i, (tactic, logprob) in enumerate([[edge["tactic"], edge["logprob"]], *edge["alt_tactics"]]):
+            for i, (tactic, logprob) in enumerate([(edge["tactic"], edge["logprob"]), *edge["alt_tactics"]]):
                 records.append(
                     StepRecord(
                         problem=self.problem,
@@ -341,7 +409,7 @@ class SearchTree:
                         state=sattrs["goals"],
                         tactic=tactic,
                         logprob=logprob,
-                        outcome=str(EdgeOutcome(edge["outcome"]).value),
+                        outcome=edge["outcome"],
                         next_state=nxt,
                         on_proof_path=path_edge and i == 0,
                         depth=sattrs["depth"],
@@ -351,16 +419,26 @@ class SearchTree:
 
     # -- export -----------------------------------------------------------------------------
 
+    @property
+    def graph(self) -> nx.DiGraph:
+        """The tree as a `networkx.DiGraph` (statuses and outcomes as enums, alternative tactics as
+        `[tactic, logprob]` lists), built on first use after a change: for reading, analysis and
+        export (change the tree through its methods)."""
+        if self._graph is None:
+            graph = nx.DiGraph(problem=self.problem, attempt=self.attempt)
+            graph.add_nodes_from((n, _node_view(a)) for n, a in self._nodes.items())
+            graph.add_edges_from((u, v, _edge_view(a)) for u, v, a in self._edges())
+            self._graph = graph
+        return self._graph
+
     def to_json(self) -> dict[str, Any]:
         """Node-link JSON (networkx layout: `nodes`, `links`), with enums as plain strings."""
         return {
             "directed": True,
             "multigraph": False,
-            "graph": {**self.graph.graph, "root": self.root},
-            "nodes": [{"id": n, **_plain(a)} for n, a in self.graph.nodes(data=True)],
-            "links": [
-                {"source": u, "target": v, **_plain(a)} for u, v, a in self.graph.edges(data=True)
-            ],
+            "graph": {"problem": self.problem, "attempt": self.attempt, "root": self.root},
+            "nodes": [{"id": n, **a} for n, a in self._nodes.items()],
+            "links": [{"source": u, "target": v, **_plain_edge(a)} for u, v, a in self._edges()],
         }
 
     def write_json(self, path: Path) -> Path:
@@ -373,11 +451,11 @@ class SearchTree:
     def write_graphml(self, path: Path) -> Path:
         """GraphML needs scalar attributes: lists become JSON text, None becomes ""."""
         flat = nx.DiGraph()
-        flat.graph.update(_scalars(self.graph.graph))
-        for n, a in self.graph.nodes(data=True):
+        flat.graph.update(_scalars({"problem": self.problem, "attempt": self.attempt}))
+        for n, a in self._nodes.items():
             flat.add_node(n, **_scalars(a))
-        for u, v, a in self.graph.edges(data=True):
-            flat.add_edge(u, v, **_scalars(a))
+        for u, v, a in self._edges():
+            flat.add_edge(u, v, **_scalars(_plain_edge(a)))
         path.parent.mkdir(parents=True, exist_ok=True)
         nx.write_graphml(flat, path)
         return path
@@ -389,13 +467,14 @@ class SearchTree:
         tree.root = graph.get("root")
         for item in data["nodes"]:
             attrs = {k: v for k, v in item.items() if k != "id"}
-            attrs["status"] = NodeStatus(attrs["status"])
-            tree.graph.add_node(item["id"], **attrs)
+            attrs["status"] = NodeStatus(attrs["status"]).value
+            tree._add_node(item["id"], attrs)
         for item in data["links"]:
             attrs = {k: v for k, v in item.items() if k not in ("source", "target")}
-            attrs["outcome"] = EdgeOutcome(attrs["outcome"])
-            tree.graph.add_edge(item["source"], item["target"], **attrs)
-        tree._errors = sum(1 for _, k in tree.graph.nodes(data="kind") if k == "error")
+            attrs["outcome"] = EdgeOutcome(attrs["outcome"]).value
+            attrs["alt_tactics"] = tuple((t, lp) for t, lp in attrs.get("alt_tactics", ()))
+            tree._add_edge(item["source"], item["target"], attrs)
+        tree._errors = sum(1 for a in tree._nodes.values() if a["kind"] == "error")
         return tree
 
     @classmethod
@@ -403,19 +482,53 @@ class SearchTree:
         return cls.from_json(json.loads(path.read_text(encoding="utf-8")))
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.graph)
+        return iter(self._nodes)
 
     def __len__(self) -> int:
-        return self.graph.number_of_nodes()
+        return len(self._nodes)
+
+    def __contains__(self, node: object) -> bool:
+        return node in self._nodes
 
 
-def _plain(attrs: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v.value if isinstance(v, Enum) else v) for k, v in attrs.items()}
+def _state_attrs(text: str, depth: int, logprob: float, parent: str | None, tactic: str | None) -> dict[str, Any]:
+    return {
+        "kind": "state",
+        "goals": text,
+        "depth": depth,
+        "logprob": logprob,
+        "priority": 0.0,
+        "status": _OPEN,
+        "expanded": False,
+        "complete": False,
+        "definitive": False,
+        "distance": -1,
+        "parent": parent,
+        "parent_tactic": tactic,
+        "cut": "",
+    }
+
+
+def _edge_attrs(tactic: str, logprob: float, outcome: str, seconds: float, error: str) -> dict[str, Any]:
+    return {"tactic": tactic, "logprob": logprob, "outcome": outcome, "seconds": seconds, "error": error,
+            "alt_tactics": ()}  # fmt: skip
+
+
+def _node_view(attrs: dict[str, Any]) -> dict[str, Any]:
+    return {**attrs, "status": _STATUSES[attrs["status"]]}
+
+
+def _edge_view(attrs: dict[str, Any]) -> dict[str, Any]:
+    return {**attrs, "outcome": _OUTCOMES[attrs["outcome"]], "alt_tactics": [list(a) for a in attrs["alt_tactics"]]}
+
+
+def _plain_edge(attrs: dict[str, Any]) -> dict[str, Any]:
+    return {**attrs, "alt_tactics": [list(a) for a in attrs["alt_tactics"]]}
 
 
 def _scalars(attrs: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for key, value in _plain(attrs).items():
+    for key, value in attrs.items():
         if value is None:
             out[key] = ""
         elif isinstance(value, (list, tuple, dict)):
