@@ -167,7 +167,7 @@ class InProcessPool:
         return EnvKey(workspace="", lean_version="", header=header)
 
     @contextlib.asynccontextmanager
-    async def lease(self, key: EnvKey, *, affinity: Any = None) -> AsyncIterator[InProcessLease]:
+    async def lease(self, key: EnvKey, *, affinity: Any = None, fresh: bool = False) -> AsyncIterator[InProcessLease]:
         yield InProcessLease(self, key.header)
 
 

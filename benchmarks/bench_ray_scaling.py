@@ -15,8 +15,10 @@ the 10th and 90th percentile of their arrival times). Target >= 0.9.
 
 Workloads (`WORKLOADS`, `--workload`): `whole_proof` checks `--problems-per-node` x `--passes`
 distinct proofs per node (proof elaboration `--proof-ms`, audit and statement reference
-`--light-ms`). The planner's subgoal fan-out is the next one to add: a function with the same
-signature returning its `Workload` (see the note at `WORKLOADS`).
+`--light-ms`). `planner` runs `--problems-per-node` planner episodes per node (the world of
+`bench_planner.py`: a sketch of 4 holes, one sample per hole, the stitched check), whose holes the
+driver fans out as subgoal jobs to every node's agent; its attempts (sketch, subgoal and top-level
+ones) are the throughput units.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ray_workloads import Workload, steady_rate, timed_ray_run, whole_proof_workload
+from ray_workloads import Workload, planner_workload, steady_rate, timed_ray_run, whole_proof_workload
 
 CPUS_PER_NODE = 2
 """Ray CPUs per worker node: the Lean pool actor there sizes itself to this many REPLs."""
@@ -46,12 +48,20 @@ def whole_proof(tmp: Path, nodes: int, args: argparse.Namespace) -> Workload:
     )
 
 
+def planner_fan_out(tmp: Path, nodes: int, args: argparse.Namespace) -> Workload:
+    return planner_workload(
+        tmp,
+        problems=args.problems_per_node * nodes,
+        proof_s=args.proof_ms / 1000,
+        light_s=args.light_ms / 1000,
+        lean_workers=CPUS_PER_NODE,
+        in_flight=args.in_flight_per_node * nodes,
+    )
+
+
 WORKLOADS: dict[str, Callable[[Path, int, argparse.Namespace], Workload]] = {
     "whole_proof": whole_proof,
-    # Hook for the planner's subgoal fan-out (prover/planner, being written): add
-    #   "planner": planner_fan_out,
-    # a function (tmp dir, nodes, args) -> Workload whose run records its sketch and subgoal
-    # attempts (nested attempts count as throughput units), sized per node like `whole_proof`.
+    "planner": planner_fan_out,
 }
 
 

@@ -53,11 +53,7 @@ def whole_proof_workload(
             handle.write(json.dumps({"name": name, "completions": completions}) + "\n")
     config = ProverConfig().with_overrides(
         {
-            "lean.repl_cmd": [sys.executable, "-m", "prover.lean_env.simulated_repl", "--scenario", str(scenario)],
-            "lean.workers": lean_workers,
-            "lean.rss_limit_mb": 256,
-            "lean.memory_limit_mb": None,
-            "cache.enabled": False,
+            **_simulated_lean(scenario, lean_workers),
             "sampler.backend": "scripted",
             "sampler.script": script,
             "sampler.prompt_format": "deepseek-v2",
@@ -71,6 +67,56 @@ def whole_proof_workload(
     )
     statement = "theorem {} (x : Nat) : x + 0 = x := by"
     return Workload(config, [Problem(name=n, formal_statement=statement.format(n)) for n in names])
+
+
+def planner_workload(
+    tmp: Path, *, problems: int, proof_s: float, light_s: float, lean_workers: int, in_flight: int
+) -> Workload:
+    """`problems` planner episodes over the world of `bench_planner.py` (a sketch of 4 `have`s per
+    problem, each hole proved by its one whole-proof sample, then the stitched check): on Ray the
+    holes are subgoal jobs fanned out to every node's agent. Elaborating a declaration takes
+    `proof_s`, every other request `light_s`."""
+    from bench_planner import world
+
+    items, scenario_data, sketches, proofs = world(problems, False, "plan_")
+    scenario = tmp / "scenario.yaml"
+    scenario.write_text(yaml.safe_dump({**scenario_data, "latency": light_s, "proof_latency": proof_s},
+                                       allow_unicode=True), encoding="utf-8")
+    planner_script, prover_script = tmp / "planner.jsonl", tmp / "prover.jsonl"
+    for path, answers in ((planner_script, sketches), (prover_script, proofs)):
+        path.write_text("".join(json.dumps({"name": name, "completions": [text]}, ensure_ascii=False) + "\n"
+                                for name, text in answers.items()), encoding="utf-8")
+    config = ProverConfig().with_overrides(
+        {
+            **_simulated_lean(scenario, lean_workers),
+            "sampler.backend": "scripted",
+            "sampler.script": prover_script,
+            "sampler.prompt_format": "deepseek-v2",
+            "samplers.planner.script": planner_script,
+            "eval.strategy": "planner",
+            "eval.passes": 1,
+            "eval.benchmark": "jsonl:bench",
+            "eval.max_problems_in_flight": in_flight,
+            "planner.subgoal_passes": 1,
+            "planner.repair_turns": 0,
+            "planner.max_sketches": 1,
+            "planner.max_depth": 0,
+            "ray.num_agents": 1,
+            "ray.gpus_per_llm_actor": 0.0,
+        }
+    )
+    return Workload(config, items)
+
+
+def _simulated_lean(scenario: Path, workers: int) -> dict[str, object]:
+    """Config overrides for a pool of SIMULATED REPL processes over `scenario`, caches off."""
+    return {
+        "lean.repl_cmd": [sys.executable, "-m", "prover.lean_env.simulated_repl", "--scenario", str(scenario)],
+        "lean.workers": workers,
+        "lean.rss_limit_mb": 256,
+        "lean.memory_limit_mb": None,
+        "cache.enabled": False,
+    }
 
 
 def steady_rate(arrivals: list[float]) -> float:
