@@ -17,11 +17,11 @@ engines are loaded on first use, so `import prover` stays fast.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prover.config import ProverConfig
 from prover.errors import ProverError
+from prover.lazy_exports import lazy_exports
 from prover.types import Attempt, Problem, Verdict
 
 __version__ = "0.1.0"
@@ -56,14 +56,4 @@ if TYPE_CHECKING:
     from prover.datasets import list_benchmarks, load_benchmark
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'prover' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -7,8 +7,9 @@ workers and the checker too.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from prover.lazy_exports import lazy_exports
 
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "launcher": ("ReplLauncher",),
@@ -64,14 +65,4 @@ if TYPE_CHECKING:
     from prover.lean_env.verdict_cache import VerdictCache
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'prover.lean_env' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
