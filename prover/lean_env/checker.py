@@ -70,6 +70,7 @@ from pydantic import BaseModel, ConfigDict
 from prover.config import CheckerConfig
 from prover.errors import LeanError, PoolClosed, PoolOverloaded
 from prover.lean_env.assemble import ASSEMBLER_VERSION, AssembledProof, AssemblyRejected, assemble
+from prover.lean_env.inflight import InFlight
 from prover.lean_env.lease import WorkerLease
 from prover.lean_env.pool import LeanPool
 from prover.lean_env.preflight import PreflightResult, banned_items, preflight, rules_hash
@@ -182,8 +183,9 @@ class ProofChecker:
         self.verify_statement = verify_statement
         self.banned = banned_items(config)
         self.replay = KernelReplay.from_config(pool.config, config, pool.launcher) if replay == "config" else replay
-        self._references: dict[tuple[EnvKey, str], asyncio.Future[tuple[str, ...]]] = {}
-        """Statement references by (env key, statement), computed or being computed."""
+        self._references: dict[tuple[EnvKey, str], tuple[str, ...]] = {}
+        """Statement references by (env key, statement)."""
+        self._reference_flights: InFlight[tuple[EnvKey, str], tuple[str, ...]] = InFlight()
         self._header_axioms: dict[tuple[EnvKey, str], bool] = {}
         self._exchange = Path(tempfile.mkdtemp(prefix="prover-audit-"))
         weakref.finalize(self, shutil.rmtree, self._exchange, True)
@@ -478,28 +480,10 @@ class ProofChecker:
         once per problem; a check that finds it being computed waits for it, and computes it
         itself only if that computation failed."""
         key = self._reference_key(problem)
-        while (pending := self._references.get(key)) is not None:
-            try:
-                return await asyncio.shield(pending)
-            except asyncio.CancelledError:
-                if not pending.cancelled():
-                    raise  # this check was cancelled
-            except Exception:  # noqa: BLE001 - the check computing it failed (it reports that)
-                pass
-        future: asyncio.Future[tuple[str, ...]] = asyncio.get_running_loop().create_future()
-        self._references[key] = future
-        try:
-            reference = await self._compute_reference(audit, problem, asm)
-        except BaseException as exc:
-            del self._references[key]
-            if isinstance(exc, Exception):
-                future.set_exception(exc)
-                future.exception()  # retrieved: the computing check raises it itself
-            else:
-                future.cancel()
-            raise
-        future.set_result(reference)
-        return reference
+        if key not in self._references:
+            reference, _ = await self._reference_flights.run(key, lambda: self._compute_reference(audit, problem, asm))
+            self._references[key] = reference
+        return self._references[key]
 
     async def _compute_reference(self, audit: WorkerLease, problem: Problem, asm: AssembledProof) -> tuple[str, ...]:
         statement = problem.formal_statement.rstrip()

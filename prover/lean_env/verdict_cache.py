@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prover.config import CacheConfig, user_cache_dir
+from prover.lean_env.inflight import InFlight
 from prover.types import CheckStatus, Verdict, content_hash
 
 CACHEABLE: frozenset[CheckStatus] = frozenset({CheckStatus.PROVED, CheckStatus.FAILED, CheckStatus.REJECTED})
@@ -86,7 +87,7 @@ class VerdictCache:
                 self._conn.execute("PRAGMA journal_mode = WAL")
                 self._conn.execute("PRAGMA synchronous = NORMAL")
             self._conn.execute(_SCHEMA)
-        self._inflight: dict[str, asyncio.Future[Verdict]] = {}
+        self._inflight: InFlight[str, Verdict] = InFlight()
         self.stats = CacheStats()
 
     @classmethod
@@ -130,43 +131,18 @@ class VerdictCache:
         Waiters on an in-flight check get its verdict marked `cached=True`; if that check fails
         or is cancelled, they run the check themselves.
         """
-        while True:
-            pending = self._inflight.get(key)
-            if pending is None:
-                break
+        verdict, shared = await self._inflight.run(key, lambda: self._lookup_or_compute(key, compute))
+        if shared:
             self.stats.deduped += 1
-            try:
-                verdict = await asyncio.shield(pending)
-            except asyncio.CancelledError:
-                if pending.cancelled():
-                    continue  # the computing caller was cancelled, not us
-                raise
-            except Exception:  # noqa: BLE001, S112 - its failure is not ours; try again
-                continue
             return verdict.model_copy(update={"cached": True})
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Verdict] = loop.create_future()
-        future.add_done_callback(lambda f: f.cancelled() or f.exception())
-        self._inflight[key] = future
-        try:
-            hit = await asyncio.to_thread(self.get, key)
-            if hit is not None:
-                self.stats.hits += 1
-                future.set_result(hit.model_copy(update={"cached": False}))
-                return hit
-            self.stats.misses += 1
-            verdict = await compute()
-            await asyncio.to_thread(self.put, key, verdict)
-            future.set_result(verdict)
-            return verdict
-        except asyncio.CancelledError:
-            future.cancel()
-            raise
-        except BaseException as exc:
-            if not future.done():
-                future.set_exception(exc)
-            raise
-        finally:
-            if not future.done():
-                future.cancel()
-            self._inflight.pop(key, None)
+        return verdict
+
+    async def _lookup_or_compute(self, key: str, compute: Callable[[], Awaitable[Verdict]]) -> Verdict:
+        hit = await asyncio.to_thread(self.get, key)
+        if hit is not None:
+            self.stats.hits += 1
+            return hit
+        self.stats.misses += 1
+        verdict = await compute()
+        await asyncio.to_thread(self.put, key, verdict)
+        return verdict
