@@ -111,6 +111,33 @@ async def test_transient_results_are_recomputed() -> None:
     assert calls == 2
 
 
+async def test_a_waiter_cancelled_together_with_the_computation_stays_cancelled() -> None:
+    """A problem's samples are cancelled at once (early stop, a failed run): a waiter must not
+    take its own cancellation for the computation's and start the check again."""
+    cache = VerdictCache(":memory:")
+    started, calls = asyncio.Event(), 0
+
+    async def slow() -> Verdict:
+        nonlocal calls
+        calls += 1
+        started.set()
+        await asyncio.sleep(10)
+        return PROVED
+
+    for computing_first in (True, False):
+        calls = 0
+        started.clear()
+        first = asyncio.create_task(cache.get_or_compute(_key("p"), slow))
+        await started.wait()
+        waiter = asyncio.create_task(cache.get_or_compute(_key("p"), slow))
+        await asyncio.sleep(0.01)
+        for task in (first, waiter) if computing_first else (waiter, first):
+            task.cancel()
+        done, _ = await asyncio.wait((first, waiter), timeout=2)
+        assert done == {first, waiter} and first.cancelled() and waiter.cancelled()
+        assert calls == 1  # the waiter never ran the check itself
+
+
 async def test_failure_and_cancellation_of_the_computing_caller() -> None:
     cache = VerdictCache(":memory:")
     started = asyncio.Event()

@@ -22,13 +22,13 @@ class InFlight(Generic[K, V]):
     async def run(self, key: K, compute: Callable[[], Awaitable[V]]) -> tuple[V, bool]:
         """(value, whether another caller's computation gave it)."""
         while (pending := self._pending.get(key)) is not None:
-            try:
-                return await asyncio.shield(pending), True
-            except asyncio.CancelledError:
-                if not pending.cancelled():
-                    raise  # this caller was cancelled, not the computation
-            except Exception:  # noqa: BLE001, S110 - its failure is its caller's; compute it here
-                pass
+            # `wait` raises only if this caller is cancelled: when the computation and this caller
+            # are cancelled together, the caller must not mistake its own cancellation for the
+            # computation's and go on computing.
+            await asyncio.wait((pending,))
+            if not pending.cancelled() and pending.exception() is None:
+                return pending.result(), True
+            # it failed (its caller raises that) or was cancelled: compute it here
         future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
         future.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved: its caller raises it
         self._pending[key] = future

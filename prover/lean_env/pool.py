@@ -43,6 +43,8 @@ from prover.lean_env.worker import Outcome, ReplWorker
 __all__ = ["LeanPool"]
 
 SlotState = Literal["starting", "idle", "busy", "restarting"]
+BACKGROUND_GRACE_S = 10.0
+"""How long `close` waits for background restarts and closes before cancelling them."""
 _OUTCOME_COUNTERS = {
     OutcomeKind.TIMEOUT: "timeouts",
     OutcomeKind.CRASH: "crashes",
@@ -160,9 +162,13 @@ class LeanPool:
                 waiter.slot.set_exception(PoolClosed("the Lean pool was closed while waiting for a worker"))
         await asyncio.gather(*(s.worker.close() for s in self._slots.values()), return_exceptions=True)
         self._slots.clear()
-        for task in list(self._background):
-            task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        # What runs in the background restarts or closes workers that are now killed, so it ends
+        # within a reap; cancelled at once it could leave a child unreaped past the event loop.
+        if self._background:
+            _, stuck = await asyncio.wait(set(self._background), timeout=BACKGROUND_GRACE_S)
+            for task in stuck:
+                task.cancel()
+            await asyncio.gather(*stuck, return_exceptions=True)
 
     # -- used by WorkerLease ----------------------------------------------------------------
     def record(self, out: Outcome, *, retried: bool = False, sent: bool = True) -> None:

@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict
 
 from prover.config import CheckerConfig, LeanConfig
 from prover.lean_env.launcher import ReplLauncher, limit_memory
+from prover.lean_env.processes import reap
 from prover.types import CheckStatus, content_hash
 
 LEAN4CHECKER_BINARY = Path(".lake/packages/lean4checker/.lake/build/bin/lean4checker")
@@ -207,24 +208,16 @@ class KernelReplay:
         try:
             await asyncio.wait_for(drain(), self.timeout)
         except TimeoutError:
-            _kill_group(proc)
-            await proc.wait()
+            await reap(proc)
             return -signal.SIGKILL, tail.decode("utf-8", "replace"), True
         except asyncio.CancelledError:
-            _kill_group(proc)
+            await reap(proc)  # a killed child exits at once; reaped, it cannot outlive the loop
             raise
         return proc.returncode or 0, tail.decode("utf-8", "replace").strip()[-2000:], False
 
 
 def _startable(program: str) -> bool:
     return shutil.which(program) is not None or Path(program).is_file()
-
-
-def _kill_group(proc: asyncio.subprocess.Process) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _killed(returncode: int) -> bool:

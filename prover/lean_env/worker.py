@@ -44,6 +44,7 @@ import psutil
 from prover.config import LeanConfig
 from prover.errors import LeanError, PoolClosed, ReplCrashed, ReplError, ReplMemoryExceeded, ReplProtocolError, ReplTimeout
 from prover.lean_env.launcher import ReplLauncher, limit_memory
+from prover.lean_env.processes import kill_group
 from prover.lean_env.protocol import (
     CommandRequest,
     CommandResponse,
@@ -242,11 +243,7 @@ class ReplWorker:
         if proc is None:
             return
         self._kill_reason = self._kill_reason or reason
-        if proc.returncode is None:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+        kill_group(proc)
         if proc.stdin is not None:
             proc.stdin.close()
 
