@@ -75,25 +75,30 @@ def test_a_worker_node_dies_mid_run_and_the_run_completes_unchanged(
     victim_id = cluster.node_id(victim)
     handles: dict[str, Any] = {}
 
-    async def on_attempt(attempt: Attempt) -> None:
-        if handles.get("killed") is not None:
-            return
-        handles["killed"] = False
+    async def kill_the_victim_mid_problem() -> None:
         # Hold the victim node's Lean workers: the agent beside them (agents check on their own
         # node's pool first) then has a check waiting, so it is provably mid-problem when the
         # node dies, and a live agent must take its problem over.
         pool = handles["h"].services.pools_by_node[victim_id][0]
-        held = await hold_every_worker(pool, handles["h"].pool_workers[handles["h"].pools.index(pool)])
+        await hold_every_worker(pool, handles["h"].pool_workers[handles["h"].pools.index(pool)])
         await wait_for_a_waiting_check(pool)
         await asyncio.to_thread(cluster.kill_node, victim)
-        handles["killed"], handles["held"] = True, held
+
+    async def on_attempt(attempt: Attempt) -> None:
+        # The gate runs beside the recording, never inside it: blocking here would stall the
+        # slot of the agent that sent this attempt, and if that is the victim's agent it could
+        # never start the next problem whose check the gate waits for.
+        if "gate" not in handles:
+            handles["gate"] = asyncio.ensure_future(kill_the_victim_mid_problem())
 
     def on_cluster(h: Any) -> None:
         handles["h"] = h
 
     hooks = RunHooks(on_cluster=on_cluster, on_attempt=on_attempt)
     summary = run_eval_on_ray(config, [make_problem(n) for n in NAMES], tmp_path / "run", hooks=hooks)
-    assert handles.get("killed") and victim_id not in {n["NodeID"] for n in _alive_nodes()}
+    gate = handles["gate"]
+    assert gate.done() and not gate.cancelled() and gate.exception() is None, gate  # killed mid-problem
+    assert victim_id not in {n["NodeID"] for n in _alive_nodes()}
     assert "re-queueing" in caplog.text  # the dead node's agent was mid-problem; a live agent took it
     _assert_every_attempt_once_with_healthy_verdicts(tmp_path / "run")
     assert (summary.solved, summary.attempts, summary.errors) == (4, 32, 0)

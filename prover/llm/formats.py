@@ -383,15 +383,22 @@ class PromptFormat(ABC):
     def extract_proof(self, problem: Problem, completion: str) -> str | None:
         """Tactic body or complete Lean code for `problem` from a completion; None if unusable."""
 
+    def tactic_prompt(self, goals: str) -> dict[str, Any]:
+        """The prompt fields (`prompt` or `messages`) of a step request for `goals`: BFS-Prover
+        style, the pretty-printed goals then `:::`.
+
+        A search validates its other request fields once and fills these in per step with
+        `model_copy(update=...)` (no validation in its hot loop), so they must be valid values.
+        """
+        return {"prompt": f"{goals.strip()}:::"}
+
     def tactic_request(self, goals: str, **settings: Any) -> GenRequest:
-        """BFS-Prover style step prompt: the pretty-printed goals then `:::`.
+        """The step request for `goals`; `settings` are further `GenRequest` fields (n, seed, ...).
 
         Log-probs are requested: best-first search ranks tactics by them, and an OpenAI-compatible
-        server returns none unless asked (tactics are short, so they cost little). `settings` are
-        further `GenRequest` fields (n, temperature, seed, ...): a search asks for one request a
-        step, so they are validated with the prompt in one construction.
+        server returns none unless asked (tactics are short, so they cost little).
         """
-        return GenRequest(prompt=f"{goals.strip()}:::", logprobs=True, **settings)
+        return GenRequest(**self.tactic_prompt(goals), logprobs=True, **settings)
 
     def extract_tactic(self, completion: str) -> str | None:
         """One tactic from a step completion (text after the last `:::` if the state was echoed)."""
@@ -544,21 +551,19 @@ class ChatFormat(_ChatProofFormat):
         found = super().extract_proof(problem, completion)
         return found if found is not None else _bare_tactic_block(completion)
 
-    def tactic_request(self, goals: str, **settings: Any) -> GenRequest:
+    def tactic_prompt(self, goals: str) -> dict[str, Any]:
         content = (
             "Here is a Lean 4 tactic state:\n\n```lean4\n"
             f"{goals.strip()}\n```\n\n"
             "Reply with exactly one Lean 4 tactic that makes progress on the first goal, in a "
             "single ```lean4 code block, and nothing else."
         )
-        return GenRequest(
-            messages=(
+        return {
+            "messages": (
                 ChatMessage(role="system", content=self.system_prompt or ""),
                 ChatMessage(role="user", content=content),
-            ),
-            logprobs=True,
-            **settings,
-        )
+            )
+        }
 
     def extract_tactic(self, completion: str) -> str | None:
         """The tactic in the answer's last Lean block, or a one-line answer without a block."""
@@ -579,8 +584,8 @@ class BfsFormat(ChatFormat):
 
     name = "bfs-prover"
 
-    def tactic_request(self, goals: str, **settings: Any) -> GenRequest:
-        return PromptFormat.tactic_request(self, goals, **settings)
+    def tactic_prompt(self, goals: str) -> dict[str, Any]:
+        return PromptFormat.tactic_prompt(self, goals)
 
     def extract_tactic(self, completion: str) -> str | None:
         return PromptFormat.extract_tactic(self, completion)

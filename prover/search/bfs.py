@@ -161,7 +161,7 @@ class SearchResult:
 
 
 def default_tactic_format() -> Any:
-    """The llm layer's `bfs-prover` prompt format (`tactic_request`, `extract_tactic`)."""
+    """The llm layer's `bfs-prover` prompt format (`tactic_request`, `tactic_prompt`, `extract_tactic`)."""
     from prover.llm.formats import get_format
 
     return get_format("bfs-prover")
@@ -217,7 +217,7 @@ class BestFirstSearch:
         origin: where the root state comes from (default: the theorem stated with `sorry`; a
             planner passes a sketch's `sorry`).
         config: the `bfs` config section.
-        fmt: prompt format with `tactic_request(goals, **settings)` and `extract_tactic(text)`.
+        fmt: prompt format with `tactic_request`, `tactic_prompt` and `extract_tactic`.
         attempt: attempt index (recorded in the tree).
         seed: base sampler seed; request k of this search uses `(seed + k) mod 2**31` (servers
             reject larger seeds).
@@ -274,12 +274,10 @@ class BestFirstSearch:
         self._alpha = self.config.depth_alpha
         self._parsed: dict[str, tuple[str, str]] = {}
         """Completion text -> `_parse` verdict (samplers repeat the same tactics across states)."""
-        self._request_fields = {
-            "n": self.config.width,
-            "temperature": self.config.temperature,
-            "max_tokens": self.config.max_tokens,
-            "tag": problem.name,
-        }
+        self._request_template = self.fmt.tactic_request(
+            "", n=self.config.width, temperature=self.config.temperature, max_tokens=self.config.max_tokens, tag=problem.name
+        )
+        """Every step request's fields, validated once; each step fills in its prompt and seed."""
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -495,9 +493,8 @@ class BestFirstSearch:
     def _expand(self, node: str) -> Generator[SearchRequest, Any, bool]:
         """Sample, filter, apply; False when the sampler ran out of wall time."""
         result, tree = self.result, self.tree
-        fields = self._request_fields
-        fields["seed"] = None if self.seed is None else (self.seed + result.expansions) % _SEED_RANGE
-        request = self.fmt.tactic_request(tree.goals(node), **fields)
+        seed = None if self.seed is None else (self.seed + result.expansions) % _SEED_RANGE
+        request = self._request_template.model_copy(update={**self.fmt.tactic_prompt(tree.goals(node)), "seed": seed})
         gen: GenResult | None = yield SampleTactics(request, self._remaining())
         if gen is None:
             return False
