@@ -27,7 +27,14 @@ from typing import Any
 import psutil
 import pytest
 import yaml
-from cluster_helpers import hold_every_worker, make_problem, sim_config, wait_for_a_waiting_check, whole_proof_world
+from cluster_helpers import (
+    hold_every_worker,
+    make_problem,
+    release,
+    sim_config,
+    wait_for_a_waiting_check,
+    whole_proof_world,
+)
 
 from prover.cluster.driver import RunHooks, run_eval_on_ray
 from prover.cluster.local_ray import LocalRayCluster
@@ -80,8 +87,12 @@ def test_a_worker_node_dies_mid_run_and_the_run_completes_unchanged(
         # node's pool first) then has a check waiting, so it is provably mid-problem when the
         # node dies, and a live agent must take its problem over.
         pool = handles["h"].services.pools_by_node[victim_id][0]
-        await hold_every_worker(pool, handles["h"].pool_workers[handles["h"].pools.index(pool)])
-        await wait_for_a_waiting_check(pool)
+        held = await hold_every_worker(pool, handles["h"].pool_workers[handles["h"].pools.index(pool)])
+        try:
+            await wait_for_a_waiting_check(pool)
+        except BaseException:
+            await release(pool, held)  # let the run end, so the gate's failure is reported, not a hang
+            raise
         await asyncio.to_thread(cluster.kill_node, victim)
 
     async def on_attempt(attempt: Attempt) -> None:

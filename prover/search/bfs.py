@@ -274,8 +274,9 @@ class BestFirstSearch:
         self._alpha = self.config.depth_alpha
         self._parsed: dict[str, tuple[str, str]] = {}
         """Completion text -> `_parse` verdict (samplers repeat the same tactics across states)."""
+        cfg = self.config
         self._request_template = self.fmt.tactic_request(
-            "", n=self.config.width, temperature=self.config.temperature, max_tokens=self.config.max_tokens, tag=problem.name
+            "", n=cfg.width, temperature=cfg.temperature, max_tokens=cfg.max_tokens, tag=problem.name
         )
         """Every step request's fields, validated once; each step fills in its prompt and seed."""
 
