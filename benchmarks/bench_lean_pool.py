@@ -11,6 +11,11 @@ bottleneck?
    with a `sorry` proof, a header) `--light-ms`, as in Lean. Ideal = workers / proof time: what a
    checker without an audit would reach with zero overhead (kimina-lean-server, which runs no
    audit, measured 18.6 checks/s = 0.93 of it on this set-up). `checks_vs_ideal` = achieved / ideal.
+   A sound audit is Lean work of its own (per accepted proof a pickle, an unpickle and the trusted
+   commands, plus the statement reference once per problem), so `checker_utilization` = the Lean
+   time of every request the checker sent (counted by the pool: the proof commands at `--proof-ms`,
+   all others at `--light-ms`) / (workers x elapsed): what is left is orchestration idling the
+   workers. `lean_ms_per_check` = that Lean time per check (200 for a checker without an audit).
 
 `--sandbox-overhead` instead measures what the bubblewrap sandbox adds to the full checker
 (preflight, REPL command + fence, pickle, audit worker unpickle + trusted commands) per proof, by
@@ -19,9 +24,11 @@ checking the same proofs with `lean.sandbox = off` and `required` in one run. La
     first_check_ms_off=<worker start + one check> first_check_ms_on=<same, sandboxed>
 
 Last line (default):
-    efficiency=... overhead_us=... imports_per_1000=... checks_vs_ideal=... checks_per_s=...
+    efficiency=... overhead_us=... imports_per_1000=... checks_vs_ideal=... checker_utilization=...
+    lean_ms_per_check=... checks_per_s=...
 Targets: efficiency >= 0.97 (4 workers, 50 ms); imports_per_1000 == workers (each worker imports
-the header once); checks_vs_ideal >= 0.97.
+the header once); checks_vs_ideal >= 0.97, which the audit's own Lean work caps at
+proof-ms / lean_ms_per_check; checker_utilization >= 0.97.
 
     python benchmarks/bench_lean_pool.py [--checks 1000] [--workers 4] [--latency-ms 50]
         [--proofs-per-problem 8 --proof-ms 200 --light-ms 5 --problems 50]
@@ -126,14 +133,18 @@ async def run_checker(
                     statuses.append((await checker.check(problem, proof)).status)
 
             await warm_up(pool, HEADER, workers)
+            sent_before = pool.stats().requests
             start = time.perf_counter()
             await asyncio.gather(*(one_client() for _ in range(concurrency)))
             elapsed = time.perf_counter() - start
+            requests = pool.stats().requests - sent_before
     bad = sum(s is not CheckStatus.PROVED for s in statuses)
     if len(statuses) != len(items) or bad:
         raise SystemExit(f"benchmark broken: {len(statuses)} verdicts for {len(items)} checks, {bad} not PROVED")
     rate = len(items) / elapsed
-    return {"checks_per_s": rate, "checks_vs_ideal": rate / (workers / proof_s), "seconds": elapsed}
+    lean_s = len(items) * proof_s + (requests - len(items)) * light_s  # one proof command per check
+    return {"checks_per_s": rate, "checks_vs_ideal": rate / (workers / proof_s), "seconds": elapsed,
+            "checker_utilization": lean_s / (workers * elapsed), "lean_ms_per_check": lean_s / len(items) * 1000}
 
 
 async def checker_seconds(sandbox: str, scenario: Path, proofs: list[Problem], workers: int) -> tuple[float, float]:
@@ -199,9 +210,11 @@ def main() -> None:
                                       args.light_ms / 1000, args.concurrency))
     print(f"checker: {args.problems} problems x {args.proofs_per_problem} proofs, proof {args.proof_ms:g} ms, "
           f"cheap commands {args.light_ms:g} ms: {checker['checks_per_s']:.2f} checks/s in {checker['seconds']:.1f} s "
-          f"(ideal {args.workers / (args.proof_ms / 1000):.1f}/s)")
+          f"(ideal {args.workers / (args.proof_ms / 1000):.1f}/s; {checker['lean_ms_per_check']:.1f} ms of Lean work "
+          "per check with the audit)")
     print(f"efficiency={pool['efficiency']:.3f} overhead_us={pool['overhead_us']:.0f} "
           f"imports_per_1000={pool['imports_per_1000']:.1f} checks_vs_ideal={checker['checks_vs_ideal']:.3f} "
+          f"checker_utilization={checker['checker_utilization']:.3f} lean_ms_per_check={checker['lean_ms_per_check']:.1f} "
           f"checks_per_s={checker['checks_per_s']:.2f} workers={args.workers} latency_ms={args.latency_ms:g}")
 
 
